@@ -146,7 +146,7 @@ class RenderConfig:
     newline_markup: str = LINE_BREAK_MARKUP
     remove_line_breaks: bool = False
     tab_size: int = 4
-    preset: str | None = field(default=None, compare=False)
+    preset_name: str | None = field(default=None, compare=False)
 
     # ---- construction -------------------------------------------------------------------
     def __post_init__(self) -> None:
@@ -234,7 +234,7 @@ class RenderConfig:
         """Glyph's own JSON keys and value formats, so the result can feed Glyph's scripts."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            if f.name == "preset":
+            if f.name == "preset_name":
                 continue
             v = getattr(self, f.name)
             key = f.name.replace("_", "-")
@@ -316,7 +316,7 @@ def _coerce(name: str, key: str, value: Any, relative_to: Path | None) -> Any:
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"fallback-fonts: expected a list of font names/paths, got {value!r}")
         return tuple(value)
-    if name in ("newline_markup", "preset"):
+    if name in ("newline_markup", "preset_name"):
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
         return value
@@ -419,14 +419,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "alignment": "LEFT", "horizontal-scale": 1.0, "first-line-indent": 0,
         "left-indent": 0, "right-indent": 0, "space-before": 0, "space-after": 0,
         "border-width": 0, "border-padding": 0, "auto-crop-width": True,
-        "auto-crop-last-page": True, "newline-markup": LINE_BREAK_MARKUP, "preset": "glyph-en",
+        "auto-crop-last-page": True, "newline-markup": LINE_BREAK_MARKUP, "preset-name": "glyph-en",
     },
 }
 PRESETS["glyph-zh"] = {
     **PRESETS["glyph-en"],
     "font-path": "DroidSansFallbackFull",
     "fallback-fonts": ["DejaVuSans", "NotoColorEmoji"],
-    "preset": "glyph-zh",
+    "preset-name": "glyph-zh",
 }
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 
 class GlyphRenderError(Exception):
-    """Base of every error glyph-render raises on purpose (bad input, bad config, server trouble)."""
+    """Base of every error raised on purpose (bad input, bad config, server trouble)."""
 
 
 class ConfigError(GlyphRenderError, ValueError):
-    """A rendering config key is unknown, mistyped or impossible; the message names key and value."""
+    """A config key is unknown, mistyped or impossible; the message names key and value."""
 
 
 class InputError(GlyphRenderError, ValueError):
-    """The document cannot be read as text: missing, a folder, binary, not in the encoding, empty."""
+    """The document cannot be read as text: missing, a folder, binary, undecodable, empty."""
 
 
 class FontError(GlyphRenderError, ValueError):

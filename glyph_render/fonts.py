@@ -92,6 +92,7 @@ def load_face(path: str) -> FontFace:
                 strike = int(sizes[0].bitmapSizeTable.ppemY)
         metrics = hmtx.metrics
         advances = {cp: metrics[g][0] / upem for cp, g in cmap.items() if g in metrics}
+        font.close()
     except (TTLibError, KeyError, AssertionError, ValueError, OSError, struct.error) as exc:
         raise FontError(f"{path!r} is not a usable TrueType/OpenType font: {exc}") from None
     return FontFace(

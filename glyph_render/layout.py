@@ -39,8 +39,8 @@ _CJK_CHAR = re.compile(
     r"|[\U00020000-\U0003ffff]"
 )
 # Kinsoku: never at the start of a line / never at the end of a line.
-_NO_START = set("，。！？、；：）」』】〕〉》〗〙〛｝］｠”’・ー…‥〜～ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ"
-                "!%),.:;?]}¢°·'\"′″℃")
+_NO_START = set("，。！？、；：）」』】〕〉》〗〙〛｝］｠”’・ー…‥〜～"
+                "ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ!%),.:;?]}¢°·'\"′″℃")
 _NO_END = set("（「『【〔〈《〖〘〚｛［｟“‘([{£¥$")
 
 
@@ -304,7 +304,7 @@ def layout(text: str, cfg: RenderConfig) -> Iterator[Page]:
         builder.done.clear()
 
     for m in _TOKEN.finditer(text):
-        nl, sp, word = m.group(1), m.group(2), m.group(3)
+        _nl, sp, word = m.group(1), m.group(2), m.group(3)
         if word is not None:
             s = m.start()
             if "\t" in word:

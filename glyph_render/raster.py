@@ -128,12 +128,12 @@ class GlyphAtlas:
         white = Image.new("RGBA", canvas.size, (255, 255, 255, 255))
         grey = Image.alpha_composite(white, canvas).convert("L").crop(bbox)
         ink = Image.eval(grey, lambda v: 255 - v)
-        target_w = max(1, round(adv * self.px))
-        scale = target_w / max(1, bbox[2] - bbox[0]) * 0.95
+        # Fit the advance width and one em of height; sit on the baseline, dipping like a
+        # descender.
+        scale = min(adv * self.px / ink.width, self.px / ink.height) * 0.95
         new = (max(1, round(ink.width * scale)), max(1, round(ink.height * scale)))
         ink = ink.resize(new, Image.Resampling.LANCZOS)
-        # Sit the emoji on the baseline, dipping like a descender.
-        return _Mask(np.asarray(ink), 0, -ink.height + round(0.15 * self.px))
+        return _Mask(np.asarray(ink), 0, -ink.height + round(0.12 * self.px))
 
     def _box(self, adv: float) -> _Mask:
         w = max(2, round(adv * self.px * 0.8))
@@ -282,7 +282,8 @@ def _colour(page: Page, cfg: RenderConfig, ink: np.ndarray, marker_ink: np.ndarr
     if not page.boxes and marker_ink is None:
         if grey:
             return ink_img.point(_lut(cfg.page_bg_color[0], cfg.font_color[0]))
-        bands = [ink_img.point(_lut(b, f)) for b, f in zip(cfg.page_bg_color, cfg.font_color)]
+        pairs = zip(cfg.page_bg_color, cfg.font_color, strict=True)
+        bands = [ink_img.point(_lut(b, f)) for b, f in pairs]
         return Image.merge("RGB", bands)
     colour = (lambda c: c[0]) if grey else (lambda c: c)
     base = Image.new(mode, (w, h), colour(cfg.page_bg_color))

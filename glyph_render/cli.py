@@ -1,0 +1,222 @@
+"""Command line: ``glyph-render doc.txt --dpi 72`` and its subcommands.
+
+Every expected failure (bad input, bad config, unwritable output, server trouble) prints one
+line ``glyph-render: error: ...`` and exits 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .config import PRESETS, RenderConfig, detect_preset
+from .document import STDIN, read_document
+from .errors import GlyphRenderError
+
+PROG = "glyph-render"
+
+# Config keys exposed as flags: (flag, type, help).
+_BOOL_FLAGS = ("auto-crop-width", "auto-crop-last-page", "remove-line-breaks")
+
+
+def _config_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("rendering config (Glyph's JSON keys as flags; override --config)")
+    g.add_argument("--preset", default="auto",
+                   help=f"base config: {', '.join(PRESETS)} or auto (CJK text -> glyph-zh)")
+    g.add_argument("--config", metavar="FILE", help="a Glyph rendering config JSON")
+    for f in dataclasses.fields(RenderConfig):
+        if f.name == "preset_name":
+            continue
+        key = f.name.replace("_", "-")
+        dest = "cfg_" + f.name
+        if key in _BOOL_FLAGS:
+            g.add_argument("--" + key, dest=dest, action=argparse.BooleanOptionalAction,
+                           default=None)
+        elif key == "font-path":
+            g.add_argument("--font", "--font-path", dest=dest, metavar="PATH",
+                           help="any TTF/OTF (e.g. your own Verdana.ttf)")
+        else:
+            g.add_argument("--" + key, dest=dest, metavar=key.split("-")[-1].upper())
+
+
+def _build_config(args: argparse.Namespace, text: str) -> RenderConfig:
+    preset = args.preset
+    if preset == "auto":
+        preset = detect_preset(text)
+    cfg = RenderConfig.preset(preset)
+    if args.config:
+        cfg = RenderConfig.from_json(args.config, base=cfg)
+    overrides: dict[str, Any] = {}
+    for f in dataclasses.fields(RenderConfig):
+        v = getattr(args, "cfg_" + f.name, None)
+        if v is None:
+            continue
+        overrides[f.name] = _flag_value(f.name, v)
+    return cfg.replace(**overrides) if overrides else cfg
+
+
+def _flag_value(name: str, v: Any) -> Any:
+    if not isinstance(v, str):
+        return v
+    if name == "tab_size":
+        try:
+            return int(v)
+        except ValueError:
+            return v  # the config reports it
+    if name in ("page_size", "newline_markup", "font_path", "alignment", "fallback_fonts") \
+            or name.endswith("_color"):
+        return v
+    try:
+        return float(v)
+    except ValueError:
+        return v
+
+
+def _doc_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("document", help="text file to render, or - for standard input")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of the document")
+
+
+def _token_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "--profile", dest="profile", default="glyph",
+                   help="vision-token profile: glyph, qwen2.5-vl, qwen3-vl or a "
+                        "preprocessor_config.json")
+    p.add_argument("--tokenizer", default="cl100k_base",
+                   help="text tokenizer for the ratio: a tiktoken name, 'bytes' or a "
+                        "tokenizer.json")
+
+
+def _render_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG, description="Render a long text into dense page images for Glyph.",
+        epilog="Subcommands: layout, serve-ocr (run 'glyph-render SUBCOMMAND -h').",
+    )
+    _doc_args(p)
+    p.add_argument("-o", "--output", metavar="DIR",
+                   help="folder for page_001.png ... (default: <name>_pages)")
+    p.add_argument("--pdf", metavar="FILE", help="also write all pages into one PDF")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr (default: for long documents on a terminal)")
+    _token_args(p)
+    _config_flags(p)
+    return p
+
+
+def cmd_render(argv: Sequence[str]) -> int:
+    from .render import render_to_dir
+
+    args = _render_parser().parse_args(argv)
+    text = read_document(args.document, args.encoding)
+    cfg = _build_config(args, text)
+    out = args.output or (
+        "stdin_pages" if args.document == STDIN else f"{Path(args.document).stem}_pages"
+    )
+    res = render_to_dir(text, cfg, out, profile=args.profile, tokenizer=args.tokenizer,
+                        pdf=args.pdf, progress=args.progress)
+    if args.json:
+        _print_json(res.to_json())
+    else:
+        sizes = sorted({(p.width, p.height) for p in res.pages})
+        shown = ", ".join(f"{w}x{h}" for w, h in sizes[:4]) + (" ..." if len(sizes) > 4 else "")
+        print(f"{len(res.pages)} pages -> {out}/ ({shown} px at {cfg.dpi:g} DPI)")
+        print(f"{res.chars:,} characters, {res.text_tokens:,} text tokens ({res.tokenizer}), "
+              f"{res.vision_tokens:,} vision tokens ({res.profile})")
+        print(f"compression {res.ratio:.2f}x, {res.seconds:.2f} s"
+              + (f", {res.missing} characters without a glyph" if res.missing else ""))
+    return 0
+
+
+def cmd_layout(argv: Sequence[str]) -> int:
+    from .layout import layout
+    from .render import page_sizes
+    from .text_tokens import get_tokenizer
+    from .vision_tokens import get_profile, image_tokens
+
+    p = argparse.ArgumentParser(prog=f"{PROG} layout",
+                                description="Print the layout (lines and pages) without "
+                                            "rastering.")
+    _doc_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _token_args(p)
+    _config_flags(p)
+    args = p.parse_args(argv)
+    t0 = time.perf_counter()
+    text = read_document(args.document, args.encoding)
+    cfg = _build_config(args, text)
+    pages = list(layout(text, cfg))
+    sizes = page_sizes(pages, cfg)
+    prof = get_profile(args.profile)
+    tok = get_tokenizer(args.tokenizer)
+    out_pages = []
+    for pg, (w, h) in zip(pages, sizes, strict=False):
+        out_pages.append({
+            "file": None, "width": w, "height": h, "start": pg.start, "end": pg.end,
+            "chars": pg.chars, "vision_tokens": image_tokens(w, h, prof),
+            "missing_chars": pg.missing, "lines": [[ln.start, ln.end] for ln in pg.lines],
+        })
+    vt = sum(p["vision_tokens"] for p in out_pages)
+    tt = tok.count(text)
+    report = {
+        "pages": out_pages, "page_count": len(out_pages), "chars": len(text), "text_tokens": tt,
+        "vision_tokens": vt, "ratio": round(tt / vt, 4) if vt else 0.0, "tokenizer": tok.name,
+        "profile": prof.name, "config": cfg.to_dict(),
+        "seconds": round(time.perf_counter() - t0, 4),
+    }
+    if args.json:
+        _print_json(report)
+    else:
+        for number, pg in enumerate(out_pages, 1):
+            print(f"page {number}: chars "
+                  f"[{pg['start']}, {pg['end']}), {len(pg['lines'])} lines, "
+                  f"{pg['width']}x{pg['height']} px, {pg['vision_tokens']} vision tokens")
+        print(f"{len(out_pages)} pages, {tt:,} text tokens, {vt:,} vision tokens, "
+              f"ratio {report['ratio']}")
+    return 0
+
+
+def cmd_serve_ocr(argv: Sequence[str]) -> int:
+    from .testing import main as serve_main
+
+    return int(serve_main(list(argv)) or 0)
+
+
+SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "render": cmd_render,
+    "layout": cmd_layout,
+    "serve-ocr": cmd_serve_ocr,
+}
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in SUBCOMMANDS:
+        handler, rest = SUBCOMMANDS[args[0]], args[1:]
+    else:
+        handler, rest = cmd_render, args
+    warnings.formatwarning = lambda msg, *a, **k: f"{PROG}: warning: {msg}\n"
+    try:
+        return handler(rest)
+    except GlyphRenderError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
