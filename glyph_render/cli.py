@@ -93,10 +93,33 @@ def _token_args(p: argparse.ArgumentParser) -> None:
                         "tokenizer.json")
 
 
+def _budget_args(p: argparse.ArgumentParser, required: bool = False) -> None:
+    g = p.add_argument_group("vision-token budget")
+    g.add_argument("--budget", type=int, required=required, metavar="TOKENS",
+                   help="choose the most legible config whose vision tokens fit this budget")
+    g.add_argument("--min-px-per-em", type=float, default=None, metavar="PX",
+                   help="legibility floor: never draw text smaller than this many pixels per "
+                        "em (default 7)")
+    g.add_argument("--max-dpi", type=float, default=None, metavar="DPI",
+                   help="most legible DPI the budget search may pick (default 120)")
+    g.add_argument("--overflow", choices=("error", "split"), default="error",
+                   help="when nothing fits: fail, or split into chunks that each fit")
+
+
+def _plan(args: argparse.Namespace, text: str, cfg: RenderConfig):
+    from .compress import DEFAULT_MAX_DPI, DEFAULT_MIN_PX_PER_EM, compress
+
+    return compress(
+        text, args.budget, model=args.profile, config=cfg, tokenizer=args.tokenizer,
+        min_px_per_em=args.min_px_per_em or DEFAULT_MIN_PX_PER_EM,
+        max_dpi=args.max_dpi or DEFAULT_MAX_DPI, overflow=args.overflow,
+    )
+
+
 def _render_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG, description="Render a long text into dense page images for Glyph.",
-        epilog="Subcommands: layout, serve-ocr (run 'glyph-render SUBCOMMAND -h').",
+        epilog="Subcommands: layout, plan, serve-ocr (run 'glyph-render SUBCOMMAND -h').",
     )
     _doc_args(p)
     p.add_argument("-o", "--output", metavar="DIR",
@@ -106,6 +129,7 @@ def _render_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: for long documents on a terminal)")
     _token_args(p)
+    _budget_args(p)
     _config_flags(p)
     return p
 
@@ -116,14 +140,22 @@ def cmd_render(argv: Sequence[str]) -> int:
     args = _render_parser().parse_args(argv)
     text = read_document(args.document, args.encoding)
     cfg = _build_config(args, text)
+    plan = _plan(args, text, cfg) if args.budget is not None else None
+    if plan is not None:
+        cfg = plan.config
     out = args.output or (
         "stdin_pages" if args.document == STDIN else f"{Path(args.document).stem}_pages"
     )
     res = render_to_dir(text, cfg, out, profile=args.profile, tokenizer=args.tokenizer,
                         pdf=args.pdf, progress=args.progress)
     if args.json:
-        _print_json(res.to_json())
+        report = res.to_json()
+        if plan is not None:
+            report["plan"] = plan.to_json()
+        _print_json(report)
     else:
+        if plan is not None:
+            print(_plan_line(plan))
         sizes = sorted({(p.width, p.height) for p in res.pages})
         shown = ", ".join(f"{w}x{h}" for w, h in sizes[:4]) + (" ..." if len(sizes) > 4 else "")
         print(f"{len(res.pages)} pages -> {out}/ ({shown} px at {cfg.dpi:g} DPI)")
@@ -182,6 +214,37 @@ def cmd_layout(argv: Sequence[str]) -> int:
     return 0
 
 
+def _plan_line(plan) -> str:
+    return (f"plan: {plan.vision_tokens:,} of {plan.budget:,} vision tokens "
+            f"({plan.cost / plan.budget:.0%}) at {plan.dpi:g} DPI, rung "
+            f"{plan.rungs[-1]['rung']}, limited by {plan.limited_by}"
+            + (f", {len(plan.chunks)} chunks" if plan.chunks else ""))
+
+
+def cmd_plan(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog=f"{PROG} plan",
+                                description="Choose the rendering config for a vision-token "
+                                            "budget, without rastering.")
+    _doc_args(p)
+    p.add_argument("--json", action="store_true", help="print the plan as one JSON object")
+    _token_args(p)
+    _budget_args(p, required=True)
+    _config_flags(p)
+    args = p.parse_args(argv)
+    text = read_document(args.document, args.encoding)
+    plan = _plan(args, text, _build_config(args, text))
+    if args.json:
+        _print_json(plan.to_json())
+    else:
+        print(_plan_line(plan))
+        print(f"{len(plan.pages)} pages, {plan.text_tokens:,} text tokens ({plan.tokenizer}), "
+              f"ratio {plan.ratio:.2f}x")
+        for r in plan.rungs:
+            print(f"  rung {r['rung']}: " + ", ".join(
+                f"{k}={v}" for k, v in r.items() if k != "rung"))
+    return 0
+
+
 def cmd_serve_ocr(argv: Sequence[str]) -> int:
     from .testing import main as serve_main
 
@@ -191,6 +254,7 @@ def cmd_serve_ocr(argv: Sequence[str]) -> int:
 SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "render": cmd_render,
     "layout": cmd_layout,
+    "plan": cmd_plan,
     "serve-ocr": cmd_serve_ocr,
 }
 

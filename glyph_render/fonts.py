@@ -116,21 +116,43 @@ class FontChain:
     def __init__(self, paths: tuple[str, ...]):
         if not paths:
             raise FontError("no font given")
-        self.faces = tuple(load_face(p) for p in paths)
+        self.paths = paths
+        # Fallback fonts load on first need: a CJK font's cmap costs ~0.3 s to read, and most
+        # Latin documents never touch it.
+        self._faces: list[FontFace | None] = [load_face(paths[0])] + [None] * (len(paths) - 1)
         self._lookup: dict[str, tuple[int, float]] = {}
-        primary = self.faces[0]
-        # The replacement glyph comes from the first font that has U+FFFD, else the primary's
-        # .notdef box (index -1 draws it as a hollow box).
-        self.replacement_face = next(
-            (i for i, f in enumerate(self.faces) if f.has(0xFFFD)), -1
-        )
-        rep_adv = (
-            self.faces[self.replacement_face].advances[0xFFFD]
-            if self.replacement_face >= 0 else 0.6
-        )
-        self.replacement_advance = rep_adv
+        primary = self.face(0)
         self.ascent = primary.ascent
         self.descent = primary.descent
+        self._replacement: tuple[int, float] | None = None
+
+    def face(self, i: int) -> FontFace:
+        f = self._faces[i]
+        if f is None:
+            f = self._faces[i] = load_face(self.paths[i])
+        return f
+
+    @property
+    def faces(self) -> tuple[FontFace, ...]:
+        return tuple(self.face(i) for i in range(len(self.paths)))
+
+    def _replacement_glyph(self) -> tuple[int, float]:
+        """The U+FFFD glyph from the first font that has one, else (-1, 0.6 em): a drawn box."""
+        if self._replacement is None:
+            self._replacement = next(
+                ((i, self.face(i).advances[0xFFFD]) for i in range(len(self.paths))
+                 if self.face(i).has(0xFFFD)),
+                (-1, 0.6),
+            )
+        return self._replacement
+
+    @property
+    def replacement_face(self) -> int:
+        return self._replacement_glyph()[0]
+
+    @property
+    def replacement_advance(self) -> float:
+        return self._replacement_glyph()[1]
 
     def resolve(self, ch: str) -> tuple[int, float]:
         """(face index, advance in em); face -1 = invisible (no ink, no width), -2 = missing."""
@@ -144,8 +166,8 @@ class FontChain:
         elif _is_invisible(ch):
             res = (-1, 0.0)
         else:
-            for i, face in enumerate(self.faces):
-                adv = face.advances.get(cp)
+            for i in range(len(self.paths)):
+                adv = self.face(i).advances.get(cp)
                 if adv is not None:
                     res = (i, adv)
                     break

@@ -30,7 +30,7 @@ from .fonts import FontChain, font_chain
 # Drawn-word styles.
 TEXT, MARKER = 0, 1
 
-_TOKEN = re.compile(r"(\r\n|\r|\n)|( )|((?:[^ \r\n]| {2,})+)")
+_TOKEN = re.compile(r"(\r\n|\r|\n)|((?:[^ \r\n]| {2,})+)")
 
 # Characters that may break on either side (ideographs, kana, hangul, fullwidth forms).
 _CJK_CHAR = re.compile(
@@ -303,10 +303,14 @@ def layout(text: str, cfg: RenderConfig) -> Iterator[Page]:
             yield from paginator.add_line(*entry)
         builder.done.clear()
 
+    prev_end = 0
     for m in _TOKEN.finditer(text):
-        _nl, sp, word = m.group(1), m.group(2), m.group(3)
-        if word is not None:
-            s = m.start()
+        s = m.start()
+        # Unmatched characters between tokens are single spaces: break opportunities.
+        gap = pending_gap or s > prev_end
+        prev_end = e = m.end()
+        if m.lastindex == 2:
+            word = m.group(2)
             if "\t" in word:
                 word = _expand_tabs(word, s - line_start, tab)
             if blank_run:
@@ -314,20 +318,17 @@ def layout(text: str, cfg: RenderConfig) -> Iterator[Page]:
                 paginator.para_start()
                 blank_run = False
             source_line_empty = False
-            if _CJK_CHAR.search(word):
-                units = _split_cjk(word, s, pending_gap, measure)
-                if len(word) != m.end() - s:  # tabs expanded: keep spans honest
+            if not word.isascii() and _CJK_CHAR.search(word):
+                units = _split_cjk(word, s, gap, measure)
+                if len(word) != e - s:  # tabs expanded: keep spans honest
                     for u in units:
-                        u.start, u.end = s, m.end()
+                        u.start, u.end = s, e
+                for u in units:
+                    builder.add(u)
             else:
-                units = [_Unit(word, s, m.end(), measure(word), pending_gap)]
-            for u in units:
-                builder.add(u)
+                builder.add(_Unit(word, s, e, measure(word), gap))
             pending_gap = False
-        elif sp is not None:
-            pending_gap = True
         else:
-            s, e = m.start(), m.end()
             if cfg.remove_line_breaks:
                 pending_gap = True
             elif not newline.line_break:

@@ -77,7 +77,7 @@ class GlyphAtlas:
     def _font(self, face: int) -> ImageFont.FreeTypeFont:
         f = self._fonts.get(face)
         if f is None:
-            info = self.chain.faces[face]
+            info = self.chain.face(face)
             size = info.bitmap_size if info.color_bitmap else max(1, round(self.px * 64)) / 64
             f = ImageFont.truetype(info.path, size, layout_engine=ImageFont.Layout.BASIC)
             self._fonts[face] = f
@@ -99,7 +99,7 @@ class GlyphAtlas:
             if self.chain.replacement_face < 0:
                 return self._box(adv)
             face, ch = self.chain.replacement_face, REPLACEMENT
-        info = self.chain.faces[face]
+        info = self.chain.face(face)
         font = self._font(face)
         if info.color_bitmap:
             return self._color_glyph(font, ch, adv)
@@ -174,7 +174,7 @@ class GlyphAtlas:
         if self._raqm is None:
             layout = (ImageFont.Layout.RAQM if ImageFont.core.HAVE_RAQM
                       else ImageFont.Layout.BASIC)
-            self._raqm = ImageFont.truetype(self.chain.faces[0].path, self.px,
+            self._raqm = ImageFont.truetype(self.chain.paths[0], self.px,
                                             layout_engine=layout)
         font = self._raqm
         pad = int(self.px) + 4

@@ -1,0 +1,352 @@
+"""Compressor: choose the rendering parameters that fit a vision-token budget.
+
+Layout is in points and DPI only scales pixels, so one layout per rung of the ladder gives the
+exact token cost of *every* DPI by arithmetic over its page sizes (pages of equal geometry are
+priced once). Nothing is rastered to plan.
+
+The ladder, from most legible to most compact (each rung keeps the previous rungs' changes):
+
+1. ``base``: the given config (by default Glyph's published English/Chinese one);
+2. ``margins-4``: page margins 4 pt;
+3. ``newline-marker``: newlines become Glyph's inline red ``\\n`` marker instead of line breaks
+   (only when the text has newlines and the base breaks lines): short lines stop wasting width;
+4. ``tight-leading``: line height equal to the font size;
+5. ``font-8``, ``font-7``, ``font-6``: smaller fonts, line height equal to the size.
+
+The floor is in pixels per em, so a smaller font is only allowed at a proportionally higher DPI:
+at the floor every font-size rung draws glyphs of the same pixel size, and those rungs differ
+only in how the fixed frame padding and margins weigh. Density comes from rungs 2-4.
+
+On each rung the DPI is searched between the legibility floor and ``max_dpi``; the first rung
+(in ladder order) where some DPI fits wins, at the highest DPI that fits. Rules: the plan is never
+over budget; when the most legible allowed config (``base`` at ``max_dpi``) does not fit, the
+chosen one uses at least 90% of the budget unless no rung can (then the figures say so); and no
+text is drawn smaller than the floor.
+
+The legibility floor is in pixels per em (font size x DPI / 72): the default 7.0 is where
+Tesseract's character error rate on DejaVu Sans prose stays low (see
+``benchmarks/legibility_floor.py``; Glyph's own published setting is 9 px/em: 9 pt at 72 DPI).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .config import GLYPH_NEWLINE_MARKER, LINE_BREAK_MARKUP, RenderConfig
+from .document import check_text
+from .errors import BudgetError
+from .layout import Page, layout
+from .raster import page_pixel_size
+from .text_tokens import TextTokenizer, get_tokenizer
+from .vision_tokens import VisionProfile, get_profile, image_tokens, prompt_tokens
+
+DEFAULT_MIN_PX_PER_EM = 7.0
+DEFAULT_MAX_DPI = 120.0
+MIN_USE = 0.9  # share of the budget a plan must use when it had to compress
+
+
+@dataclass(frozen=True)
+class Rung:
+    name: str
+    changes: dict[str, Any]
+
+
+def ladder(base: RenderConfig, text: str) -> list[Rung]:
+    rungs = [Rung("base", {})]
+    acc: dict[str, Any] = {}
+    if base.margin_x > 4 or base.margin_y > 4:
+        acc = {**acc, "margin_x": min(base.margin_x, 4.0), "margin_y": min(base.margin_y, 4.0)}
+        rungs.append(Rung("margins-4", dict(acc)))
+    if base.newline.line_break and not base.remove_line_breaks and "\n" in text[:2_000_000]:
+        acc = {**acc, "newline_markup": GLYPH_NEWLINE_MARKER}
+        rungs.append(Rung("newline-marker", dict(acc)))
+    if base.line_height > base.font_size:
+        acc = {**acc, "line_height": base.font_size}
+        rungs.append(Rung("tight-leading", dict(acc)))
+    for size in (8.0, 7.0, 6.0):
+        if size < base.font_size:
+            acc = {**acc, "font_size": size, "line_height": size}
+            rungs.append(Rung(f"font-{size:g}", dict(acc)))
+    return rungs
+
+
+@dataclass
+class PagePlan:
+    start: int
+    end: int
+    width: int
+    height: int
+    vision_tokens: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "width": self.width,
+                "height": self.height, "vision_tokens": self.vision_tokens}
+
+
+@dataclass
+class Chunk:
+    """A consecutive piece of the document that fits the budget on its own (split mode)."""
+
+    start: int
+    end: int
+    pages: list[PagePlan]
+
+    @property
+    def vision_tokens(self) -> int:
+        return sum(p.vision_tokens for p in self.pages)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "page_count": len(self.pages),
+                "vision_tokens": self.vision_tokens}
+
+
+@dataclass
+class Plan:
+    """The chosen config and the figures proving it fits."""
+
+    budget: int
+    config: RenderConfig
+    pages: list[PagePlan]
+    text_tokens: int
+    tokenizer: str
+    profile: str
+    rungs: list[dict[str, Any]]
+    limited_by: Literal["budget", "legibility", "split"]
+    per_image_tokens: int = 0
+    chunks: list[Chunk] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def vision_tokens(self) -> int:
+        return sum(p.vision_tokens for p in self.pages)
+
+    @property
+    def cost(self) -> int:
+        """What the budget is compared with: image tokens plus any per-image overhead."""
+        return self.vision_tokens + self.per_image_tokens * len(self.pages)
+
+    @property
+    def ratio(self) -> float:
+        return self.text_tokens / self.vision_tokens if self.vision_tokens else 0.0
+
+    @property
+    def dpi(self) -> float:
+        return self.config.dpi
+
+    def to_json(self) -> dict[str, Any]:
+        out = {
+            "budget": self.budget, "vision_tokens": self.vision_tokens, "cost": self.cost,
+            "budget_used": round(self.cost / self.budget, 4) if self.budget else None,
+            "text_tokens": self.text_tokens, "ratio": round(self.ratio, 4),
+            "tokenizer": self.tokenizer, "profile": self.profile, "dpi": self.dpi,
+            "config": self.config.to_dict(), "page_count": len(self.pages),
+            "pages": [p.to_json() for p in self.pages], "rungs": self.rungs,
+            "limited_by": self.limited_by, "seconds": round(self.seconds, 4),
+        }
+        if self.chunks:
+            out["chunks"] = [c.to_json() for c in self.chunks]
+        return out
+
+
+class _Priced:
+    """One rung's layout reduced to its distinct page geometries, priced at any DPI."""
+
+    def __init__(self, cfg: RenderConfig, pages: list[Page], prof: VisionProfile,
+                 per_image: int):
+        self.cfg = cfg
+        self.pages = pages
+        self.prof = prof
+        self.per_image = per_image
+        n = len(pages)
+        # Pages differ only in their ink extents (auto-crop) and in being last.
+        self.groups = Counter(
+            (round(p.content_right, 6), round(p.content_bottom, 6), i == n - 1, p.width,
+             p.height) for i, p in enumerate(pages)
+        )
+        self._rep = {}
+        for i, p in enumerate(pages):
+            key = (round(p.content_right, 6), round(p.content_bottom, 6), i == n - 1, p.width,
+                   p.height)
+            self._rep.setdefault(key, p)
+
+    def cost(self, dpi: float) -> int:
+        total = 0
+        for key, count in self.groups.items():
+            w, h = page_pixel_size(self._rep[key], self.cfg, last=key[2], dpi=dpi)
+            total += count * (image_tokens(w, h, self.prof) + self.per_image)
+        return total
+
+    def page_plans(self, dpi: float) -> list[PagePlan]:
+        n = len(self.pages)
+        out = []
+        for i, p in enumerate(self.pages):
+            w, h = page_pixel_size(p, self.cfg, last=i == n - 1, dpi=dpi)
+            out.append(PagePlan(p.start, p.end, w, h, image_tokens(w, h, self.prof)))
+        return out
+
+
+def _best_dpi(priced: _Priced, budget: int, lo: float, hi: float) -> float | None:
+    """Highest DPI in [lo, hi] (0.01 steps) whose cost fits; None if even ``lo`` does not."""
+    if priced.cost(lo) > budget:
+        return None
+    if priced.cost(hi) <= budget:
+        return hi
+    a, b = lo, hi  # cost(a) fits, cost(b) does not
+    while b - a > 0.01:
+        mid = (a + b) / 2
+        if priced.cost(mid) <= budget:
+            a = mid
+        else:
+            b = mid
+    dpi = math.floor(a * 100) / 100
+    while dpi > lo and priced.cost(dpi) > budget:  # guard against non-monotone rounding
+        dpi = round(dpi - 0.01, 2)
+    return max(dpi, lo) if priced.cost(max(dpi, lo)) <= budget else None
+
+
+def compress(text: str, budget: int, *, model: str | VisionProfile = "glyph",
+             config: RenderConfig | None = None, tokenizer: str | TextTokenizer = "cl100k_base",
+             min_px_per_em: float = DEFAULT_MIN_PX_PER_EM, max_dpi: float = DEFAULT_MAX_DPI,
+             overflow: Literal["error", "split"] = "error", per_image_tokens: int = 0) -> Plan:
+    """Pick the most legible rendering of ``text`` whose vision tokens fit ``budget``.
+
+    ``per_image_tokens`` adds a fixed cost per page (e.g. the model's image wrapper tokens when
+    the budget is a share of a context window). ``overflow="split"`` returns the document cut
+    into consecutive chunks that each fit, for map-reduce question answering, instead of raising
+    :class:`BudgetError` when nothing fits.
+    """
+    t0 = time.perf_counter()
+    check_text(text)
+    prof = get_profile(model)
+    base = config or RenderConfig.preset("glyph-en")
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
+        raise BudgetError(f"budget: {budget!r} must be a positive whole number of tokens")
+    if not min_px_per_em > 0:
+        raise BudgetError(f"min_px_per_em: {min_px_per_em!r} must be greater than 0")
+    if overflow not in ("error", "split"):
+        raise BudgetError(f"overflow: {overflow!r} must be 'error' or 'split'")
+    tok = get_tokenizer(tokenizer)
+    rungs_report: list[dict[str, Any]] = []
+    chosen: tuple[_Priced, float] | None = None
+    most_compact: tuple[_Priced, float, str] | None = None
+    for k, rung in enumerate(ladder(base, text)):
+        cfg = base.replace(**rung.changes) if rung.changes else base
+        lo = min_px_per_em * 72.0 / cfg.font_size
+        hi = max(max_dpi, lo)
+        if lo > hi:
+            continue
+        pages = list(layout(text, cfg))
+        priced = _Priced(cfg, pages, prof, per_image_tokens)
+        dpi = _best_dpi(priced, budget, lo, hi)
+        entry: dict[str, Any] = {
+            "rung": rung.name, "font_size": cfg.font_size, "line_height": cfg.line_height,
+            "margin_x": cfg.margin_x, "newline_markup": cfg.newline_markup,
+            "pages": len(pages), "dpi_range": [round(lo, 2), round(hi, 2)],
+            "cost_at_floor": priced.cost(lo), "fits": dpi is not None,
+        }
+        if dpi is not None:
+            entry.update(dpi=dpi, cost=priced.cost(dpi))
+        rungs_report.append(entry)
+        most_compact = (priced, lo, rung.name)
+        if dpi is not None:
+            chosen = (priced, dpi)
+            if k == 0 and dpi >= hi:
+                limited = "legibility"
+            else:
+                limited = "budget"
+            break
+    if chosen is None:
+        assert most_compact is not None
+        priced, lo, name = most_compact
+        need = priced.cost(lo)
+        if overflow == "error":
+            raise BudgetError(
+                f"budget {budget:,} tokens is too small: the most compact allowed config "
+                f"({name} at {lo:.1f} DPI, {min_px_per_em:g} px/em) needs {need:,} tokens for "
+                f"{len(priced.pages)} pages; raise the budget, lower --min-px-per-em, or split"
+            )
+        return _split(text, budget, base, prof, tok, min_px_per_em, max_dpi, per_image_tokens,
+                      rungs_report, t0)
+    priced, dpi = chosen
+    cfg = priced.cfg.replace(dpi=dpi)
+    return Plan(
+        budget=budget, config=cfg, pages=priced.page_plans(dpi), text_tokens=tok.count(text),
+        tokenizer=tok.name, profile=prof.name, rungs=rungs_report, limited_by=limited,
+        per_image_tokens=per_image_tokens, seconds=time.perf_counter() - t0,
+    )
+
+
+def _split(text: str, budget: int, base: RenderConfig, prof: VisionProfile, tok: TextTokenizer,
+           min_px_per_em: float, max_dpi: float, per_image: int, rungs: list[dict[str, Any]],
+           t0: float) -> Plan:
+    """Cut the document into page runs that each fit, rendered with the base layout.
+
+    The DPI is the base config's, clamped into the allowed range and lowered until one page fits.
+    Chunks start at page boundaries, so each chunk laid out alone reproduces its pages (its own
+    last page may only be cropped smaller): every chunk fits on its own.
+    """
+    lo = min_px_per_em * 72.0 / base.font_size
+    dpi = min(max(base.dpi, lo), max(max_dpi, lo))
+    pages = list(layout(text, base))
+    priced = _Priced(base, pages, prof, per_image)
+    single_max = max(image_tokens(*page_pixel_size(p, base, last=False, dpi=lo), prof)
+                     for p in pages) + per_image
+    if single_max > budget:
+        raise BudgetError(
+            f"budget {budget:,} tokens cannot hold even one page: a page needs {single_max:,} "
+            f"tokens at the legibility floor ({lo:.1f} DPI)"
+        )
+    while dpi > lo:
+        one = max(image_tokens(*page_pixel_size(p, base, last=False, dpi=dpi), prof)
+                  for p in pages) + per_image
+        if one <= budget:
+            break
+        dpi = max(lo, round(dpi * 0.95, 2))
+    plans = []
+    for p in pages:  # priced as non-last pages: a chunk's last page is cropped only smaller
+        w, h = page_pixel_size(p, base, last=False, dpi=dpi)
+        plans.append(PagePlan(p.start, p.end, w, h, image_tokens(w, h, prof)))
+    chunks: list[Chunk] = []
+    cur: list[PagePlan] = []
+    cost = 0
+    for pp in plans:
+        c = pp.vision_tokens + per_image
+        if cur and cost + c > budget:
+            chunks.append(Chunk(cur[0].start, cur[-1].end, cur))
+            cur, cost = [], 0
+        cur.append(pp)
+        cost += c
+    chunks.append(Chunk(cur[0].start, cur[-1].end, cur))
+    del priced
+    rungs.append({"rung": "split", "dpi": dpi, "chunks": len(chunks), "pages": len(plans)})
+    return Plan(
+        budget=budget, config=base.replace(dpi=dpi), pages=plans, text_tokens=tok.count(text),
+        tokenizer=tok.name, profile=prof.name, rungs=rungs, limited_by="split",
+        per_image_tokens=per_image, chunks=chunks, seconds=time.perf_counter() - t0,
+    )
+
+
+def context_budget(max_context: int, question: str, max_output_tokens: int, *,
+                   model: str | VisionProfile = "glyph", system: str | None = None,
+                   tokenizer: str | TextTokenizer | None = None) -> int:
+    """Image tokens left in a context window after the template, question and answer.
+
+    Pages also cost the profile's per-image wrapper tokens: pass
+    ``per_image_tokens=get_profile(model).image_wrapper_tokens`` to :func:`compress` with it.
+    """
+    fixed = prompt_tokens([], question, profile=model, system=system, tokenizer=tokenizer)
+    left = max_context - fixed - max_output_tokens
+    if left <= 0:
+        raise BudgetError(
+            f"context {max_context:,} leaves no room for pages: the question and template take "
+            f"{fixed:,} tokens and the answer {max_output_tokens:,}"
+        )
+    return left
+
+
+__all__ = ["LINE_BREAK_MARKUP", "Chunk", "PagePlan", "Plan", "compress", "context_budget",
+           "ladder"]
