@@ -254,10 +254,7 @@ def compress(text: str, budget: int, *, model: str | VisionProfile = "glyph",
         most_compact = (priced, lo, rung.name)
         if dpi is not None:
             chosen = (priced, dpi)
-            if k == 0 and dpi >= hi:
-                limited = "legibility"
-            else:
-                limited = "budget"
+            limited = "legibility" if k == 0 and dpi >= hi else "budget"
             break
     if chosen is None:
         assert most_compact is not None
