@@ -119,7 +119,7 @@ def _plan(args: argparse.Namespace, text: str, cfg: RenderConfig):
 def _render_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG, description="Render a long text into dense page images for Glyph.",
-        epilog="Subcommands: layout, plan, serve-ocr (run 'glyph-render SUBCOMMAND -h').",
+        epilog="Subcommands: demo, layout, plan, serve-ocr (run 'glyph-render SUBCOMMAND -h').",
     )
     _doc_args(p)
     p.add_argument("-o", "--output", metavar="DIR",
@@ -245,6 +245,17 @@ def cmd_plan(argv: Sequence[str]) -> int:
     return 0
 
 
+SAMPLE = Path(__file__).resolve().parent / "data" / "sample.txt"
+
+
+def cmd_demo(argv: Sequence[str]) -> int:
+    """Render the embedded sample (Alice in Wonderland, chapters I-II) with any render flags."""
+    rest = list(argv)
+    if not any(a in ("-o", "--output") or a.startswith("--output=") for a in rest):
+        rest += ["-o", "demo_pages"]
+    return cmd_render([str(SAMPLE), *rest])
+
+
 def cmd_serve_ocr(argv: Sequence[str]) -> int:
     from .testing import main as serve_main
 
@@ -255,6 +266,7 @@ SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "render": cmd_render,
     "layout": cmd_layout,
     "plan": cmd_plan,
+    "demo": cmd_demo,
     "serve-ocr": cmd_serve_ocr,
 }
 
