@@ -11,7 +11,8 @@ resize rules below are transcriptions of the real processors, not approximations
   limits apply to ``2 * h * w``: Glyph's ``longest_edge`` 9,633,792 allows 4,816,896 pixels a
   frame (6,144 cells of 28x28) and ``shortest_edge`` 12,544 asks for 6,272. Images with a side
   under one cell (28 px) are first scaled up so the short side is 28 (``int()`` truncation),
-  and the aspect check (``> 200`` raises) runs on that scaled size. Only ``size`` counts:
+  and the aspect check (``> 200`` raises) runs on that scaled size (transformers 5; 4.57
+  raised for such images instead, so older servers reject them). Only ``size`` counts:
   ``min_pixels``/``max_pixels`` keys are ignored by ``Glm4vImageProcessor``.
 * ``qwen2vl`` rule: ``smart_resize`` in transformers
   ``src/transformers/models/qwen2_vl/image_processing_qwen2_vl.py``, used by Qwen2-VL,
@@ -501,25 +502,25 @@ def _profile_from_mapping(data: Mapping[str, Any], source: str) -> VisionProfile
 
     size = data.get("size")
     if size is None:
-        edges = {
-            "shortest_edge": defaults["shortest_edge"],
-            "longest_edge": defaults["longest_edge"],
-        }
+        edges = {key: defaults[key] for key in ("shortest_edge", "longest_edge")}
     elif isinstance(size, Mapping):
         edges = {key: size[key] for key in ("shortest_edge", "longest_edge") if key in size}
     else:
         raise ProfileError(f"{source!r}: key 'size' must be an object, got {size!r}")
+    origin = {key: f"size.{key}" for key in ("shortest_edge", "longest_edge")}
     if rule == RULE_QWEN2VL:  # Qwen2VLImageProcessor lets these override size
-        if "min_pixels" in data:
-            edges["shortest_edge"] = data["min_pixels"]
-        if "max_pixels" in data:
-            edges["longest_edge"] = data["max_pixels"]
+        for key, edge in (("min_pixels", "shortest_edge"), ("max_pixels", "longest_edge")):
+            if key in data:
+                edges[edge] = data[key]
+                origin[edge] = key
     for key in ("shortest_edge", "longest_edge"):
         if key not in edges:
             raise ProfileError(f"{source!r}: 'size' lacks {key!r} (got {size!r})")
         value = edges[key]
         if not _is_int(value) or value < 1:
-            raise ProfileError(f"{source!r}: size {key} must be a positive integer, got {value!r}")
+            raise ProfileError(
+                f"{source!r}: key {origin[key]!r} must be a positive integer, got {value!r}"
+            )
 
     if rule == RULE_GLM4V:
         template = _GLM_TEMPLATE
