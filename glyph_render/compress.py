@@ -239,7 +239,7 @@ def compress(text: str, budget: int, *, model: str | VisionProfile = "glyph",
         hi = max(max_dpi, lo)
         if lo > hi:
             continue
-        pages = list(layout(text, cfg))
+        pages = list(layout(text, cfg, geometry_only=True))
         priced = _Priced(cfg, pages, prof, per_image_tokens)
         dpi = _best_dpi(priced, budget, lo, hi)
         entry: dict[str, Any] = {
@@ -288,7 +288,7 @@ def _split(text: str, budget: int, base: RenderConfig, prof: VisionProfile, tok:
     """
     lo = min_px_per_em * 72.0 / base.font_size
     dpi = min(max(base.dpi, lo), max(max_dpi, lo))
-    pages = list(layout(text, base))
+    pages = list(layout(text, base, geometry_only=True))
     priced = _Priced(base, pages, prof, per_image)
     single_max = max(image_tokens(*page_pixel_size(p, base, last=False, dpi=lo), prof)
                      for p in pages) + per_image

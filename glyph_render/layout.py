@@ -249,24 +249,29 @@ class _LineBuilder:
         self.gaps = 0
 
 
-def _position(cfg: RenderConfig, measure: _Measurer, units: list[_Unit], natural: float,
-              gaps: int, forced: bool, para_first: bool, last: bool) -> tuple[float, list]:
-    """x positions of a line's words per the alignment; returns (line width, words)."""
+def _line_x0(cfg: RenderConfig, natural: float, para_first: bool, gaps: int,
+             forced: bool) -> float:
+    """Left edge of a line's first word, per the alignment."""
     left = cfg.margin_x + FRAME_PADDING + cfg.left_indent
     avail = frame_width(cfg)
     if para_first:
         left += cfg.first_line_indent
         avail -= cfg.first_line_indent
+    if cfg.alignment == "CENTER":
+        return left + (avail - natural) / 2
+    if cfg.alignment == "RIGHT":
+        return left + avail - natural
+    return left
+
+
+def _position(cfg: RenderConfig, measure: _Measurer, units: list[_Unit], natural: float,
+              gaps: int, forced: bool, para_first: bool, last: bool) -> tuple[float, list]:
+    """x positions of a line's words per the alignment; returns (line width, words)."""
+    avail = frame_width(cfg) - (cfg.first_line_indent if para_first else 0.0)
     extra_gap = 0.0
-    x0 = left
-    align = cfg.alignment
-    if align == "JUSTIFY":
-        if gaps and not forced and not last:
-            extra_gap = (avail - natural) / gaps
-    elif align == "CENTER":
-        x0 = left + (avail - natural) / 2
-    elif align == "RIGHT":
-        x0 = left + avail - natural
+    if cfg.alignment == "JUSTIFY" and gaps and not forced and not last:
+        extra_gap = (avail - natural) / gaps
+    x0 = _line_x0(cfg, natural, para_first, gaps, forced)
     space = measure.space + extra_gap
     words: list[tuple[float, str, int]] = []
     x = x0
@@ -282,12 +287,21 @@ def _position(cfg: RenderConfig, measure: _Measurer, units: list[_Unit], natural
     return x - x0, words
 
 
-def layout(text: str, cfg: RenderConfig) -> Iterator[Page]:
-    """Lay ``text`` out into pages, lazily. Offsets index ``text`` exactly as given."""
+_NEWLINE = re.compile(r"[\r\n]")
+
+
+def layout(text: str, cfg: RenderConfig, *, geometry_only: bool = False) -> Iterator[Page]:
+    """Lay ``text`` out into pages, lazily. Offsets index ``text`` exactly as given.
+
+    ``geometry_only`` is for budget planning: pages carry their spans and ink extents but no
+    lines, and a source line that fits the frame whole is measured in one go instead of word by
+    word (the same widths summed in another order, so it is only taken with a margin of 1e-6 pt).
+    """
     chain = font_chain(cfg.font_chain)
     measure = _Measurer(chain, cfg.font_size)
     builder = _LineBuilder(cfg, measure)
-    paginator = _Paginator(cfg, chain, measure)
+    paginator = _Paginator(cfg, chain, measure, geometry_only)
+    fast = geometry_only and cfg.newline.line_break and not cfg.remove_line_breaks
     newline = cfg.newline
     marker_units: list[tuple[str, float]] = []
     if not newline.line_break:
@@ -304,7 +318,42 @@ def layout(text: str, cfg: RenderConfig) -> Iterator[Page]:
         builder.done.clear()
 
     prev_end = 0
-    for m in _TOKEN.finditer(text):
+    pos = 0
+    n_text = len(text)
+    search = _TOKEN.search
+    while pos < n_text:
+        if fast and source_line_empty and not builder.units:
+            nl = _NEWLINE.search(text, pos)
+            le = nl.start() if nl else n_text
+            a, b = pos, le
+            if b - a >= 1 and text[a] == " " and (b - a == 1 or text[a + 1] != " "):
+                a += 1
+            if b - a >= 1 and text[b - 1] == " " and (b - a == 1 or text[b - 2] != " "):
+                b -= 1
+            if b > a and "\t" not in text[a:b]:
+                core = text[a:b]
+                if core.isascii() or not _CJK_CHAR.search(core):
+                    width = measure(core)
+                    first = blank_run or builder.para_first
+                    room = builder.base_width - (cfg.first_line_indent if first else 0.0)
+                    if width <= room - 1e-6:
+                        if blank_run:
+                            builder.para_first = True
+                            paginator.para_start()
+                            blank_run = False
+                        builder.done.append(
+                            ([_Unit(core, a, b, width, False)], width, 0, True, builder.para_first)
+                        )
+                        builder.para_first = False
+                        source_line_empty = False
+                        prev_end = pos = le
+                        yield from drain()
+                        if nl is None:
+                            break
+        m = search(text, pos)
+        if m is None:
+            break
+        pos = m.end()
         s = m.start()
         # Unmatched characters between tokens are single spaces: break opportunities.
         gap = pending_gap or s > prev_end
@@ -360,7 +409,9 @@ def layout(text: str, cfg: RenderConfig) -> Iterator[Page]:
 class _Paginator:
     """Stacks lines into frames the height of the page's text area, reportlab style."""
 
-    def __init__(self, cfg: RenderConfig, chain: FontChain, measure: _Measurer):
+    def __init__(self, cfg: RenderConfig, chain: FontChain, measure: _Measurer,
+                 geometry_only: bool = False):
+        self.geometry_only = geometry_only
         self.cfg = cfg
         self.chain = chain
         self.measure = measure
@@ -417,13 +468,19 @@ class _Paginator:
         baseline = top + cfg.font_size
         self.y += lh
         if units:
-            width, words = _position(cfg, self.measure, units, natural, gaps, forced,
-                                     para_first, last=False)
             start, end = units[0].start, units[-1].end
-            line = Line(start, end, baseline, width, words, forced)
             page = self.page
-            page.lines.append(line)
-            page.content_right = max(page.content_right, words[0][0] + width)
+            if self.geometry_only:
+                right = _line_x0(cfg, natural, para_first, gaps, forced) + natural
+                if cfg.alignment == "JUSTIFY" and gaps and not forced:
+                    right = _line_x0(cfg, natural, para_first, 0, True) + (
+                        frame_width(cfg) - (cfg.first_line_indent if para_first else 0.0))
+            else:
+                width, words = _position(cfg, self.measure, units, natural, gaps, forced,
+                                         para_first, last=False)
+                page.lines.append(Line(start, end, baseline, width, words, forced))
+                right = words[0][0] + width
+            page.content_right = max(page.content_right, right)
             page.content_bottom = max(page.content_bottom, baseline + self.descent)
             missing = self.measure.missing
             if missing:
