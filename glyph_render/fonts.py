@@ -121,6 +121,7 @@ class FontChain:
         # Latin documents never touch it.
         self._faces: list[FontFace | None] = [load_face(paths[0])] + [None] * (len(paths) - 1)
         self._lookup: dict[str, tuple[int, float]] = {}
+        self.missing_chars: set[str] = set()  # seen so far with no font: drawn as U+FFFD
         primary = self.face(0)
         self.ascent = primary.ascent
         self.descent = primary.descent
@@ -173,6 +174,8 @@ class FontChain:
                     break
             else:
                 res = (-2, self.replacement_advance)
+        if res[0] == -2:
+            self.missing_chars.add(ch)
         self._lookup[ch] = res
         return res
 

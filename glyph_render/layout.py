@@ -114,9 +114,9 @@ class _Measurer:
             w = self.chain.width(text) * self.size
             if len(self.cache) < 500_000:
                 self.cache[text] = w
-            lost = sum(1 for ch in text if self.chain.resolve(ch)[0] == -2)
-            if lost:
-                self.missing[text] = lost
+            gone = self.chain.missing_chars
+            if gone and not gone.isdisjoint(text):
+                self.missing[text] = sum(1 for ch in text if ch in gone)
         return w
 
 
