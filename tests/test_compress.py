@@ -1,0 +1,177 @@
+"""The compressor: never over budget, not wastefully under it, honest about what it tried."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from glyph_render import BudgetError, RenderConfig, image_tokens, layout, render
+from glyph_render.compress import compress, context_budget, ladder
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+def corpus(name: str, chars: int | None = None, start: int = 0) -> str:
+    text = (CORPUS / name).open(encoding="utf-8", newline="").read()
+    return text[start:start + chars] if chars else text[start:]
+
+
+ALICE = corpus("en_alice_in_wonderland.txt", 60_000, 1000)
+DOCS = {
+    "alice": ALICE,
+    "zh": corpus("zh_luxun_zhaohua_xishi.txt", 12_000),
+    "code": corpus("code_click_core.py", 40_000),
+    "ru": corpus("ru_pushkin_kapitanskaya_dochka.txt", 30_000),
+}
+
+
+def test_plan_fits_and_matches_the_rendered_pages():
+    plan = compress(ALICE, 9_000)
+    assert plan.vision_tokens <= 9_000
+    assert plan.vision_tokens >= 0.9 * 9_000
+    assert plan.limited_by == "budget"
+    # Rendering with the chosen config costs exactly what the plan said: the arithmetic is exact.
+    res = render(ALICE, plan.config)
+    assert [(p.width, p.height) for p in res.pages] == [(p.width, p.height) for p in plan.pages]
+    assert res.vision_tokens == plan.vision_tokens
+    assert [(p.start, p.end) for p in res.pages] == [(p.start, p.end) for p in plan.pages]
+
+
+def test_generous_budget_is_limited_by_legibility():
+    plan = compress(ALICE, 1_000_000, max_dpi=96)
+    assert plan.limited_by == "legibility"
+    assert plan.dpi == 96
+    assert plan.rungs[0]["rung"] == "base" and len(plan.rungs) == 1
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=st.sampled_from(sorted(DOCS)), budget=st.integers(min_value=300, max_value=60_000),
+       floor=st.sampled_from([5.0, 7.0, 9.0]))
+def test_budget_never_exceeded_and_used(doc, budget, floor):
+    text = DOCS[doc]
+    try:
+        plan = compress(text, budget, min_px_per_em=floor)
+    except BudgetError as exc:
+        # Only when even the most compact rung at the floor does not fit; the message says so.
+        assert f"{budget:,}" in str(exc) and "needs" in str(exc)
+        last = ladder(RenderConfig.preset("glyph-en"), text)[-1]
+        cfg = RenderConfig.preset("glyph-en").replace(**last.changes)
+        dpi = floor * 72 / cfg.font_size
+        n = sum(1 for _ in layout(text, cfg))
+        assert n >= 1
+        assert dpi > 0
+        return
+    assert plan.cost <= budget
+    assert plan.config.font_size * plan.dpi / 72 >= floor - 1e-9
+    if plan.limited_by == "budget" and plan.dpi < 120:
+        assert plan.cost >= 0.9 * budget, plan.rungs
+    for p in plan.pages:
+        assert p.vision_tokens == image_tokens(p.width, p.height)
+
+
+def test_over_compression_is_refused_with_the_figures():
+    with pytest.raises(BudgetError) as err:
+        compress(ALICE, 500)
+    msg = str(err.value)
+    assert "500" in msg and "needs" in msg and "most compact" in msg
+
+
+@pytest.mark.parametrize("budget", [0, -5, 2.5, True])
+def test_bad_budget(budget):
+    with pytest.raises(BudgetError, match="budget"):
+        compress(ALICE, budget)
+
+
+def test_split_chunks_each_fit_and_tile_the_input():
+    text = corpus("en_frankenstein.txt", 300_000, 2000)
+    budget = 3_000
+    plan = compress(text, budget, overflow="split")
+    assert plan.limited_by == "split"
+    assert len(plan.chunks) >= 2
+    assert plan.chunks[0].start == 0 and plan.chunks[-1].end == len(text)
+    assert "".join(text[c.start:c.end] for c in plan.chunks) == text
+    for a, b in zip(plan.chunks, plan.chunks[1:], strict=False):
+        assert a.end == b.start
+    for c in plan.chunks:
+        assert c.vision_tokens <= budget
+        # Rendered alone, each chunk really fits.
+        res = render(text[c.start:c.end], plan.config)
+        assert res.vision_tokens <= budget
+
+
+def test_per_image_tokens_count_against_the_budget():
+    plain = compress(ALICE, 9_000)
+    wrapped = compress(ALICE, 9_000, per_image_tokens=2)
+    assert wrapped.cost == wrapped.vision_tokens + 2 * len(wrapped.pages) <= 9_000
+    assert wrapped.vision_tokens <= plain.vision_tokens
+
+
+def test_context_budget():
+    left = context_budget(16_384, "What is the code?", 1_024, tokenizer="bytes")
+    # [gMASK] <sop> <|user|> \n <|assistant|> \n = 6 template tokens + 17 question bytes
+    assert left == 16_384 - 6 - 17 - 1_024
+    with pytest.raises(BudgetError, match="no room"):
+        context_budget(100, "q", 200)
+
+
+def test_ladder_order():
+    names = [r.name for r in ladder(RenderConfig.preset("glyph-en"), "a\nb")]
+    assert names == ["base", "margins-4", "newline-marker", "tight-leading", "font-8", "font-7",
+                     "font-6"]
+    assert "newline-marker" not in [r.name for r in ladder(RenderConfig.preset("glyph-en"),
+                                                           "no newlines")]
+
+
+def test_geometry_only_layout_matches_full_layout():
+    for text in DOCS.values():
+        for cfg in (RenderConfig.preset("glyph-en"),
+                    RenderConfig.preset("glyph-en").replace(alignment="CENTER",
+                                                            first_line_indent=20)):
+            full = [(p.start, p.end, p.content_right, p.content_bottom)
+                    for p in layout(text, cfg)]
+            fast = [(p.start, p.end, p.content_right, p.content_bottom)
+                    for p in layout(text, cfg, geometry_only=True)]
+            assert full == pytest.approx(fast)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "glyph_render.cli", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_plan_cli_json(tmp_path):
+    doc = tmp_path / "alice.txt"
+    doc.write_text(ALICE, encoding="utf-8")
+    out = run_cli("plan", str(doc), "--budget", "9000", "--json")
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)
+    for key in ("budget", "vision_tokens", "text_tokens", "ratio", "config", "pages", "rungs",
+                "limited_by"):
+        assert key in plan
+    assert plan["vision_tokens"] <= 9000 and plan["limited_by"] == "budget"
+    assert plan["config"]["dpi"] == plan["dpi"]
+
+
+def test_render_cli_with_budget(tmp_path):
+    doc = tmp_path / "alice.txt"
+    doc.write_text(ALICE, encoding="utf-8")
+    out = run_cli(str(doc), "--budget", "9000", "--json", "-o", str(tmp_path / "pages"))
+    assert out.returncode == 0, out.stderr
+    rep = json.loads(out.stdout)
+    assert rep["vision_tokens"] == rep["plan"]["vision_tokens"] <= 9000
+    assert len(list((tmp_path / "pages").glob("page_*.png"))) == rep["page_count"]
+
+
+def test_cli_budget_nothing_fits_exits_2(tmp_path):
+    doc = tmp_path / "alice.txt"
+    doc.write_text(ALICE, encoding="utf-8")
+    out = run_cli("plan", str(doc), "--budget", "300")
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "300" in out.stderr and "needs" in out.stderr
+    assert "Traceback" not in out.stderr
