@@ -143,12 +143,12 @@ def _bytes_to_unicode() -> dict[int, str]:
 def build(out_dir: Path) -> None:
     import torch
     from transformers import (
+        GenerationConfig,
         Glm4vConfig,
         Glm4vForConditionalGeneration,
         Glm4vImageProcessor,
         Glm4vProcessor,
         Glm4vVideoProcessor,
-        GenerationConfig,
     )
 
     tokenizer = build_tokenizer()

