@@ -19,6 +19,6 @@ fi
 
 python3 -m pip install -q --disable-pip-version-check -e ".[test,bench,hf,transformers]"
 
-if [ "${GLYPH_SKIP_VLLM:-0}" != "1" ] && [ -x tools/vllm_cpu/setup_env.sh ]; then
+if [ "${GLYPH_SKIP_VLLM:-0}" != "1" ] && [ -f tools/vllm_cpu/setup_env.sh ]; then
   bash tools/vllm_cpu/setup_env.sh "${GLYPH_VLLM_VENV:-.venvs/vllm-cpu}" | tail -n 20
 fi
