@@ -12,7 +12,12 @@ on:
   survives; a single space at a line's edge takes no room;
 * a word wider than the line is split by character, its first piece filling the current line;
 * a newline is a forced line break (``<br/>``) or, in marker mode, an inline marker word;
-* CJK text breaks between characters, keeping closing punctuation off the start of a line.
+* CJK text breaks between characters, keeping closing punctuation off the start of a line;
+* Glyph's script makes one reportlab Paragraph of every 30 source lines, so, as there: a blank
+  source line that ends such a group draws nothing, in marker mode a group boundary is a line
+  break (no marker), and a group that would leave only its first line at the foot of a page
+  moves whole to the next page (reportlab's ``allowOrphans=0``). Not copied: reportlab's habit
+  of opening a page with an empty line when it splits a group right after a ``<br/>``.
 
 Pages come out lazily, each recording the source span it holds: spans tile the input exactly, so
 later stages can cite a page, and tests can check that nothing was lost or duplicated.
@@ -29,6 +34,8 @@ from .fonts import FontChain, font_chain
 
 # Drawn-word styles.
 TEXT, MARKER = 0, 1
+# Glyph's renderer makes one reportlab Paragraph of every 30 source lines.
+LINES_PER_GROUP = 30
 
 _TOKEN = re.compile(r"(\r\n|\r|\n)|((?:[^ \r\n]| {2,})+)")
 
@@ -199,6 +206,7 @@ class _LineBuilder:
         self.width = 0.0  # natural width of the current line, pt
         self.gaps = 0
         self.para_first = True  # next line opens a paragraph (first-line indent)
+        self.group = 0  # Glyph's reportlab paragraph (30 source lines) the current line is in
         self.done: list[tuple[list[_Unit], float, int, bool, bool]] = []
 
     def max_width(self) -> float:
@@ -241,7 +249,8 @@ class _LineBuilder:
         """End the current line (possibly empty, for a blank source line)."""
         if not self.units and empty_at is None:
             return
-        self.done.append((self.units, self.width, self.gaps, forced, self.para_first))
+        self.done.append((self.units, self.width, self.gaps, forced, self.para_first,
+                          self.group))
         if self.units:
             self.para_first = False
         self.units = []
@@ -311,6 +320,7 @@ def layout(text: str, cfg: RenderConfig, *, geometry_only: bool = False) -> Iter
     pending_gap = False
     blank_run = True  # at a paragraph start (text start or after a blank line)
     source_line_empty = True
+    src_line = 0  # index of the current source line
 
     def drain() -> Iterator[Page]:
         for entry in builder.done:
@@ -341,9 +351,8 @@ def layout(text: str, cfg: RenderConfig, *, geometry_only: bool = False) -> Iter
                             builder.para_first = True
                             paginator.para_start()
                             blank_run = False
-                        builder.done.append(
-                            ([_Unit(core, a, b, width, False)], width, 0, True, builder.para_first)
-                        )
+                        builder.done.append(([_Unit(core, a, b, width, False)], width, 0, True,
+                                             builder.para_first, builder.group))
                         builder.para_first = False
                         source_line_empty = False
                         prev_end = pos = le
@@ -378,30 +387,40 @@ def layout(text: str, cfg: RenderConfig, *, geometry_only: bool = False) -> Iter
                 builder.add(_Unit(word, s, e, measure(word), gap))
             pending_gap = False
         else:
+            # Glyph's script makes one reportlab Paragraph of every 30 source lines, joined by
+            # the newline markup: its last line ends the paragraph instead.
+            group_end = src_line % LINES_PER_GROUP == LINES_PER_GROUP - 1
             if cfg.remove_line_breaks:
                 pending_gap = True
             elif not newline.line_break:
-                for w, wd in marker_units:
-                    builder.add(_Unit(w, s, e, wd, True, MARKER))
-                pending_gap = True
+                if group_end:
+                    builder.flush(forced=True)
+                    pending_gap = False
+                else:
+                    for w, wd in marker_units:
+                        builder.add(_Unit(w, s, e, wd, True, MARKER))
+                    pending_gap = True
             else:
                 if source_line_empty:
                     if not blank_run:
                         paginator.para_end()
                     blank_run = True
-                    builder.flush(forced=True, empty_at=s)
+                    if not group_end:  # a paragraph's trailing <br/> draws no blank line
+                        builder.flush(forced=True, empty_at=s)
                 else:
                     builder.flush(forced=True)
                 pending_gap = False
             source_line_empty = True
             line_start = e
+            src_line += 1
+            builder.group = src_line // LINES_PER_GROUP
         if builder.done:
             yield from drain()
     builder.flush(forced=True)
     if builder.done:
         # The text's final line is never justified.
-        units, width, gaps, _forced, pf = builder.done[-1]
-        builder.done[-1] = (units, width, gaps, True, pf)
+        units, width, gaps, _forced, pf, group = builder.done[-1]
+        builder.done[-1] = (units, width, gaps, True, pf, group)
     yield from drain()
     yield from paginator.finish(len(text))
 
@@ -424,6 +443,8 @@ class _Paginator:
         self.last_end = 0
         self.descent = max(chain.descent, 0.0) * cfg.font_size
         self.draw_boxes = (cfg.para_bg_color != cfg.page_bg_color) or cfg.border_width > 0
+        self.group = -1  # group of the last line placed
+        self.held: tuple | None = None  # a group's first line waiting on the orphan rule
 
     def _new_page(self, number: int, start: int) -> Page:
         w, h = self.cfg.page_size
@@ -452,7 +473,31 @@ class _Paginator:
         self.para_top = None
 
     def add_line(self, units: list[_Unit], natural: float, gaps: int, forced: bool,
-                 para_first: bool) -> Iterator[Page]:
+                 para_first: bool, group: int) -> Iterator[Page]:
+        """Place a line; reportlab's orphan rule (allowOrphans=0) decides at a group's start.
+
+        A paragraph that must be split with room for only one line moves whole to the next
+        page, leaving the slot empty. The first line of a group meeting a single free slot is
+        held until the next line tells whether the group goes on.
+        """
+        if self.held is not None:
+            held, self.held = self.held, None
+            if group == held[-1]:
+                start = held[0][0].start if held[0] else self.last_end
+                yield self._finish_page(start)
+            yield from self._place(*held)
+        elif group != self.group and self._free_slots() == 1:
+            self.held = (units, natural, gaps, forced, para_first, group)
+            return
+        yield from self._place(units, natural, gaps, forced, para_first, group)
+
+    def _free_slots(self) -> int:
+        space = self.pending_space if self.y > 0 else 0.0
+        return int((self.frame_h - self.y - space + 1e-6) // self.cfg.line_height)
+
+    def _place(self, units: list[_Unit], natural: float, gaps: int, forced: bool,
+               para_first: bool, group: int) -> Iterator[Page]:
+        self.group = group
         cfg = self.cfg
         lh = cfg.line_height
         space = self.pending_space if self.y > 0 else 0.0  # no space-before at a frame top
@@ -497,6 +542,9 @@ class _Paginator:
         return page
 
     def finish(self, text_len: int) -> Iterator[Page]:
+        if self.held is not None:
+            held, self.held = self.held, None
+            yield from self._place(*held)
         self._close_box()
         self.page.end = text_len
         yield self.page
