@@ -369,21 +369,21 @@ def layout(text: str, cfg: RenderConfig, *, geometry_only: bool = False) -> Iter
         prev_end = e = m.end()
         if m.lastindex == 2:
             word = m.group(2)
-            if "\t" in word:
-                word = _expand_tabs(word, s - line_start, tab)
             if blank_run:
                 builder.para_first = True
                 paginator.para_start()
                 blank_run = False
             source_line_empty = False
             if not word.isascii() and _CJK_CHAR.search(word):
-                units = _split_cjk(word, s, gap, measure)
-                if len(word) != e - s:  # tabs expanded: keep spans honest
-                    for u in units:
-                        u.start, u.end = s, e
-                for u in units:
+                # Split on the source so every piece keeps its own span; expand tabs after.
+                for u in _split_cjk(word, s, gap, measure):
+                    if "\t" in u.text:
+                        u.text = _expand_tabs(u.text, u.start - line_start, tab)
+                        u.width = measure(u.text)
                     builder.add(u)
             else:
+                if "\t" in word:
+                    word = _expand_tabs(word, s - line_start, tab)
                 builder.add(_Unit(word, s, e, measure(word), gap))
             pending_gap = False
         else:
