@@ -13,6 +13,7 @@ pixels, so the vision-token cost of any DPI is known without rastering.
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -154,7 +155,7 @@ class GlyphAtlas:
 
     def _compose(self, text: str, phase: int) -> _Mask:
         if any(unicodedata.bidirectional(c) in ("R", "AL") for c in text):
-            return self._shaped(text, phase)
+            return self.shaped(text, phase)
         pieces: list[tuple[int, _Mask]] = []
         pen = phase / PHASES
         chain = self.chain
@@ -169,7 +170,7 @@ class GlyphAtlas:
             pen += adv * px
         return _merge(pieces)
 
-    def _shaped(self, text: str, phase: int) -> _Mask:
+    def shaped(self, text: str, phase: int) -> _Mask:
         """Right-to-left words go through raqm, which shapes and orders them (when available)."""
         if self._raqm is None:
             layout = (ImageFont.Layout.RAQM if ImageFont.core.HAVE_RAQM
@@ -188,6 +189,13 @@ class GlyphAtlas:
         if bbox is None:
             return _EMPTY
         return _Mask(np.asarray(canvas.crop(bbox)), bbox[0] - pad, bbox[1] - base)
+
+
+_RTL = re.compile(r"[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]|[\U00010800-\U00010fff]")
+
+
+def _is_rtl_line(words: list[tuple[float, str, int]]) -> bool:
+    return any(not t.isascii() and _RTL.search(t) for _x, t, _s in words)
 
 
 def _merge(pieces: list[tuple[int, _Mask]]) -> _Mask:
@@ -257,6 +265,14 @@ def rasterize(page: Page, cfg: RenderConfig, *, last: bool = False) -> Image.Ima
         marker_ink = np.zeros_like(ink)
     for line in page.lines:
         y = round(line.baseline * s)
+        if _is_rtl_line(line.words):
+            # Shaping and bidi reordering act on the whole line: raqm lays it out in one go.
+            xp = line.words[0][0] * s
+            ix = math.floor(xp)
+            m = atlas.shaped(" ".join(t for _x, t, _s in line.words), int((xp - ix) * PHASES))
+            if m.arr.size:
+                _blit(ink, m, ix, y)
+            continue
         for x_pt, text, style in line.words:
             xp = x_pt * s
             ix = math.floor(xp)
