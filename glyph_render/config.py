@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -107,8 +108,8 @@ def _parse_page_size(value: Any) -> tuple[float, float]:
         w, h = (float(p) for p in parts)
     except (TypeError, ValueError):
         raise ConfigError(f"page-size: {value!r} is not 'WIDTH,HEIGHT' in points") from None
-    if not (w > 0 and h > 0) or w != w or h != h:
-        raise ConfigError(f"page-size: {value!r} must be two positive numbers of points")
+    if not (w > 0 and h > 0 and math.isfinite(w) and math.isfinite(h)):
+        raise ConfigError(f"page-size: {value!r} must be two positive, finite numbers of points")
     return (w, h)
 
 
@@ -331,10 +332,13 @@ def _resolve_font_path(value: Any, relative_to: Path | None) -> str | None:
     if value in BUNDLED_FONTS:
         return bundled_font(value)
     p = Path(value).expanduser()
-    if not p.is_absolute() and relative_to is not None and not p.exists():
-        p = relative_to / p
-    if p.exists():
-        return str(p)
+    # Relative paths mean the config file's folder first (the file travels with its fonts),
+    # then the working directory (how Glyph's scripts open them).
+    candidates = [p] if p.is_absolute() else (
+        [relative_to / p, p] if relative_to is not None else [p])
+    for c in candidates:
+        if c.exists():
+            return str(c.resolve())
     sub = GLYPH_FONT_SUBSTITUTES.get(p.name)
     if sub is not None:
         # Glyph's published configs name fonts we cannot ship (Verdana, Source Han Sans HW);
@@ -353,10 +357,17 @@ def _validate(c: RenderConfig) -> None:
     def bad(key: str, value: Any, why: str) -> ConfigError:
         return ConfigError(f"{key}: {value!r} {why}")
 
+    for key in sorted(_NUMBER_KEYS):
+        v = getattr(c, key)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+            raise bad(key.replace("_", "-"), v, "must be a finite number")
     if not c.dpi > 0:
         raise bad("dpi", c.dpi, "must be greater than 0")
     if c.font_size <= 0:
         raise bad("font-size", c.font_size, "must be greater than 0")
+    if c.font_size * c.scale < 1:
+        raise bad("dpi", c.dpi, f"draws {c.font_size:g} pt text {c.font_size * c.scale:.2f} px "
+                  "tall: under one pixel, nothing can be drawn")
     if c.line_height <= 0:
         raise bad("line-height", c.line_height, "must be greater than 0")
     if c.line_height < c.font_size:
@@ -434,8 +445,10 @@ _LETTER = re.compile(r"[^\W\d_]")
 
 
 def detect_preset(text: str, sample: int = 200_000) -> str:
-    """``glyph-zh`` when CJK characters are the majority of the letters, else ``glyph-en``."""
+    """``glyph-zh`` when CJK characters dominate the text (by words, roughly), else ``glyph-en``."""
     head = text[:sample]
     cjk = len(_CJK.findall(head))
     letters = len(_LETTER.findall(head))
-    return "glyph-zh" if letters and cjk * 2 >= letters else "glyph-en"
+    # A Han character carries about a word; Latin letters ~5 to a word. So CJK is dominant
+    # once it is a fifth of the letters (a Chinese tutorial with code blocks is still Chinese).
+    return "glyph-zh" if cjk and cjk * 4 >= letters - cjk else "glyph-en"

@@ -103,6 +103,7 @@ class _Unit:
     width: float  # pt
     gap: bool  # a (break) space precedes it
     style: int = TEXT
+    srcmap: list[int] | None = None  # source offset of each character, when tabs expanded it
 
 
 class _Measurer:
@@ -127,17 +128,21 @@ class _Measurer:
         return w
 
 
-def _expand_tabs(text: str, column: int, tab: int) -> str:
-    out = []
-    for ch in text:
+def _expand_tabs(text: str, start: int, column: int, tab: int) -> tuple[str, list[int]]:
+    """Tabs to spaces up to the next tab stop; also each output character's source offset."""
+    out: list[str] = []
+    src: list[int] = []
+    for k, ch in enumerate(text):
         if ch == "\t":
             n = tab - column % tab
             out.append(" " * n)
+            src.extend([start + k] * n)
             column += n
         else:
             out.append(ch)
+            src.append(start + k)
             column += 1
-    return "".join(out)
+    return "".join(out), src
 
 
 def _split_cjk(text: str, start: int, gap: bool, measure: _Measurer) -> list[_Unit]:
@@ -184,8 +189,12 @@ def _split_long(u: _Unit, first_room: float, width: float, measure: _Measurer) -
 
 
 def _piece(u: _Unit, a: int, b: int, w: float, first: bool) -> _Unit:
+    n = len(u.text)
     if u.style == MARKER:
         span_start, span_end = u.start, u.end
+    elif u.srcmap is not None:
+        span_start = u.srcmap[a] if a < n else u.end
+        span_end = u.srcmap[b] if b < n else u.end
     else:
         span_start, span_end = min(u.start + a, u.end), min(u.start + b, u.end)
     measure_text = u.text[a:b]
@@ -378,12 +387,14 @@ def layout(text: str, cfg: RenderConfig, *, geometry_only: bool = False) -> Iter
                 # Split on the source so every piece keeps its own span; expand tabs after.
                 for u in _split_cjk(word, s, gap, measure):
                     if "\t" in u.text:
-                        u.text = _expand_tabs(u.text, u.start - line_start, tab)
+                        u.text, u.srcmap = _expand_tabs(u.text, u.start, u.start - line_start,
+                                                        tab)
                         u.width = measure(u.text)
                     builder.add(u)
+            elif "\t" in word:
+                word, srcmap = _expand_tabs(word, s, s - line_start, tab)
+                builder.add(_Unit(word, s, e, measure(word), gap, TEXT, srcmap))
             else:
-                if "\t" in word:
-                    word = _expand_tabs(word, s - line_start, tab)
                 builder.add(_Unit(word, s, e, measure(word), gap))
             pending_gap = False
         else:

@@ -72,7 +72,7 @@ class GlyphAtlas:
         self._fonts: dict[int, ImageFont.FreeTypeFont] = {}
         self._glyphs: dict[tuple[str, int], _Mask] = {}
         self._words: dict[tuple[str, int], _Mask] = {}
-        self._raqm: ImageFont.FreeTypeFont | None = None
+        self._raqm: dict[int, ImageFont.FreeTypeFont] = {}
 
     # -- single glyphs --------------------------------------------------------------------
     def _font(self, face: int) -> ImageFont.FreeTypeFont:
@@ -154,8 +154,11 @@ class GlyphAtlas:
         return m
 
     def _compose(self, text: str, phase: int) -> _Mask:
-        if any(unicodedata.bidirectional(c) in ("R", "AL") for c in text):
+        if not text.isascii() and _RTL.search(text):
             return self.shaped(text, phase)
+        return self._compose_glyphs(text, phase)
+
+    def _compose_glyphs(self, text: str, phase: int) -> _Mask:
         pieces: list[tuple[int, _Mask]] = []
         pen = phase / PHASES
         chain = self.chain
@@ -171,31 +174,92 @@ class GlyphAtlas:
         return _merge(pieces)
 
     def shaped(self, text: str, phase: int) -> _Mask:
-        """Right-to-left words go through raqm, which shapes and orders them (when available)."""
-        if self._raqm is None:
-            layout = (ImageFont.Layout.RAQM if ImageFont.core.HAVE_RAQM
-                      else ImageFont.Layout.BASIC)
-            self._raqm = ImageFont.truetype(self.chain.paths[0], self.px,
-                                            layout_engine=layout)
-        font = self._raqm
+        """A right-to-left word, shaped by raqm in the font that has its script.
+
+        Controls and separators are dropped first (raqm refuses some of them); without raqm,
+        or if shaping fails, the word is drawn glyph by glyph, unshaped.
+        """
+        clean = "".join(c for c in text if unicodedata.category(c) not in _NO_SHAPE)
+        face = next((f for c in clean if unicodedata.bidirectional(c) in ("R", "AL")
+                     for f in [self.chain.resolve(c)[0]] if f >= 0), 0)
+        font = self._raqm.get(face)
+        if font is None and ImageFont.core.HAVE_RAQM:
+            font = ImageFont.truetype(self.chain.paths[face], self.px,
+                                      layout_engine=ImageFont.Layout.RAQM)
+            self._raqm[face] = font
+        if font is None or not clean:
+            return self._compose_glyphs(text, phase)
         pad = int(self.px) + 4
-        width = int(self.chain.width(text) * self.px * 1.5) + 3 * pad
+        width = int(self.chain.width(clean) * self.px * 1.5) + 3 * pad
         height = int(self.px * 2.5) + 2 * pad
         base = int(self.px * 1.6) + pad
         canvas = Image.new("L", (width, height), 0)
-        ImageDraw.Draw(canvas).text((pad + phase / PHASES, base), text, fill=255, font=font,
-                                    anchor="ls")
+        try:
+            ImageDraw.Draw(canvas).text((pad + phase / PHASES, base), clean, fill=255,
+                                        font=font, anchor="ls", direction="rtl")
+        except (RuntimeError, OSError, ValueError):
+            return self._compose_glyphs(text, phase)
         bbox = canvas.getbbox()
         if bbox is None:
             return _EMPTY
         return _Mask(np.asarray(canvas.crop(bbox)), bbox[0] - pad, bbox[1] - base)
 
 
+_NO_SHAPE = ("Cc", "Zl", "Zp")
 _RTL = re.compile(r"[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]|[\U00010800-\U00010fff]")
 
 
 def _is_rtl_line(words: list[tuple[float, str, int]]) -> bool:
     return any(not t.isascii() and _RTL.search(t) for _x, t, _s in words)
+
+
+def _direction(text: str) -> int:
+    """+1 left-to-right, -1 right-to-left, 0 neutral (digits, punctuation): first strong char."""
+    for c in text:
+        d = unicodedata.bidirectional(c)
+        if d == "L":
+            return 1
+        if d in ("R", "AL"):
+            return -1
+    return 0
+
+
+def visual_order(words: list[tuple[float, str, int]], advances: list[float],
+                 drawn: list[float], space: float) -> list[tuple[float, str, int]]:
+    """Reorder a mixed-direction line's words for display (the bidi algorithm at word level).
+
+    Runs of right-to-left words read right to left; the line's direction (its first strong
+    word) decides the order of the runs. ``advances`` are the layout's widths, ``drawn`` the
+    drawn ones (shaped Arabic is narrower than its isolated forms). Gaps are one ``space``, or,
+    when the layout stretched the line (justified), spread evenly over its logical extent.
+    """
+    dirs = [_direction(t) for _x, t, _s in words]
+    base = next((d for d in dirs if d), 1)
+    runs: list[list[int]] = []
+    run_dir: list[int] = []
+    for i, d in enumerate(dirs):
+        d = d or (run_dir[-1] if run_dir else base)
+        if run_dir and run_dir[-1] == d:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+            run_dir.append(d)
+    order: list[int] = []
+    for run, d in (zip(reversed(runs), reversed(run_dir), strict=True) if base < 0
+                   else zip(runs, run_dir, strict=True)):
+        order.extend(reversed(run) if d < 0 else run)
+    left = words[0][0]
+    gap = space
+    n = len(words)
+    if n > 1 and any(b[0] - a[0] - w > space * 1.05
+                     for a, b, w in zip(words, words[1:], advances, strict=False)):
+        gap = (words[-1][0] + advances[-1] - left - sum(drawn)) / (n - 1)
+    out = []
+    x = left
+    for i in order:
+        out.append((x, words[i][1], words[i][2]))
+        x += drawn[i] + gap
+    return out
 
 
 def _merge(pieces: list[tuple[int, _Mask]]) -> _Mask:
@@ -265,15 +329,17 @@ def rasterize(page: Page, cfg: RenderConfig, *, last: bool = False) -> Image.Ima
         marker_ink = np.zeros_like(ink)
     for line in page.lines:
         y = round(line.baseline * s)
-        if _is_rtl_line(line.words):
-            # Shaping and bidi reordering act on the whole line: raqm lays it out in one go.
-            xp = line.words[0][0] * s
-            ix = math.floor(xp)
-            m = atlas.shaped(" ".join(t for _x, t, _s in line.words), int((xp - ix) * PHASES))
-            if m.arr.size:
-                _blit(ink, m, ix, y)
-            continue
-        for x_pt, text, style in line.words:
+        words = line.words
+        if _is_rtl_line(words):
+            advances = [atlas.chain.width(t) * cfg.font_size for _x, t, _s in words]
+            drawn = list(advances)
+            for i, (_x, t, _s) in enumerate(words):
+                if not t.isascii() and _RTL.search(t):
+                    m = atlas.word(t, 0)
+                    drawn[i] = (m.dx + m.arr.shape[1]) / s if m.arr.size else 0.0
+            words = visual_order(words, advances, drawn,
+                                 atlas.chain.advance(" ") * cfg.font_size)
+        for x_pt, text, style in words:
             xp = x_pt * s
             ix = math.floor(xp)
             m = atlas.word(text, int((xp - ix) * PHASES))

@@ -6,6 +6,7 @@ caller keeps them, as :func:`render` does).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -22,6 +23,7 @@ from .config import RenderConfig
 from .document import check_text
 from .encode import encode_png, write_pdf
 from .errors import OutputError
+from .fonts import font_chain
 from .layout import Page, layout
 from .raster import page_pixel_size, rasterize
 from .text_tokens import get_tokenizer
@@ -160,7 +162,9 @@ def render_to_dir(text: str, cfg: RenderConfig, out_dir: str | Path, *,
     """
     t0 = time.perf_counter()
     check_text(text)
+    font_chain(cfg.font_chain)  # a bad font fails here, before any folder exists
     out = Path(out_dir)
+    created = _missing_dirs(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=".glyph-render-", dir=out))
@@ -169,11 +173,12 @@ def render_to_dir(text: str, cfg: RenderConfig, out_dir: str | Path, *,
     pdf_images: list[Image.Image] = []
     pages: list[RenderedPage] = []
     bar = _progress(len(text), progress)
+    done = False
     try:
         for rp in iter_pages(text, cfg, profile=profile, keep_image=pdf is not None):
             name = f"page_{rp.number:03d}.png"
             assert rp.png is not None
-            (stage / name).write_bytes(rp.png)
+            _write(stage / name, rp.png, out)
             rp.file = str(out / name)
             rp.png = None
             if rp.image is not None:
@@ -185,26 +190,54 @@ def render_to_dir(text: str, cfg: RenderConfig, out_dir: str | Path, *,
             if bar is not None:
                 bar.update(rp.chars)
         if pdf is not None:
+            part = Path(str(pdf) + ".part")
             try:
-                write_pdf(pdf_images, Path(str(pdf) + ".part"), cfg.dpi)
-                os.replace(str(pdf) + ".part", pdf)
+                write_pdf(pdf_images, part, cfg.dpi)
+                os.replace(part, pdf)
             except OSError as exc:
+                with contextlib.suppress(OSError):
+                    part.unlink()
                 raise OutputError(f"{pdf}: cannot write PDF ({exc.strerror or exc})") from None
         keep = set()
-        for rp in pages:
-            name = Path(rp.file or "").name
-            os.replace(stage / name, out / name)
-            keep.add(name)
-        for old in out.glob("page_*.png"):
-            if old.name not in keep:
-                old.unlink()
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot write pages ({exc.strerror or exc})") from None
+        try:
+            for rp in pages:
+                name = Path(rp.file or "").name
+                os.replace(stage / name, out / name)
+                keep.add(name)
+            for old in out.glob("page_*.png"):
+                if old.name not in keep:
+                    old.unlink()
+        except OSError as exc:
+            raise OutputError(f"{out}: cannot write pages ({exc.strerror or exc})") from None
+        done = True
     finally:
         if bar is not None:
             bar.close()
         shutil.rmtree(stage, ignore_errors=True)
+        if not done:
+            for d in created:  # folders this call made, deepest first, if still empty
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
     return _result(text, cfg, pages, profile, tokenizer, t0, str(out))
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """The folders ``mkdir(parents=True)`` would create, deepest first."""
+    out = []
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        out.append(p)
+        p = p.parent
+    return out
+
+
+def _write(path: Path, data: bytes, out: Path) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write pages ({exc.strerror or exc})") from None
 
 
 def _progress(total: int, enabled: bool | None):

@@ -1,0 +1,63 @@
+"""Shared fixtures: the benchmark corpus in ``../shared/corpus`` and a runner for the real CLI."""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CORPUS_DIR = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    if not (CORPUS_DIR / "MANIFEST.tsv").is_file():
+        pytest.skip(f"benchmark corpus not found at {CORPUS_DIR}")
+    return CORPUS_DIR
+
+
+@functools.lru_cache(maxsize=32)
+def _read_corpus(path: Path) -> str:
+    # newline="" keeps CRLF: the corpus offsets (and page spans) index the text as stored.
+    with open(path, encoding="utf-8", newline="") as f:
+        return f.read()
+
+
+@pytest.fixture(scope="session")
+def corpus_text(corpus_dir: Path) -> Callable[[str], str]:
+    """``corpus_text("en_frankenstein.txt")`` -> the file's text, exactly as stored."""
+
+    def read(name: str) -> str:
+        return _read_corpus(corpus_dir / name)
+
+    return read
+
+
+@pytest.fixture(scope="session")
+def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``python -m glyph_render.cli ARGS`` in a real subprocess; stdout/stderr as text."""
+
+    def run(args: Sequence[str], *, cwd: Path, stdin: bytes | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, PYTHONIOENCODING="utf-8")
+        proc = subprocess.run(
+            [sys.executable, "-m", "glyph_render.cli", *map(str, args)], cwd=cwd,
+            input=stdin, capture_output=True, timeout=timeout, env=env, check=False,
+        )
+        return subprocess.CompletedProcess(
+            proc.args, proc.returncode, proc.stdout.decode("utf-8", "replace"),
+            proc.stderr.decode("utf-8", "replace"),
+        )
+
+    return run
