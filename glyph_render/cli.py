@@ -58,7 +58,7 @@ def _build_config(args: argparse.Namespace, text: str) -> RenderConfig:
         v = getattr(args, "cfg_" + f.name, None)
         if v is None:
             continue
-        overrides[f.name] = _flag_value(f.name, v)
+        overrides[f.name.replace("_", "-")] = _flag_value(f.name, v)
     return cfg.replace(**overrides) if overrides else cfg
 
 
@@ -119,7 +119,8 @@ def _plan(args: argparse.Namespace, text: str, cfg: RenderConfig):
 def _render_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG, description="Render a long text into dense page images for Glyph.",
-        epilog="Subcommands: demo, layout, plan, serve-ocr (run 'glyph-render SUBCOMMAND -h').",
+        epilog="Subcommands: demo, layout, plan, ask, batch, serve, serve-ocr, doctor, bench "
+               "(run 'glyph-render SUBCOMMAND -h').",
     )
     _doc_args(p)
     p.add_argument("-o", "--output", metavar="DIR",
@@ -262,13 +263,135 @@ def cmd_serve_ocr(argv: Sequence[str]) -> int:
     return int(serve_main(list(argv)) or 0)
 
 
+def cmd_ask(argv: Sequence[str]) -> int:
+    """Render a document and ask a Glyph endpoint (vLLM/SGLang) a question about it."""
+    from .client import GlyphClient
+    from .compress import DEFAULT_MAX_DPI, DEFAULT_MIN_PX_PER_EM
+
+    p = argparse.ArgumentParser(
+        prog=f"{PROG} ask", conflict_handler="resolve",
+        description="Render a document into pages and ask a Glyph endpoint about them. The "
+                    "pages are fitted to the model's context (read from /v1/models); a document "
+                    "that cannot fit is answered chunk by chunk and the answers combined "
+                    "(N+1 calls). The API key comes from $OPENAI_API_KEY.",
+    )
+    _doc_args(p)
+    p.add_argument("question", help="what to ask about the document")
+    p.add_argument("--endpoint", metavar="URL",
+                   help="OpenAI-compatible base URL (default $GLYPH_BASE_URL, $OPENAI_BASE_URL, "
+                        "else http://127.0.0.1:8000/v1)")
+    p.add_argument("--stream", action="store_true",
+                   help="print the answer as it arrives (reasoning dimmed on stderr)")
+    p.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=None,
+                   help="turn the model's thinking on or off (default: the server's)")
+    p.add_argument("--system", metavar="TEXT", help="system prompt")
+    p.add_argument("--max-tokens", type=int, default=8192, metavar="N",
+                   help="answer length limit (default 8192, Glyph's)")
+    p.add_argument("--fit", choices=("auto", "error"), default="auto",
+                   help="when the pages do not fit the context: re-plan them (auto) or fail")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="S",
+                   help="seconds to wait for a reply (default 600)")
+    p.add_argument("--retries", type=int, default=3, metavar="N",
+                   help="retries of 429/5xx replies (default 3)")
+    p.add_argument("--concurrency", type=int, default=4, metavar="N",
+                   help="chunks asked at once when a document is split (default 4)")
+    p.add_argument("--json", action="store_true", help="print the answer as one JSON object")
+    _token_args(p)
+    p.add_argument("--model", dest="served_model", metavar="NAME",
+                   help="served model name (default: the first one /v1/models lists)")
+    _budget_args(p)
+    p.set_defaults(overflow="split")
+    _config_flags(p)
+    args = p.parse_args(argv)
+    if args.budget is not None and args.cfg_dpi is not None:
+        p.error("give --dpi or --budget, not both")
+    for flag, value in (("--max-tokens", args.max_tokens), ("--concurrency", args.concurrency)):
+        if value < 1:
+            p.error(f"{flag} must be at least 1")
+    if args.retries < 0 or not args.timeout > 0:
+        p.error("--retries must be >= 0 and --timeout > 0")
+    text = read_document(args.document, args.encoding)
+    cfg = _build_config(args, text)
+    client = GlyphClient(
+        args.endpoint, model=args.served_model, profile=args.profile, tokenizer=args.tokenizer,
+        timeout=args.timeout, max_retries=args.retries, max_concurrency=args.concurrency,
+        min_px_per_em=args.min_px_per_em or DEFAULT_MIN_PX_PER_EM,
+        max_dpi=args.max_dpi or DEFAULT_MAX_DPI,
+    )
+    ask_kw: dict[str, Any] = dict(
+        config=cfg, budget=args.budget, system=args.system, thinking=args.thinking,
+        max_tokens=args.max_tokens, overflow=args.overflow, fit=args.fit,
+    )
+
+    def show_stream(events: Any, out: Any) -> Any:
+        """Print deltas live: reasoning dimmed (or marked) on stderr, the answer on ``out``."""
+        dim = sys.stderr.isatty()
+        in_reasoning = False
+        answer = None
+        for ev in events:
+            if ev.kind == "reasoning":
+                if not in_reasoning:
+                    sys.stderr.write("\x1b[2m" if dim else "[thinking] ")
+                    in_reasoning = True
+                sys.stderr.write(ev.text)
+                sys.stderr.flush()
+                continue
+            if in_reasoning:
+                sys.stderr.write("\x1b[0m\n" if dim else "\n")
+                in_reasoning = False
+            if ev.kind == "content":
+                out.write(ev.text)
+                out.flush()
+            elif ev.kind == "part":
+                first, last = ev.answer.pages[0].number, ev.answer.pages[-1].number
+                sys.stderr.write(f"[pages {first}-{last}] {ev.text}\n")
+            elif ev.kind == "done":
+                answer = ev.answer
+        if in_reasoning:
+            sys.stderr.write("\x1b[0m\n" if dim else "\n")
+        out.write("\n")
+        out.flush()
+        return answer
+
+    with client:
+        if args.stream:
+            answer = show_stream(client.ask_stream(text, args.question, **ask_kw),
+                                 sys.stderr if args.json else sys.stdout)
+        else:
+            answer = client.ask(text, args.question, **ask_kw)
+            if not args.json:
+                print(answer.text)
+    if args.json:
+        _print_json(answer.to_json())
+    else:
+        usage = answer.usage or {}
+        calls = f" in {answer.calls} calls" if answer.calls > 1 else ""
+        print(f"{PROG}: {len(answer.pages)} pages at {answer.dpi or 0:g} DPI{calls}, "
+              f"{usage.get('prompt_tokens', '?')} prompt tokens (predicted "
+              f"{answer.predicted_prompt_tokens}), {usage.get('completion_tokens', '?')} "
+              f"completion tokens, {answer.timings.get('total') or 0:.1f} s", file=sys.stderr)
+    return 0
+
+
 SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "ask": cmd_ask,
     "render": cmd_render,
     "layout": cmd_layout,
     "plan": cmd_plan,
     "demo": cmd_demo,
     "serve-ocr": cmd_serve_ocr,
+    "serve": lambda argv: _lazy_main("recipes", argv),
+    "batch": lambda argv: _lazy_main("jobs", argv),
+    "doctor": lambda argv: _lazy_main("doctor", argv),
+    "bench": lambda argv: _lazy_main("bench_serve", argv),
 }
+
+
+def _lazy_main(module: str, argv: Sequence[str]) -> int:
+    """Subcommands living in their own modules, imported only when used."""
+    import importlib
+
+    return int(importlib.import_module(f".{module}", __package__).main(list(argv)) or 0)
 
 
 def _print_json(obj: Any) -> None:

@@ -38,3 +38,80 @@ class ImageSizeError(GlyphRenderError, ValueError):
 
 class BudgetError(GlyphRenderError, ValueError):
     """No allowed rendering config fits the vision-token budget; says what the best one needs."""
+
+
+# --- asking a Glyph endpoint (client.py) -------------------------------------------------------
+# Messages name the endpoint URL and what would help, and never carry the API key.
+
+
+class ClientError(GlyphRenderError):
+    """Base of everything that goes wrong talking to the endpoint; ``url`` names it."""
+
+    retryable = False  # only ServerBusy (429) and ServerError (5xx, dropped) are retried
+
+    def __init__(self, message: str, *, url: str | None = None,
+                 status_code: int | None = None, attempts: int = 1,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status_code = status_code
+        self.attempts = attempts
+        self.retry_after = retry_after  # seconds the server asked us to wait (Retry-After)
+
+
+class EndpointUnreachable(ClientError, ConnectionError):
+    """Nothing answers at the endpoint (refused, DNS, TLS): wrong URL or server down."""
+
+
+class RequestTimeout(ClientError, TimeoutError):
+    """The server took longer than the client's timeout (not retried: it may still be busy)."""
+
+
+class AuthError(ClientError, PermissionError):
+    """HTTP 401/403: the API key is missing or wrong (the key itself is never shown)."""
+
+
+class RequestRejected(ClientError, ValueError):
+    """A 4xx other than 401/403/429 and context overflow: bad model name, bad field, ..."""
+
+
+class ContextOverflow(RequestRejected):
+    """The prompt does not fit the model's context window, found before upload or by a 400.
+
+    ``prompt_tokens`` and ``max_context`` are what the server (or the prediction) said;
+    ``fitting_budget`` is a vision-token budget that would fit, when one can be computed.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, status_code: int | None = None,
+                 prompt_tokens: int | None = None, max_context: int | None = None,
+                 fitting_budget: int | None = None) -> None:
+        super().__init__(message, url=url, status_code=status_code)
+        self.prompt_tokens = prompt_tokens
+        self.max_context = max_context
+        self.fitting_budget = fitting_budget
+
+
+class ServerBusy(ClientError):
+    """HTTP 429 still returned after the last retry (or a Retry-After too long to wait)."""
+
+    retryable = True
+
+
+class ServerError(ClientError):
+    """HTTP 5xx (or a connection dropped before any reply) still failing after the retries."""
+
+    retryable = True
+
+
+class MalformedReply(ClientError):
+    """The reply is not the chat-completion JSON we asked for: not JSON, no choices, cut short."""
+
+
+class StreamInterrupted(MalformedReply):
+    """A streamed reply stopped before its end; ``partial_text`` holds what had arrived."""
+
+    def __init__(self, message: str, *, url: str | None = None, partial_text: str = "",
+                 partial_reasoning: str = "") -> None:
+        super().__init__(message, url=url)
+        self.partial_text = partial_text
+        self.partial_reasoning = partial_reasoning
