@@ -283,13 +283,12 @@ def _split(text: str, budget: int, base: RenderConfig, prof: VisionProfile, tok:
     """Cut the document into page runs that each fit, rendered with the base layout.
 
     The DPI is the base config's, clamped into the allowed range and lowered until one page fits.
-    Chunks start at page boundaries, so each chunk laid out alone reproduces its pages (its own
-    last page may only be cropped smaller): every chunk fits on its own.
+    Chunks start at page boundaries of the whole document's layout; each is then laid out and
+    priced alone (as the client will render it) and shortened until it fits on its own.
     """
     lo = min_px_per_em * 72.0 / base.font_size
     dpi = min(max(base.dpi, lo), max(max_dpi, lo))
     pages = list(layout(text, base, geometry_only=True))
-    priced = _Priced(base, pages, prof, per_image)
     single_max = max(image_tokens(*page_pixel_size(p, base, last=False, dpi=lo), prof)
                      for p in pages) + per_image
     if single_max > budget:
@@ -308,23 +307,40 @@ def _split(text: str, budget: int, base: RenderConfig, prof: VisionProfile, tok:
         w, h = page_pixel_size(p, base, last=False, dpi=dpi)
         plans.append(PagePlan(p.start, p.end, w, h, image_tokens(w, h, prof)))
     chunks: list[Chunk] = []
-    cur: list[PagePlan] = []
-    cost = 0
-    for pp in plans:
-        c = pp.vision_tokens + per_image
-        if cur and cost + c > budget:
-            chunks.append(Chunk(cur[0].start, cur[-1].end, cur))
-            cur, cost = [], 0
-        cur.append(pp)
-        cost += c
-    chunks.append(Chunk(cur[0].start, cur[-1].end, cur))
-    del priced
+    cfg = base.replace(dpi=dpi)
+    i = 0
+    while i < len(plans):
+        j, cost = i, 0  # greedy: as many pages as fit by the whole-document layout
+        while j < len(plans) and (j == i or cost + plans[j].vision_tokens + per_image <= budget):
+            cost += plans[j].vision_tokens + per_image
+            j += 1
+        while True:
+            # A chunk laid out alone may paginate differently (Glyph's 30-line paragraphs
+            # restart at its first line), so price it alone and give back pages until it fits.
+            start, end = plans[i].start, plans[j - 1].end if j < len(plans) else len(text)
+            alone = _chunk_pages(text[start:end], cfg, prof, per_image, start)
+            if sum(p.vision_tokens + per_image for p in alone) <= budget or j == i + 1:
+                break
+            j -= 1
+        chunks.append(Chunk(start, end, alone))
+        i = j
     rungs.append({"rung": "split", "dpi": dpi, "chunks": len(chunks), "pages": len(plans)})
     return Plan(
         budget=budget, config=base.replace(dpi=dpi), pages=plans, text_tokens=tok.count(text),
         tokenizer=tok.name, profile=prof.name, rungs=rungs, limited_by="split",
         per_image_tokens=per_image, chunks=chunks, seconds=time.perf_counter() - t0,
     )
+
+
+def _chunk_pages(chunk: str, cfg: RenderConfig, prof: VisionProfile, per_image: int,
+                 offset: int) -> list[PagePlan]:
+    pages = list(layout(chunk, cfg, geometry_only=True))
+    n = len(pages)
+    out = []
+    for k, p in enumerate(pages):
+        w, h = page_pixel_size(p, cfg, last=k == n - 1)
+        out.append(PagePlan(p.start + offset, p.end + offset, w, h, image_tokens(w, h, prof)))
+    return out
 
 
 def context_budget(max_context: int, question: str, max_output_tokens: int, *,

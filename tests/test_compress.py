@@ -102,7 +102,7 @@ def test_split_chunks_each_fit_and_tile_the_input():
         assert c.vision_tokens <= budget
         # Rendered alone, each chunk really fits.
         res = render(text[c.start:c.end], plan.config)
-        assert res.vision_tokens <= budget
+        assert res.vision_tokens == c.vision_tokens <= budget
 
 
 def test_per_image_tokens_count_against_the_budget():
