@@ -1,0 +1,201 @@
+"""One streamed chat request, timed chunk by chunk: what ``bench serve`` and ``doctor`` send.
+
+Both tools must measure exactly what glyph-render's client sends, so requests are built by
+:class:`~glyph_render.client.AsyncGlyphClient` itself (its message layout, page encoding,
+prompt-token prediction, Glyph sampling settings and error classification). The client's public
+methods render, retry and hide the wire; a benchmark needs the opposite (pre-rendered pages, no
+retries, a timestamp per chunk, which delta field carried the reasoning), so this module is the
+one place that reaches into the client's request-building internals. Keep it small.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .answer import StreamAccumulator
+from .client import AsyncGlyphClient, ModelInfo
+from .errors import ClientError, GlyphRenderError
+from .render import RenderedPage
+
+__all__ = ["ChatEndpoint", "Prepared", "Response", "Timed"]
+
+
+@dataclass(frozen=True)
+class Response:
+    """A plain GET's status and body text."""
+
+    status: int
+    text: str
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+
+@dataclass
+class Prepared:
+    """A request ready to send: the openai arguments and what went into them."""
+
+    args: dict[str, Any]
+    predicted: int  # prompt tokens glyph-render predicts (meaningful for the Glyph model only)
+    pages: list[RenderedPage]
+    payload_bytes: int
+    _req: Any = field(repr=False, default=None)  # the client's own request and options
+    _o: Any = field(repr=False, default=None)
+
+
+@dataclass
+class Timed:
+    """What one request did, in seconds since it was sent (``t_send`` is ``perf_counter``)."""
+
+    ok: bool
+    t_send: float
+    e2e: float
+    ttft: float | None = None
+    chunk_times: list[float] = field(default_factory=list)  # one per chunk carrying text
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    content: str = ""
+    reasoning: str = ""
+    finish_reason: str | None = None
+    delta_fields: set[str] = field(default_factory=set)  # content / reasoning / ...
+    error: str | None = None
+    error_type: str | None = None
+
+
+class ChatEndpoint:
+    """An OpenAI-compatible endpoint driven through the client's request building.
+
+    ``max_tokens`` and ``extra_body`` apply to every request. No retries: a benchmark counts a
+    failure as a failure, and the doctor reports what the server said the first time.
+    """
+
+    def __init__(self, url: str | None, *, model: str | None = None,
+                 tokenizer: str | None = None, profile: str = "glyph", max_tokens: int = 64,
+                 extra_body: dict[str, Any] | None = None, timeout: float = 600.0) -> None:
+        key = os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        self._headers = {"Authorization": f"Bearer {key}"} if key != "EMPTY" else {}
+        self.client = AsyncGlyphClient(url, api_key=key, model=model, tokenizer=tokenizer,
+                                       profile=profile, max_tokens=max_tokens, timeout=timeout,
+                                       max_retries=0)
+        self.url = self.client.url  # without any user:password part
+        self.root = self.client.base_url.removesuffix("/v1")
+        self._extra = dict(extra_body or {})
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def model_info(self) -> ModelInfo:
+        """Served model and ``max_model_len`` (the client's discovery; raises ClientError)."""
+        return await self.client.model_info()
+
+    async def get(self, path: str, timeout: float = 10.0) -> Response | None:
+        """GET a server path outside the OpenAI API (``/metrics``, ``/version``); None when
+        nothing answers. Plain urllib: the openai package's HTTP library varies by version."""
+        return await asyncio.to_thread(self._get, path, timeout)
+
+    def _get(self, path: str, timeout: float) -> Response | None:
+        req = urllib.request.Request(self.root + path, headers=self._headers)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return Response(resp.status, resp.read().decode("utf-8", "replace"))
+        except urllib.error.HTTPError as exc:
+            return Response(exc.code, exc.read().decode("utf-8", "replace"))
+        except (OSError, ValueError):
+            return None
+
+    def prepare_pages(self, pages: Sequence[RenderedPage], question: str, info: ModelInfo,
+                      max_tokens: int | None = None) -> Prepared:
+        """Pages (with PNG bytes) + question, as ``ask_pages`` sends them; priced, not checked
+        against the context (the server's verdict is what gets measured)."""
+        o = self.client._options(max_tokens=max_tokens, extra_body=self._extra)
+        return self._prepared(self.client._prepare_pages(pages, question, o, _unchecked(info)),
+                              o, info)
+
+    def prepare_text(self, text: str, info: ModelInfo,
+                     max_tokens: int | None = None) -> Prepared:
+        """A text-only user message: the document itself, or the doctor's baseline question."""
+        o = self.client._options(max_tokens=max_tokens, extra_body=self._extra)
+        return self._prepared(self.client._request([], [], text, o, _unchecked(info), {}, None),
+                              o, info)
+
+    def _prepared(self, req: Any, o: Any, info: ModelInfo) -> Prepared:
+        args = self.client._create_args(req, o, info.name, stream=True)
+        return Prepared(args, req.predicted, list(req.pages), req.payload_bytes, req, o)
+
+    async def stream(self, prep: Prepared, *, inspect: bool = False) -> Timed:
+        """Send one request and time every chunk; failures come back in ``Timed.error``.
+
+        ``inspect`` also records which delta fields carried text (``reasoning`` vs
+        ``reasoning_content`` vs ``content``), for the doctor.
+        """
+        t_send = time.perf_counter()
+        acc = StreamAccumulator(self.url)
+        out = Timed(ok=False, t_send=t_send, e2e=0.0)
+        stream = None
+        try:
+            stream = await self.client._oa.chat.completions.create(**prep.args)
+            async for line in stream.response.aiter_lines():
+                before = len(acc.content) + len(acc.reasoning)
+                acc.line(line)
+                if len(acc.content) + len(acc.reasoning) > before:
+                    out.chunk_times.append(time.perf_counter() - t_send)
+                    if inspect:
+                        out.delta_fields |= _text_fields(line)
+            acc.close()
+            out.ok = True
+        except ClientError as exc:
+            _fail(out, exc)
+        except Exception as exc:  # openai/httpx errors, classified like the client does
+            err = self.client._classify(exc, prep._req, prep._o, streaming=stream is not None)
+            if err is None:
+                raise
+            _fail(out, err)
+        finally:
+            out.e2e = time.perf_counter() - t_send
+            if stream is not None:
+                await stream.close()
+        reply = acc.reply()
+        usage = reply.usage or {}
+        out.prompt_tokens = _int(usage.get("prompt_tokens"))
+        out.completion_tokens = _int(usage.get("completion_tokens"))
+        out.content, out.reasoning = reply.content, reply.reasoning
+        out.finish_reason = reply.finish_reason
+        out.ttft = out.chunk_times[0] if out.chunk_times else None
+        return out
+
+
+def _unchecked(info: ModelInfo) -> ModelInfo:
+    return ModelInfo(info.name, None)
+
+
+def _fail(out: Timed, exc: GlyphRenderError) -> None:
+    out.ok = False
+    out.error = str(exc)
+    out.error_type = type(exc).__name__
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text_fields(line: str) -> set[str]:
+    """Names of the delta fields of one SSE line that carry non-empty text."""
+    try:
+        obj = json.loads(line[5:])
+    except (json.JSONDecodeError, IndexError):
+        return set()
+    choices = obj.get("choices") if isinstance(obj, dict) else None
+    found: set[str] = set()
+    for choice in choices if isinstance(choices, list) else []:
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict):
+            found |= {k for k, v in delta.items() if isinstance(v, str) and v}
+    return found - {"role"}

@@ -1,0 +1,330 @@
+"""``glyph-render bench serve``: the same documents sent as text and as pages, timed.
+
+This is what Glyph is for: a long document read as rendered pages costs far fewer prompt
+tokens than as text. The seed pages' benchmarks (``vllm bench serve``, ``sglang.bench_serving``)
+send random text only; this one keeps their workload knobs (input length, output length,
+number of prompts, max concurrency, Poisson request rate) and result layout, and runs two
+arms per document length:
+
+* **text**: the document itself as the user message, to ``--text-endpoint`` (a text model) or
+  to the Glyph endpoint;
+* **pages**: the document rendered (before the clock starts; render time is reported apart)
+  and sent as page images the way :class:`~glyph_render.client.GlyphClient` sends them.
+
+Every request streams (``max_tokens = --output-len``, ``ignore_eos`` like the seeds'
+``--ignore-eos``), so each chunk is timed. Failures (a text arm over the context, say) are
+counted, not retried. Workloads: :mod:`glyph_render.bench_workload`; figures, table, JSON and
+plot: :mod:`glyph_render.bench_report`; the wire: :mod:`glyph_render.bench_request`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .bench_report import (
+    ARMS,
+    RequestRecord,
+    Run,
+    format_comparison,
+    format_result,
+    plot,
+    require_matplotlib,
+)
+from .bench_request import ChatEndpoint, Prepared, Timed
+from .bench_workload import DEFAULT_GLOB, Document, arrivals, default_corpus, documents, load_corpus
+from .client import ModelInfo
+from .config import RenderConfig, detect_preset
+from .errors import ConfigError, GlyphRenderError
+from .render import RenderedPage, iter_pages
+
+__all__ = ["main"]
+
+PROG = "glyph-render bench serve"
+DEFAULT_QUESTION = "Summarize the document."
+
+
+def _chars_list(text: str) -> list[int]:
+    try:
+        values = [int(v.replace("_", "")) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"document lengths must be >= 1, got {text!r}")
+    return values
+
+
+def _above_zero(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type: an ``int`` or ``float`` above 0 (floats take ``inf``)."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a number above 0, got {text}")
+        return value
+    return parse
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="glyph-render bench",
+                                description="Serving benchmarks against a running endpoint.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="serve")
+    s = sub.add_parser(
+        "serve", prog=PROG, help="text vs pages against a vLLM/SGLang endpoint",
+        description="Send the same documents as text and as rendered pages to OpenAI-"
+        "compatible endpoints and report, per arm and document length, what the SGLang Glyph "
+        "page's benchmarks report: requests, duration, input tokens (text vs vision), "
+        "throughput, TTFT/TPOT/ITL/E2E. The API key comes from $OPENAI_API_KEY.")
+    g = s.add_argument_group("endpoints")
+    g.add_argument("--endpoint", metavar="URL",
+                   help="the Glyph endpoint (default $GLYPH_BASE_URL, else "
+                   "http://127.0.0.1:8000/v1)")
+    g.add_argument("--model", help="served model name (default: the first listed)")
+    g.add_argument("--text-endpoint", metavar="URL",
+                   help="send the text arm here, e.g. a text-only LLM (default: --endpoint)")
+    g.add_argument("--text-model", help="model name at --text-endpoint")
+    g.add_argument("--timeout", type=float, default=600.0, help="seconds per request")
+    g = s.add_argument_group("workload (the seed benchmarks' knobs)")
+    g.add_argument("--input-chars", type=_chars_list, default=[2000, 8000, 32000],
+                   metavar="N[,N...]", help="document lengths in characters, one run per arm "
+                   "each (default 2000,8000,32000)")
+    g.add_argument("--output-len", type=_above_zero(int), default=256,
+                   help="max_tokens per request (default 256)")
+    g.add_argument("--num-prompts", type=_above_zero(int), default=10,
+                   help="requests per arm and length, each its own document (default 10)")
+    g.add_argument("--max-concurrency", type=_above_zero(int), default=None,
+                   help="requests in flight at most (default: no limit)")
+    g.add_argument("--request-rate", type=_above_zero(float), default=math.inf,
+                   help="Poisson arrivals per second, or inf: all at once (default inf)")
+    g.add_argument("--arms", default="text,pages",
+                   help="which arms to run: text, pages or both (default text,pages)")
+    g.add_argument("--question", default=DEFAULT_QUESTION,
+                   help=f"asked after each document (default {DEFAULT_QUESTION!r})")
+    g.add_argument("--no-ignore-eos", dest="ignore_eos", action="store_false",
+                   help="let the model stop early (default: ignore_eos, every reply runs to "
+                   "--output-len, as the seeds' --ignore-eos)")
+    g.add_argument("--warmup", type=int, default=1,
+                   help="untimed requests before each run (default 1)")
+    g.add_argument("--seed", type=int, default=0, help="documents and arrivals (default 0)")
+    g = s.add_argument_group("documents")
+    g.add_argument("--corpus", metavar="DIR", help="folder of texts to slice documents from "
+                   "(default ../shared/corpus; generated text when there is none)")
+    g.add_argument("--corpus-glob", default=DEFAULT_GLOB,
+                   help=f"which corpus files (default {DEFAULT_GLOB!r})")
+    g.add_argument("--generated", action="store_true", help="generated text, no corpus")
+    g.add_argument("--dpi", type=float, help="render at this DPI (default: the preset's)")
+    g.add_argument("--profile", default="glyph", help="vision profile (default glyph)")
+    g.add_argument("--tokenizer", help="text tokenizer for retokenized counts and predictions "
+                   "(default: the profile's stand-in)")
+    g = s.add_argument_group("output")
+    g.add_argument("--json", metavar="OUT", help="write settings, summaries and every "
+                   "request's raw figures here")
+    g.add_argument("--plot", metavar="OUT.png",
+                   help="plot input tokens, TTFT and throughput against document length")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    return p
+
+
+def _arms(text: str) -> list[str]:
+    arms = [a.strip() for a in text.split(",") if a.strip()]
+    bad = [a for a in arms if a not in ARMS]
+    if bad or not arms:
+        raise ConfigError(f"--arms takes text and/or pages, got {text!r}")
+    return [a for a in ARMS if a in arms]
+
+
+class _Bench:
+    """One benchmark invocation: endpoints, workload, runs."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.arms = _arms(args.arms)
+        extra = {"ignore_eos": True} if args.ignore_eos else None
+        common: dict[str, Any] = dict(tokenizer=args.tokenizer, profile=args.profile,
+                                      max_tokens=args.output_len, extra_body=extra,
+                                      timeout=args.timeout)
+        self.glyph = ChatEndpoint(args.endpoint, model=args.model, **common)
+        self.text = (ChatEndpoint(args.text_endpoint, model=args.text_model, **common)
+                     if args.text_endpoint else self.glyph)
+        self.corpus_label, self.corpus = self._corpus()
+        self.runs: list[Run] = []
+
+    def _corpus(self) -> tuple[str, list[tuple[str, str]] | None]:
+        a = self.args
+        if a.generated:
+            return "generated", None
+        folder = Path(a.corpus) if a.corpus else default_corpus()
+        if folder is None:
+            self.say("no corpus folder (../shared/corpus); using generated text")
+            return "generated", None
+        return f"{folder} ({a.corpus_glob})", load_corpus(folder, a.corpus_glob)
+
+    def say(self, message: str) -> None:
+        if not self.args.quiet:
+            print(f"bench: {message}", file=sys.stderr, flush=True)
+
+    async def close(self) -> None:
+        await self.glyph.close()
+        if self.text is not self.glyph:
+            await self.text.close()
+
+    async def run(self) -> None:
+        a = self.args
+        infos = {arm: await (self.glyph if arm == "pages" else self.text).model_info()
+                 for arm in self.arms}
+        rng = random.Random(a.seed)
+        for chars in a.input_chars:
+            docs = documents(chars, a.num_prompts + a.warmup, rng, self.corpus)
+            times = arrivals(a.num_prompts, a.request_rate, rng)
+            for arm in self.arms:
+                self.runs.append(await self._run_arm(arm, chars, docs, times, infos[arm]))
+
+    async def _run_arm(self, arm: str, chars: int, docs: list[Document], times: list[float],
+                       info: ModelInfo) -> Run:
+        a = self.args
+        ep = self.glyph if arm == "pages" else self.text
+        label = f"{chars:,} chars, {arm}"
+        t0 = time.perf_counter()
+        if arm == "pages":
+            rendered = await asyncio.to_thread(self._render_all, docs)
+            preps = [ep.prepare_pages(pages, a.question, info) for pages, _ in rendered]
+            render_s: list[float | None] = [s for _, s in rendered]
+        else:
+            preps = [ep.prepare_text(f"{d.text}\n\n{a.question}", info) for d in docs]
+            render_s = [None] * len(docs)
+        self.say(f"{label}: prepared {len(preps)} requests in {time.perf_counter() - t0:.1f} s"
+                 + (f" ({sum(len(p.pages) for p in preps):,} pages)" if arm == "pages" else ""))
+        for prep in preps[a.num_prompts:]:  # warm-up: its own documents, untimed
+            await ep.stream(prep)
+        start, results = await self._send_all(ep, preps[:a.num_prompts], times)
+        duration = max((r.t_send + r.e2e for r in results), default=start) - start
+        records = [self._record(i, docs[i], preps[i], render_s[i], r, start, ep)
+                   for i, r in enumerate(results)]
+        ok = sum(r.ok for r in results)
+        self.say(f"{label}: {ok}/{len(results)} ok in {duration:.2f} s")
+        return Run(arm, chars, ep.url, info.name, a.request_rate, a.max_concurrency, duration,
+                   records)
+
+    def _render_all(self, docs: list[Document]) -> list[tuple[list[RenderedPage], float]]:
+        """Every document's pages (PNG bytes), in a few threads; seconds per document."""
+        def one(doc: Document) -> tuple[list[RenderedPage], float]:
+            t0 = time.perf_counter()
+            cfg = RenderConfig.preset(detect_preset(doc.text))
+            if self.args.dpi:
+                cfg = cfg.replace(dpi=float(self.args.dpi))
+            pages = list(iter_pages(doc.text, cfg, profile=self.args.profile))
+            return pages, time.perf_counter() - t0
+
+        with ThreadPoolExecutor(4) as pool:
+            return list(pool.map(one, docs))
+
+    async def _send_all(self, ep: ChatEndpoint, preps: list[Prepared],
+                        times: list[float]) -> tuple[float, list[Timed]]:
+        """Each request at its arrival time, at most --max-concurrency in flight."""
+        limit = self.args.max_concurrency
+        gate = asyncio.Semaphore(limit) if limit else None
+        start = time.perf_counter()
+
+        async def one(prep: Prepared, at: float) -> Timed:
+            delay = at - (time.perf_counter() - start)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if gate is None:
+                return await ep.stream(prep)
+            async with gate:
+                return await ep.stream(prep)
+
+        results = await asyncio.gather(*(one(p, t) for p, t in zip(preps, times, strict=True)))
+        return start, list(results)
+
+    def _record(self, index: int, doc: Document, prep: Prepared, render_s: float | None,
+                r: Timed, start: float, ep: ChatEndpoint) -> RequestRecord:
+        reply = r.reasoning + r.content
+        return RequestRecord(
+            index=index, source=doc.source, chars=len(doc.text), ok=r.ok,
+            start=r.t_send - start, e2e=r.e2e, ttft=r.ttft, chunk_times=r.chunk_times,
+            prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
+            retokenized=ep.client.tokenizer.count(reply) if reply else 0,
+            pages=len(prep.pages), vision_tokens=sum(p.vision_tokens for p in prep.pages),
+            predicted_prompt_tokens=prep.predicted if prep.pages else None,
+            payload_bytes=prep.payload_bytes, render_seconds=render_s,
+            finish_reason=r.finish_reason, error=r.error)
+
+    def settings(self) -> dict[str, Any]:
+        a = self.args
+        return {"endpoint": self.glyph.url, "text_endpoint": self.text.url,
+                "input_chars": a.input_chars, "output_len": a.output_len,
+                "num_prompts": a.num_prompts, "max_concurrency": a.max_concurrency,
+                "request_rate": "inf" if math.isinf(a.request_rate) else a.request_rate,
+                "arms": self.arms, "question": a.question, "ignore_eos": a.ignore_eos,
+                "warmup": a.warmup, "seed": a.seed, "corpus": self.corpus_label,
+                "dpi": a.dpi, "profile": a.profile,
+                "tokenizer": self.glyph.client.tokenizer.name}
+
+
+def _write_json(path: str, bench: _Bench) -> None:
+    data = {"tool": PROG, "version": __version__,
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "settings": bench.settings(), "runs": [r.to_json() for r in bench.runs]}
+    try:
+        Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n",
+                              encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--json {path}: cannot write ({exc.strerror or exc})") from None
+
+
+async def _main(args: argparse.Namespace) -> int:
+    bench = _Bench(args)
+    try:
+        await bench.run()
+    finally:
+        await bench.close()
+    for run in bench.runs:
+        print(format_result(run))
+        print()
+    if len(bench.arms) > 1 or len(args.input_chars) > 1:
+        print(format_comparison(bench.runs))
+    if args.json:
+        _write_json(args.json, bench)
+        bench.say(f"wrote {args.json}")
+    if args.plot:
+        concurrency = args.max_concurrency or "no limit"
+        plot(bench.runs, args.plot, f"{bench.runs[0].model}: text vs pages "
+             f"({args.num_prompts} prompts, concurrency {concurrency}, output {args.output_len})")
+        bench.say(f"wrote {args.plot}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``argv`` starts with the subcommand (``serve``), as ``glyph-render bench`` passes it."""
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        if args.warmup < 0:
+            raise ConfigError(f"--warmup must be >= 0, got {args.warmup}")
+        if args.plot:
+            require_matplotlib()
+        for flag, path in (("--json", args.json), ("--plot", args.plot)):
+            if path and not Path(path).resolve().parent.is_dir():
+                raise ConfigError(f"{flag} {path}: its folder does not exist")
+        return asyncio.run(_main(args))
+    except GlyphRenderError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
