@@ -119,7 +119,7 @@ def _plan(args: argparse.Namespace, text: str, cfg: RenderConfig):
 def _render_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG, description="Render a long text into dense page images for Glyph.",
-        epilog="Subcommands: demo, layout, plan, ask, batch, serve, serve-ocr, doctor, bench "
+        epilog="Subcommands: demo, layout, plan, ask, batch, serve, serve-ocr, doctor, bench, eval "
                "(run 'glyph-render SUBCOMMAND -h').",
     )
     _doc_args(p)
@@ -384,6 +384,7 @@ SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "batch": lambda argv: _lazy_main("jobs", argv),
     "doctor": lambda argv: _lazy_main("doctor", argv),
     "bench": lambda argv: _lazy_main("bench_serve", argv),
+    "eval": lambda argv: _lazy_main("evaluate", argv),
 }
 
 
