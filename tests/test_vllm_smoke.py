@@ -9,16 +9,15 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import re
 
 import pytest
 from PIL import Image
 
 try:
-    from vllm_server import MAX_MODEL_LEN, start_vllm, vllm_env_available
+    from vllm_server import MAX_MODEL_LEN
 except ImportError:  # tests/ imported as a package
-    from tests.vllm_server import MAX_MODEL_LEN, start_vllm, vllm_env_available
+    from tests.vllm_server import MAX_MODEL_LEN
 
 pytestmark = pytest.mark.vllm
 
@@ -32,17 +31,8 @@ TEMPLATE_TOKENS = 6
 
 
 @pytest.fixture(scope="module")
-def server():
-    ok, reason = vllm_env_available()
-    if not ok:
-        if os.environ.get("GLYPH_REQUIRE_VLLM") == "1":
-            pytest.fail(f"GLYPH_REQUIRE_VLLM=1 but {reason}")
-        pytest.skip(reason)
-    srv = start_vllm()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+def server(vllm_server):
+    return vllm_server
 
 
 def png_data_url(size: tuple[int, int]) -> str:
