@@ -99,7 +99,7 @@ def _budget_args(p: argparse.ArgumentParser, required: bool = False) -> None:
                    help="choose the most legible config whose vision tokens fit this budget")
     g.add_argument("--min-px-per-em", type=float, default=None, metavar="PX",
                    help="legibility floor: never draw text smaller than this many pixels per "
-                        "em (default 7)")
+                        "em (default 7; 9 for CJK text)")
     g.add_argument("--max-dpi", type=float, default=None, metavar="DPI",
                    help="most legible DPI the budget search may pick (default 120)")
     g.add_argument("--overflow", choices=("error", "split"), default="error",
@@ -107,12 +107,12 @@ def _budget_args(p: argparse.ArgumentParser, required: bool = False) -> None:
 
 
 def _plan(args: argparse.Namespace, text: str, cfg: RenderConfig):
-    from .compress import DEFAULT_MAX_DPI, DEFAULT_MIN_PX_PER_EM, compress
+    from .compress import DEFAULT_MAX_DPI, compress
 
     return compress(
         text, args.budget, model=args.profile, config=cfg, tokenizer=args.tokenizer,
-        min_px_per_em=args.min_px_per_em or DEFAULT_MIN_PX_PER_EM,
-        max_dpi=args.max_dpi or DEFAULT_MAX_DPI, overflow=args.overflow,
+        min_px_per_em=args.min_px_per_em, max_dpi=args.max_dpi or DEFAULT_MAX_DPI,
+        overflow=args.overflow,
     )
 
 
@@ -266,7 +266,7 @@ def cmd_serve_ocr(argv: Sequence[str]) -> int:
 def cmd_ask(argv: Sequence[str]) -> int:
     """Render a document and ask a Glyph endpoint (vLLM/SGLang) a question about it."""
     from .client import GlyphClient
-    from .compress import DEFAULT_MAX_DPI, DEFAULT_MIN_PX_PER_EM
+    from .compress import DEFAULT_MAX_DPI
 
     p = argparse.ArgumentParser(
         prog=f"{PROG} ask", conflict_handler="resolve",
@@ -315,7 +315,7 @@ def cmd_ask(argv: Sequence[str]) -> int:
     client = GlyphClient(
         args.endpoint, model=args.served_model, profile=args.profile, tokenizer=args.tokenizer,
         timeout=args.timeout, max_retries=args.retries, max_concurrency=args.concurrency,
-        min_px_per_em=args.min_px_per_em or DEFAULT_MIN_PX_PER_EM,
+        min_px_per_em=args.min_px_per_em,
         max_dpi=args.max_dpi or DEFAULT_MAX_DPI,
     )
     ask_kw: dict[str, Any] = dict(

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit, urlunsplit
 import openai
 
 from .answer import Answer, Reply, StreamAccumulator, StreamEvent, parse_completion, split_reasoning
-from .compress import DEFAULT_MAX_DPI, DEFAULT_MIN_PX_PER_EM, Plan, compress, context_budget
+from .compress import DEFAULT_MAX_DPI, Plan, compress, context_budget
 from .config import RenderConfig, detect_preset
 from .document import check_text
 from .encode import encode_png
@@ -188,7 +188,7 @@ class _ClientCore:
                  max_retries: int = 3, backoff: float = 0.5, max_backoff: float = 30.0,
                  max_retry_after: float = 120.0, max_concurrency: int = 4,
                  encode_workers: int | None = None,
-                 min_px_per_em: float = DEFAULT_MIN_PX_PER_EM,
+                 min_px_per_em: float | None = None,
                  max_dpi: float = DEFAULT_MAX_DPI) -> None:
         raw = base_url or os.environ.get("GLYPH_BASE_URL") or os.environ.get(
             "OPENAI_BASE_URL") or DEFAULT_BASE_URL

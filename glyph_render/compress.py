@@ -23,9 +23,14 @@ over budget; when the most legible allowed config (``base`` at ``max_dpi``) does
 chosen one uses at least 90% of the budget unless no rung can (then the figures say so); and no
 text is drawn smaller than the floor.
 
-The legibility floor is in pixels per em (font size x DPI / 72): the default 7.0 is where
-Tesseract's character error rate on DejaVu Sans prose stays low (see
-``benchmarks/legibility_floor.py``; Glyph's own published setting is 9 px/em: 9 pt at 72 DPI).
+The legibility floor is in pixels per em (font size x DPI / 72), because that is what legibility
+depends on: ``benchmarks/legibility.py`` finds Tesseract's character error rate a function of
+px/em alone, whatever the point size. On DejaVu Sans prose it measured (median CER, English /
+Russian): 6.0 px/em 20% / 36%, 6.5 px/em 13% / 9%, 7.0 px/em 5% / 5%, 8.5 px/em 2% / 0.8%, 9 px/em
+(Glyph's published 9 pt at 72 DPI) 1% / 0.4%. So the default floor is 7 px/em, the first size
+near 5%, with the 10% cliff only ~0.4 px/em below it. CJK needs more: 50-67% at 7 px/em, ~20% at
+9, 7-12% at 11 (Tesseract is a weak proxy for a VLM, and weakest on CJK), so CJK-dominant text
+gets 9 px/em, Glyph's own published setting.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .config import GLYPH_NEWLINE_MARKER, LINE_BREAK_MARKUP, RenderConfig
+from .config import GLYPH_NEWLINE_MARKER, LINE_BREAK_MARKUP, RenderConfig, detect_preset
 from .document import check_text
 from .errors import BudgetError
 from .layout import Page, layout
@@ -44,7 +49,8 @@ from .raster import page_pixel_size
 from .text_tokens import TextTokenizer, get_tokenizer
 from .vision_tokens import VisionProfile, get_profile, image_tokens, prompt_tokens
 
-DEFAULT_MIN_PX_PER_EM = 7.0
+DEFAULT_MIN_PX_PER_EM = 7.0  # Latin, Cyrillic, Greek...
+DEFAULT_MIN_PX_PER_EM_CJK = 9.0  # Han, kana, Hangul: denser glyphs need more pixels
 DEFAULT_MAX_DPI = 120.0
 MIN_USE = 0.9  # share of the budget a plan must use when it had to compress
 
@@ -210,7 +216,7 @@ def _best_dpi(priced: _Priced, budget: int, lo: float, hi: float) -> float | Non
 
 def compress(text: str, budget: int, *, model: str | VisionProfile = "glyph",
              config: RenderConfig | None = None, tokenizer: str | TextTokenizer = "cl100k_base",
-             min_px_per_em: float = DEFAULT_MIN_PX_PER_EM, max_dpi: float = DEFAULT_MAX_DPI,
+             min_px_per_em: float | None = None, max_dpi: float = DEFAULT_MAX_DPI,
              overflow: Literal["error", "split"] = "error", per_image_tokens: int = 0) -> Plan:
     """Pick the most legible rendering of ``text`` whose vision tokens fit ``budget``.
 
@@ -225,6 +231,8 @@ def compress(text: str, budget: int, *, model: str | VisionProfile = "glyph",
     base = config or RenderConfig.preset("glyph-en")
     if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
         raise BudgetError(f"budget: {budget!r} must be a positive whole number of tokens")
+    if min_px_per_em is None:
+        min_px_per_em = legibility_floor(text)
     if not min_px_per_em > 0:
         raise BudgetError(f"min_px_per_em: {min_px_per_em!r} must be greater than 0")
     if overflow not in ("error", "split"):
@@ -341,6 +349,12 @@ def _chunk_pages(chunk: str, cfg: RenderConfig, prof: VisionProfile, per_image: 
         w, h = page_pixel_size(p, cfg, last=k == n - 1)
         out.append(PagePlan(p.start + offset, p.end + offset, w, h, image_tokens(w, h, prof)))
     return out
+
+
+def legibility_floor(text: str) -> float:
+    """The default floor in px/em for ``text``: 9 for CJK-dominant text, else 7."""
+    return DEFAULT_MIN_PX_PER_EM_CJK if detect_preset(text) == "glyph-zh" else \
+        DEFAULT_MIN_PX_PER_EM
 
 
 def context_budget(max_context: int, question: str, max_output_tokens: int, *,

@@ -175,3 +175,13 @@ def test_cli_budget_nothing_fits_exits_2(tmp_path):
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "300" in out.stderr and "needs" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_cjk_text_gets_the_higher_legibility_floor():
+    from glyph_render.compress import DEFAULT_MIN_PX_PER_EM_CJK, legibility_floor
+
+    assert legibility_floor(DOCS["zh"]) == DEFAULT_MIN_PX_PER_EM_CJK == 9.0
+    assert legibility_floor(ALICE) == 7.0
+    plan = compress(DOCS["zh"], 4_000)
+    assert plan.config.font_size * plan.dpi / 72 >= 9.0 - 1e-9
+    assert plan.rungs[0]["dpi_range"][0] == 72.0  # 9 px/em at 9 pt

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..compress import DEFAULT_MAX_DPI, DEFAULT_MIN_PX_PER_EM
+from ..compress import DEFAULT_MAX_DPI
 from ..config import PRESETS, RenderConfig
 from ..errors import GlyphRenderError, InputError
 
@@ -37,7 +37,7 @@ class JobSettings:
     bases: dict[str, RenderConfig]  # preset name -> job config (preset + --config + flags)
     preset: str = "auto"
     budget: int | None = None
-    min_px_per_em: float = DEFAULT_MIN_PX_PER_EM
+    min_px_per_em: float | None = None  # None: compress's script-aware default
     max_dpi: float = DEFAULT_MAX_DPI
     overflow: str = "error"
     profile: str = "glyph"
@@ -180,7 +180,7 @@ def settings_from_args(args: argparse.Namespace) -> JobSettings:
         pages_dir = str(Path(pages_dir).resolve())
     return JobSettings(
         mode=args.mode, output=str(out), bases=bases, preset=args.preset, budget=args.budget,
-        min_px_per_em=args.min_px_per_em or DEFAULT_MIN_PX_PER_EM,
+        min_px_per_em=args.min_px_per_em,
         max_dpi=args.max_dpi or DEFAULT_MAX_DPI, overflow=args.overflow, profile=args.profile,
         tokenizer=args.tokenizer, pages_dir=pages_dir, endpoints=list(args.endpoint),
         served_model=args.served_model, api_key_env=args.api_key_env, balance=args.balance,
