@@ -159,19 +159,43 @@ class GlyphAtlas:
         return self._compose_glyphs(text, phase)
 
     def _compose_glyphs(self, text: str, phase: int) -> _Mask:
-        pieces: list[tuple[int, _Mask]] = []
-        pen = phase / PHASES
-        chain = self.chain
-        px = self.px
+        """One word's mask from cached glyph masks at their quarter-pixel pen positions.
+
+        Hot on documents with a fresh vocabulary, so bounds are gathered in the same pass.
+        """
+        placed: list[tuple[int, int, np.ndarray]] = []  # (x, y, mask) relative to the pen
+        lookup = self.chain._lookup
+        glyphs = self._glyphs
+        scale = self.px * PHASES
+        q = float(phase)  # pen in quarter pixels
+        left = top = 1 << 30
+        right = bottom = -(1 << 30)
         for ch in text:
-            face, adv = chain.resolve(ch)
-            if face != -1 and ch != " ":
-                ix = math.floor(pen)
-                g = self.glyph(ch, min(PHASES - 1, int((pen - ix) * PHASES + 0.5)))
-                if g.arr.size:
-                    pieces.append((ix, g))
-            pen += adv * px
-        return _merge(pieces)
+            hit = lookup.get(ch) or self.chain.resolve(ch)
+            if hit[0] != -1 and ch != " ":
+                qi = round(q)
+                g = glyphs.get((ch, qi % PHASES)) or self.glyph(ch, qi % PHASES)
+                arr = g.arr
+                if arr.size:
+                    x = qi // PHASES + g.dx
+                    h, w = arr.shape
+                    placed.append((x, g.dy, arr))
+                    left = min(left, x)
+                    right = max(right, x + w)
+                    top = min(top, g.dy)
+                    bottom = max(bottom, g.dy + h)
+            q += hit[1] * scale
+        if not placed:
+            return _EMPTY
+        if len(placed) == 1:
+            x, y, arr = placed[0]
+            return _Mask(arr, x, y)
+        out = np.zeros((bottom - top, right - left), np.uint8)
+        for x, y, arr in placed:
+            h, w = arr.shape
+            view = out[y - top:y - top + h, x - left:x - left + w]
+            np.maximum(view, arr, out=view)
+        return _Mask(out, left, top)
 
     def shaped(self, text: str, phase: int) -> _Mask:
         """A right-to-left word, shaped by raqm in the font that has its script.
@@ -262,25 +286,6 @@ def visual_order(words: list[tuple[float, str, int]], advances: list[float],
     return out
 
 
-def _merge(pieces: list[tuple[int, _Mask]]) -> _Mask:
-    if not pieces:
-        return _EMPTY
-    if len(pieces) == 1:
-        ix, g = pieces[0]
-        return _Mask(g.arr, ix + g.dx, g.dy)
-    left = min(ix + g.dx for ix, g in pieces)
-    right = max(ix + g.dx + g.arr.shape[1] for ix, g in pieces)
-    top = min(g.dy for _, g in pieces)
-    bottom = max(g.dy + g.arr.shape[0] for _, g in pieces)
-    out = np.zeros((bottom - top, right - left), np.uint8)
-    for ix, g in pieces:
-        y0 = g.dy - top
-        x0 = ix + g.dx - left
-        h, w = g.arr.shape
-        np.maximum(out[y0:y0 + h, x0:x0 + w], g.arr, out=out[y0:y0 + h, x0:x0 + w])
-    return _Mask(out, left, top)
-
-
 _ATLASES: dict[tuple[tuple[str, ...], float], GlyphAtlas] = {}
 
 
@@ -340,9 +345,9 @@ def rasterize(page: Page, cfg: RenderConfig, *, last: bool = False) -> Image.Ima
             words = visual_order(words, advances, drawn,
                                  atlas.chain.advance(" ") * cfg.font_size)
         for x_pt, text, style in words:
-            xp = x_pt * s
-            ix = math.floor(xp)
-            m = atlas.word(text, int((xp - ix) * PHASES))
+            q = round(x_pt * s * PHASES)  # pen in quarter pixels
+            ix = q // PHASES
+            m = atlas.word(text, q % PHASES)
             if m.arr.size:
                 _blit(marker_ink if (style == MARKER and marker_ink is not None) else ink,
                       m, ix, y)
