@@ -669,6 +669,16 @@ class GlyphClient(_ClientCore):
         return self._send(self._prepare_pages(pages, question, o, info), o, info, 0, None,
                           t_start)
 
+    def ask_text(self, prompt: str, *, text_tokens: int = 0, **kwargs: Any) -> Answer:
+        """Ask with no pages, the prompt as plain text: the text-only baseline on the same
+        endpoint (``glyph-render eval --as-text``). ``text_tokens`` is what the document part
+        of the prompt costs as text, for the answer's figures."""
+        t_start = time.perf_counter()
+        o = self._options(**kwargs)
+        info = self.model_info()
+        return self._send(self._request([], [], prompt, o, info, {}, None), o, info,
+                          text_tokens, None, t_start)
+
     def ask_stream(self, text: str, question: str, **kwargs: Any) -> Iterator[StreamEvent]:
         """Like :meth:`ask`, yielding reasoning/content deltas as they arrive, then ``done``.
 
@@ -848,6 +858,14 @@ class AsyncGlyphClient(_ClientCore):
         info = await self.model_info()
         req = await asyncio.to_thread(self._prepare_pages, pages, question, o, info)
         return await self._send(req, o, info, 0, None, t_start)
+
+    async def ask_text(self, prompt: str, *, text_tokens: int = 0, **kwargs: Any) -> Answer:
+        """See :meth:`GlyphClient.ask_text`."""
+        t_start = time.perf_counter()
+        o = self._options(**kwargs)
+        info = await self.model_info()
+        req = await asyncio.to_thread(self._request, [], [], prompt, o, info, {}, None)
+        return await self._send(req, o, info, text_tokens, None, t_start)
 
     async def ask_stream(self, text: str, question: str,
                          **kwargs: Any) -> AsyncIterator[StreamEvent]:

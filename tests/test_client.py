@@ -233,6 +233,21 @@ def test_model_discovery_and_repr(small_server: ServeOcr) -> None:
         c.model_info()
 
 
+def test_ask_text_sends_no_pages_and_predicts_usage(fast_server: ServeOcr) -> None:
+    prompt = "Plain text, no pages: what is the capital of France?"
+    with client(fast_server) as c:
+        answer = c.ask_text(prompt, text_tokens=11)
+    assert answer.pages == [] and answer.usage is not None
+    assert answer.usage["prompt_tokens"] == answer.predicted_prompt_tokens
+    asyncio.run(_async_ask_text(fast_server, prompt, answer.usage["prompt_tokens"]))
+
+
+async def _async_ask_text(srv: ServeOcr, prompt: str, expected: int) -> None:
+    async with AsyncGlyphClient(srv.base_url) as c:
+        answer = await c.ask_text(prompt)
+    assert answer.usage is not None and answer.usage["prompt_tokens"] == expected
+
+
 def test_endpoint_from_environment(fast_server: ServeOcr, short_text: str,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GLYPH_BASE_URL", raising=False)

@@ -316,14 +316,10 @@ def _fit_text(client: AsyncGlyphClient, info: ModelInfo, item: EvalItem, s: Eval
 async def _ask_text(client: AsyncGlyphClient, info: ModelInfo, item: EvalItem,
                     s: EvalSettings, max_tokens: int) -> tuple[Answer, int, int]:
     """The context as plain text in one user message; (answer, text tokens, tokens cut)."""
-    t0 = time.perf_counter()
     context, text_tokens, cut = await asyncio.to_thread(_fit_text, client, info, item, s,
                                                         max_tokens)
-    # The client has no public text-only call; these are the steps its map-reduce step uses to
-    # send a text-only prompt (pricing, context check, retries, error mapping included).
-    o = client._options(system=s.system, thinking=s.thinking, max_tokens=max_tokens)
-    req = client._request([], [], item.text_prompt(context), o, info, {}, None)
-    answer = await client._send(req, o, info, text_tokens - cut, None, t0)
+    answer = await client.ask_text(item.text_prompt(context), text_tokens=text_tokens - cut,
+                                   system=s.system, thinking=s.thinking, max_tokens=max_tokens)
     return answer, text_tokens, cut
 
 
