@@ -214,20 +214,35 @@ class _LineBuilder:
         self.units: list[_Unit] = []
         self.width = 0.0  # natural width of the current line, pt
         self.gaps = 0
-        self.para_first = True  # next line opens a paragraph (first-line indent)
+        self._para_first = True
+        self._max = self.base_width - cfg.first_line_indent
         self.group = 0  # Glyph's reportlab paragraph (30 source lines) the current line is in
-        self.done: list[tuple[list[_Unit], float, int, bool, bool]] = []
+        self.done: list[tuple[list[_Unit], float, int, bool, bool, int]] = []
+
+    @property
+    def para_first(self) -> bool:
+        """The next line opens a paragraph (and takes the first-line indent)."""
+        return self._para_first
+
+    @para_first.setter
+    def para_first(self, value: bool) -> None:
+        self._para_first = value
+        self._max = self.base_width - (self.cfg.first_line_indent if value else 0.0)
 
     def max_width(self) -> float:
-        return self.base_width - (self.cfg.first_line_indent if self.para_first else 0.0)
+        return self._max
 
     def add(self, u: _Unit) -> None:
-        gap = u.gap and bool(self.units)
+        units = self.units
+        gap = u.gap and bool(units)
         new_width = self.width + (self.space if gap else 0.0) + u.width
-        limit = self.max_width() + self.shrink * (self.gaps + (1 if gap else 0))
-        if new_width <= limit:
-            self._append(u, gap, new_width)
-        elif u.width > self.max_width() + 1e-9 and len(u.text) > 1:
+        if new_width <= self._max + self.shrink * (self.gaps + gap):  # the common case, inline
+            if gap:
+                self.gaps += 1
+            u.gap = gap
+            units.append(u)
+            self.width = new_width
+        elif u.width > self._max + 1e-9 and len(u.text) > 1:
             self._add_long(u)
         elif not self.units:
             self._append(u, False, u.width)  # a single character wider than the line

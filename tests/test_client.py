@@ -10,15 +10,11 @@ not a chat completion), marked where it is used.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http.server
 import json
 import logging
-import os
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -50,67 +46,16 @@ from glyph_render.reliability import RetryPolicy, parse_context_overflow, parse_
 
 NEEDLE = "The secret code is 7F3K-92QX."
 QUESTION = "What is the secret code?"
-CHAT = "POST /v1/chat/completions"
 FAST = {"backoff": 0.01, "max_backoff": 0.05}  # retries without long sleeps
 
 
 # --- serve-ocr as a real process ---------------------------------------------------------
 
 
-class ServeOcr:
-    """A running ``python -m glyph_render.testing`` with its stderr log in a file."""
-
-    def __init__(self, args: list[str], tmp: Path, env: dict[str, str] | None = None) -> None:
-        self.log_path = tmp / f"serve-ocr-{time.monotonic_ns()}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "glyph_render.testing", "--port", "0", *args],
-            stdout=subprocess.PIPE, stderr=self._log, env={**os.environ, **(env or {})},
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().decode()  # "serve-ocr listening on URL"
-        m = re.search(r"listening on (\S+)", line)
-        if not m:
-            self.stop()
-            raise RuntimeError(f"serve-ocr did not start: {line!r} {self.log()}")
-        self.base_url = m.group(1)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def chat_requests(self, expect: int | None = None, timeout: float = 3.0) -> int:
-        """Chat requests in the access log (lines are written as each request finishes)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            n = self.log().count(CHAT)
-            if expect is None or n >= expect or time.monotonic() > deadline:
-                break
-            time.sleep(0.02)
-        if expect is not None:
-            time.sleep(0.1)  # and no more than expected
-            n = self.log().count(CHAT)
-        return n
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        self._log.close()
-
-
-@contextlib.contextmanager
-def serve_ocr(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[ServeOcr]:
-    srv = ServeOcr(list(args), tmp, env)
-    try:
-        yield srv
-    finally:
-        srv.stop()
+try:
+    from ocr_server_process import ServeOcr, serve_ocr
+except ImportError:  # tests/ imported as a package
+    from tests.ocr_server_process import ServeOcr, serve_ocr
 
 
 @pytest.fixture(scope="module")

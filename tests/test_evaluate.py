@@ -12,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,49 +40,17 @@ needs_corpus = pytest.mark.skipif(not (CORPUS / "MANIFEST.tsv").is_file(),
 TOK = get_tokenizer("cl100k_base")
 
 
-class ServeOcr:
-    """``python -m glyph_render.testing --port 0 ...`` with its access log in a file."""
-
-    def __init__(self, tmp: Path, *args: str) -> None:
-        self.log_path = tmp / f"serve-ocr-{time.monotonic_ns()}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "glyph_render.testing", "--port", "0", "--tokenizer",
-             "cl100k_base", *args], stdout=subprocess.PIPE, stderr=self._log)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().decode()
-        m = re.search(r"listening on (\S+)", line)
-        if not m:
-            self.stop()
-            raise RuntimeError(f"serve-ocr did not start: {line!r} {self.log()}")
-        self.url = m.group(1)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def chat_lines(self) -> list[str]:
-        return [ln for ln in self.log().splitlines() if "POST /v1/chat/completions" in ln]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        self._log.close()
+try:
+    from ocr_server_process import ServeOcr
+    from ocr_server_process import serve_ocr as _serve_ocr
+except ImportError:  # tests/ imported as a package
+    from tests.ocr_server_process import ServeOcr
+    from tests.ocr_server_process import serve_ocr as _serve_ocr
 
 
-@contextlib.contextmanager
-def serve_ocr(tmp: Path, *args: str) -> Iterator[ServeOcr]:
-    srv = ServeOcr(tmp, *args)
-    try:
-        yield srv
-    finally:
-        srv.stop()
+def serve_ocr(tmp: Path, *args: str) -> contextlib.AbstractContextManager[ServeOcr]:
+    """serve-ocr counting text with cl100k_base, as the harness's predictions do."""
+    return _serve_ocr(tmp, "--tokenizer", "cl100k_base", *args)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ appends half a record by hand, as a crash mid-``write`` (or a power cut) would l
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -55,49 +54,10 @@ def run_batch(*args: Any, env: dict[str, str] | None = None,
                           timeout=timeout, env={**os.environ, **(env or {})}, check=False)
 
 
-class ServeOcr:
-    """``python -m glyph_render.testing --port 0 ...`` as a real process."""
-
-    def __init__(self, tmp: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.log_path = tmp / f"serve-ocr-{time.monotonic_ns()}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "glyph_render.testing", "--port", "0", *args],
-            stdout=subprocess.PIPE, stderr=self._log, env={**os.environ, **(env or {})})
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().decode()
-        m = re.search(r"listening on (\S+)", line)
-        if not m:
-            self.stop()
-            raise RuntimeError(f"serve-ocr did not start: {line!r} {self.log()}")
-        self.url = m.group(1)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def chat_requests(self) -> int:
-        return self.log().count("POST /v1/chat/completions")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        self._log.close()
-
-
-@contextlib.contextmanager
-def serve_ocr(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[ServeOcr]:
-    srv = ServeOcr(tmp, *args, env=env)
-    try:
-        yield srv
-    finally:
-        srv.stop()
+try:
+    from ocr_server_process import ServeOcr, serve_ocr
+except ImportError:  # tests/ imported as a package
+    from tests.ocr_server_process import ServeOcr, serve_ocr
 
 
 @pytest.fixture(scope="module")
