@@ -41,7 +41,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .config import GLYPH_NEWLINE_MARKER, LINE_BREAK_MARKUP, RenderConfig, detect_preset
+from .config import GLYPH_NEWLINE_MARKER, RenderConfig, detect_preset
 from .document import check_text
 from .errors import BudgetError
 from .layout import Page, layout
@@ -375,5 +375,5 @@ def context_budget(max_context: int, question: str, max_output_tokens: int, *,
     return left
 
 
-__all__ = ["LINE_BREAK_MARKUP", "Chunk", "PagePlan", "Plan", "compress", "context_budget",
+__all__ = ["Chunk", "PagePlan", "Plan", "compress", "context_budget",
            "ladder"]

@@ -133,10 +133,6 @@ class FontChain:
             f = self._faces[i] = load_face(self.paths[i])
         return f
 
-    @property
-    def faces(self) -> tuple[FontFace, ...]:
-        return tuple(self.face(i) for i in range(len(self.paths)))
-
     def _replacement_glyph(self) -> tuple[int, float]:
         """The U+FFFD glyph from the first font that has one, else (-1, 0.6 em): a drawn box."""
         if self._replacement is None:

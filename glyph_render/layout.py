@@ -210,7 +210,6 @@ class _LineBuilder:
         self.space = measure.space
         self.shrink = 0.05 * measure.space
         self.base_width = frame_width(cfg)
-        self.left = cfg.margin_x + FRAME_PADDING + cfg.left_indent
         self.units: list[_Unit] = []
         self.width = 0.0  # natural width of the current line, pt
         self.gaps = 0
@@ -228,9 +227,6 @@ class _LineBuilder:
     def para_first(self, value: bool) -> None:
         self._para_first = value
         self._max = self.base_width - (self.cfg.first_line_indent if value else 0.0)
-
-    def max_width(self) -> float:
-        return self._max
 
     def add(self, u: _Unit) -> None:
         units = self.units
@@ -260,7 +256,7 @@ class _LineBuilder:
     def _add_long(self, u: _Unit) -> None:
         gap = u.gap and bool(self.units)
         used = self.width + (self.space if gap else 0.0) if self.units else 0.0
-        pieces = _split_long(u, self.max_width() - used, self.base_width, self.measure)
+        pieces = _split_long(u, self._max - used, self.base_width, self.measure)
         for k, p in enumerate(pieces):
             if k > 0 or (not p.text and self.units):
                 self.flush(forced=False)
@@ -282,29 +278,31 @@ class _LineBuilder:
         self.gaps = 0
 
 
-def _line_x0(cfg: RenderConfig, natural: float, para_first: bool, gaps: int,
-             forced: bool) -> float:
-    """Left edge of a line's first word, per the alignment."""
+def _line_extent(cfg: RenderConfig, natural: float, para_first: bool, gaps: int,
+                 forced: bool) -> tuple[float, float]:
+    """(left edge of the first word, extra width per gap) for the alignment.
+
+    JUSTIFY stretches the gaps of wrapped lines only: a line ended by a newline, or the text's
+    last line, keeps its natural width.
+    """
     left = cfg.margin_x + FRAME_PADDING + cfg.left_indent
     avail = frame_width(cfg)
     if para_first:
         left += cfg.first_line_indent
         avail -= cfg.first_line_indent
     if cfg.alignment == "CENTER":
-        return left + (avail - natural) / 2
+        return left + (avail - natural) / 2, 0.0
     if cfg.alignment == "RIGHT":
-        return left + avail - natural
-    return left
+        return left + avail - natural, 0.0
+    if cfg.alignment == "JUSTIFY" and gaps and not forced:
+        return left, (avail - natural) / gaps
+    return left, 0.0
 
 
 def _position(cfg: RenderConfig, measure: _Measurer, units: list[_Unit], natural: float,
-              gaps: int, forced: bool, para_first: bool, last: bool) -> tuple[float, list]:
+              gaps: int, forced: bool, para_first: bool) -> tuple[float, list]:
     """x positions of a line's words per the alignment; returns (line width, words)."""
-    avail = frame_width(cfg) - (cfg.first_line_indent if para_first else 0.0)
-    extra_gap = 0.0
-    if cfg.alignment == "JUSTIFY" and gaps and not forced and not last:
-        extra_gap = (avail - natural) / gaps
-    x0 = _line_x0(cfg, natural, para_first, gaps, forced)
+    x0, extra_gap = _line_extent(cfg, natural, para_first, gaps, forced)
     space = measure.space + extra_gap
     words: list[tuple[float, str, int]] = []
     x = x0
@@ -458,7 +456,6 @@ class _Paginator:
                  geometry_only: bool = False):
         self.geometry_only = geometry_only
         self.cfg = cfg
-        self.chain = chain
         self.measure = measure
         self.frame_top = cfg.margin_y + FRAME_PADDING
         self.frame_h = frame_height(cfg)
@@ -542,13 +539,11 @@ class _Paginator:
             start, end = units[0].start, units[-1].end
             page = self.page
             if self.geometry_only:
-                right = _line_x0(cfg, natural, para_first, gaps, forced) + natural
-                if cfg.alignment == "JUSTIFY" and gaps and not forced:
-                    right = _line_x0(cfg, natural, para_first, 0, True) + (
-                        frame_width(cfg) - (cfg.first_line_indent if para_first else 0.0))
+                x0, extra_gap = _line_extent(cfg, natural, para_first, gaps, forced)
+                right = x0 + natural + extra_gap * gaps
             else:
                 width, words = _position(cfg, self.measure, units, natural, gaps, forced,
-                                         para_first, last=False)
+                                         para_first)
                 page.lines.append(Line(start, end, baseline, width, words, forced))
                 right = words[0][0] + width
             page.content_right = max(page.content_right, right)
