@@ -47,31 +47,10 @@ VLLM_FACTS = [
     (100, 60),
     (28, 28),
 ]
-GLYPH_CONFIG = {
-    "size": {"shortest_edge": 12544, "longest_edge": 9633792},
-    "patch_size": 14,
-    "temporal_patch_size": 2,
-    "merge_size": 2,
-    "image_processor_type": "Glm4vImageProcessor",
-    "processor_class": "Glm4vProcessor",
-}
-QWEN25_CONFIG = {
-    "min_pixels": 3136,
-    "max_pixels": 12845056,
-    "patch_size": 14,
-    "temporal_patch_size": 2,
-    "merge_size": 2,
-    "image_processor_type": "Qwen2VLImageProcessor",
-    "processor_class": "Qwen2_5_VLProcessor",
-}
-QWEN3_CONFIG = {
-    "size": {"longest_edge": 16777216, "shortest_edge": 65536},
-    "patch_size": 16,
-    "temporal_patch_size": 2,
-    "merge_size": 2,
-    "image_processor_type": "Qwen2VLImageProcessorFast",
-    "processor_class": "Qwen3VLProcessor",
-}
+try:
+    from preprocessor_configs import GLYPH_CONFIG, QWEN3_CONFIG, QWEN25_CONFIG
+except ImportError:  # tests/ imported as a package
+    from tests.preprocessor_configs import GLYPH_CONFIG, QWEN3_CONFIG, QWEN25_CONFIG
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "glyph": GLYPH_CONFIG,
