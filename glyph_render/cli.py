@@ -62,6 +62,20 @@ def _build_config(args: argparse.Namespace, text: str) -> RenderConfig:
     return cfg.replace(**overrides) if overrides else cfg
 
 
+def preset_bases(args: argparse.Namespace) -> dict[str, RenderConfig]:
+    """The flags' config on each preset ``--preset auto`` may choose between, for jobs that
+    pick per document (batch, eval): flags and ``--config`` apply over each."""
+    import copy
+
+    names = list(PRESETS) if args.preset == "auto" else [args.preset]
+    bases = {}
+    for name in names:
+        ns = copy.copy(args)
+        ns.preset = name
+        bases[name] = _build_config(ns, "")
+    return bases
+
+
 def _flag_value(name: str, v: Any) -> Any:
     if not isinstance(v, str):
         return v

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
 import os
 import time
 import warnings
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import PRESETS, RenderConfig, detect_preset
+from ..config import RenderConfig, detect_preset
 from ..errors import ConfigError, ContextOverflow, GlyphRenderError, OutputError
 from ..jobs.records import RecordWriter, json_bytes
 from ..jobs.summary import Progress
@@ -211,7 +210,7 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> EvalSettings:
     """Check the shared flags and build each preset's config once (bad flags fail here)."""
-    from ..cli import _build_config
+    from ..cli import preset_bases
     from ..compress import DEFAULT_MAX_DPI
 
     if args.budget is not None and args.cfg_dpi is not None:
@@ -228,12 +227,7 @@ def settings_from_args(args: argparse.Namespace) -> EvalSettings:
     if args.as_text and (args.budget is not None or args.cfg_dpi is not None):
         warnings.warn("--dpi and --budget have no effect with --as-text (no pages are sent)",
                       stacklevel=2)
-    names = list(PRESETS) if args.preset == "auto" else [args.preset]
-    bases = {}
-    for name in names:
-        ns = copy.copy(args)
-        ns.preset = name
-        bases[name] = _build_config(ns, "")
+    bases = preset_bases(args)
     flags = {"config": str(args.config)} if args.config else {}
     return EvalSettings(
         endpoint=args.endpoint, served_model=args.served_model, api_key_env=args.api_key_env,

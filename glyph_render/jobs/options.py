@@ -9,7 +9,6 @@ of them: the item is the more specific of the two.
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compress import DEFAULT_MAX_DPI
-from ..config import PRESETS, RenderConfig
+from ..config import RenderConfig
 from ..errors import GlyphRenderError, InputError
 
 __all__ = ["MODES", "OCR_PROMPT", "JobSettings", "build_parser", "settings_from_args"]
@@ -148,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> JobSettings:
     """Validate flag combinations and resolve the job config once (per preset for auto)."""
-    from ..cli import _build_config
+    from ..cli import preset_bases
 
     if args.budget is not None and args.cfg_dpi is not None:
         raise GlyphRenderError("give --dpi or --budget, not both")
@@ -166,12 +165,7 @@ def settings_from_args(args: argparse.Namespace) -> JobSettings:
         raise GlyphRenderError(f"-o {args.output}: is a folder; give the output JSONL's path")
     if args.mode in ("qa", "ocr") and not args.endpoint:
         raise GlyphRenderError(f"{args.mode} mode needs --endpoint URL")
-    names = list(PRESETS) if args.preset == "auto" else [args.preset]
-    bases = {}
-    for name in names:
-        ns = copy.copy(args)
-        ns.preset = name
-        bases[name] = _build_config(ns, "")
+    bases = preset_bases(args)
     out = Path(args.output)
     pages_dir = args.pages_dir
     if args.mode == "render" and pages_dir is None:
