@@ -1,26 +1,17 @@
-"""Layout: text -> lines -> pages, in points. Knows nothing of pixels or DPI.
+"""Layout: text -> pages of positioned lines, in points, exactly as Glyph's reference lays them out.
 
-The geometry and line breaking follow the Glyph project's reference renderer (reportlab's
-``Paragraph`` in a ``SimpleDocTemplate`` frame), because that is the layout the model was trained
-on:
+The Glyph project renders text with reportlab (``scripts/word2png_function.py``): it removes
+soft hyphens and zero-width spaces, escapes the text, turns runs of two or more spaces into
+``&nbsp;``, joins every 30 source lines with the newline markup into one ``Paragraph`` and
+flows the paragraphs through a ``SimpleDocTemplate`` frame (margins plus reportlab's 6 pt frame
+padding). This module does the same without reportlab: :mod:`.paragraph` breaks the lines, the
+frame logic here places and splits paragraphs page by page (``allowOrphans=0``, space before
+and after, a split remainder re-wrapped on the next page), and each line's pen position is
+computed the way reportlab writes it into the PDF and poppler reads it back, so the raster can
+place every glyph where poppler placed it.
 
-* the text frame is inset 6 pt inside the margins (reportlab's Frame padding);
-* a line's first baseline lies ``font-size`` below the line top; lines are ``line-height`` apart;
-* lines break greedily at single spaces on the fonts' unkerned design advances, and a line may
-  overrun the frame by 5% of a space width per space already on it (reportlab's space shrinkage);
-* runs of two or more spaces are non-breaking (Glyph turns them into ``&nbsp;``), so indentation
-  survives; a single space at a line's edge takes no room;
-* a word wider than the line is split by character, its first piece filling the current line;
-* a newline is a forced line break (``<br/>``) or, in marker mode, an inline marker word;
-* CJK text breaks between characters, keeping closing punctuation off the start of a line;
-* Glyph's script makes one reportlab Paragraph of every 30 source lines, so, as there: a blank
-  source line that ends such a group draws nothing, in marker mode a group boundary is a line
-  break (no marker), and a group that would leave only its first line at the foot of a page
-  moves whole to the next page (reportlab's ``allowOrphans=0``). Not copied: reportlab's habit
-  of opening a page with an empty line when it splits a group right after a ``<br/>``.
-
-Pages come out lazily, each recording the source span it holds: spans tile the input exactly, so
-later stages can cite a page, and tests can check that nothing was lost or duplicated.
+Pages come out lazily, each recording the span of source text it holds: spans tile the input.
+Layout knows no DPI.
 """
 
 from __future__ import annotations
@@ -29,543 +20,474 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .config import FRAME_PADDING, RenderConfig, frame_height, frame_width
-from .fonts import FontChain, font_chain
+from .config import FRAME_PADDING, RenderConfig
+from .fonts import font_chain
+from .paragraph import BREAK, CJK_TRIGGER, MARKER, TEXT, WSC, Frag, Line as PLine, Metrics
+from .paragraph import Paragraph
+from .pdfnum import fp_str, pdf_value
 
-# Drawn-word styles.
-TEXT, MARKER = 0, 1
-# Glyph's renderer makes one reportlab Paragraph of every 30 source lines.
+__all__ = ["Block", "Line", "Page", "layout", "LINES_PER_GROUP", "TEXT", "MARKER"]
+
+#: Glyph's renderer makes one reportlab Paragraph of every 30 source lines.
 LINES_PER_GROUP = 30
-
-_TOKEN = re.compile(r"(\r\n|\r|\n)|((?:[^ \r\n]| {2,})+)")
-
-# Characters that may break on either side (ideographs, kana, hangul, fullwidth forms).
-_CJK_CHAR = re.compile(
-    r"[\u2e80-\u2fff\u3000-\u303f\u3040-\u30ff\u3100-\u31ff\u3200-\u33ff\u3400-\u4dbf"
-    r"\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]"
-    r"|[\U00020000-\U0003ffff]"
-)
-# Kinsoku: never at the start of a line / never at the end of a line.
-_NO_START = set("，。！？、；：）」』】〕〉》〗〙〛｝］｠”’・ー…‥〜～"
-                "ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ!%),.:;?]}¢°·'\"′″℃")
-_NO_END = set("（「『【〔〈《〖〘〚｛［｟“‘([{£¥$")
 
 
 @dataclass(slots=True)
 class Line:
-    """One drawn line. ``words`` are (x in pt from the page's left edge, text, style)."""
+    """One drawn line: its source span, what it draws, and where poppler puts its pen.
+
+    ``runs`` are ``(text, style)`` as drawn (spaces included; ``MARKER`` is the newline marker's
+    colour). ``ux``/``uy`` are poppler's text-space pen (after the text matrix, before the
+    page transform of the line's :class:`Block`), ``word_space`` the ``Tw`` in force.
+    """
 
     start: int
     end: int
+    runs: list[tuple[str, int]]
+    ux: float
+    uy: float
+    word_space: float
+    block: int
     baseline: float  # pt from the page's top edge
-    width: float  # pt, from the first word's x to the last word's end
-    words: list[tuple[float, str, int]]
-    forced: bool = False  # ended by a source newline rather than by wrapping
+    x: float  # pt from the page's left edge
+    forced: bool = False  # ended by a source newline
+
+    @property
+    def text(self) -> str:
+        return "".join(t for t, _s in self.runs)
 
 
 @dataclass(slots=True)
-class Box:
-    """A paragraph background/border rectangle in points (page coordinates)."""
+class Block:
+    """One placed paragraph (part): its origin and background rectangle, as poppler read them."""
 
-    left: float
-    top: float
-    right: float
-    bottom: float
+    ex: float
+    ey: float
+    rect: tuple[float, float, float, float]  # x, y, w, h relative to (ex, ey)
+    fill: bool
+    stroke: bool
 
 
 @dataclass(slots=True)
 class Page:
-    """A laid-out page: its lines, the source span it holds, and the extents of its ink."""
+    """A laid-out page: its lines and blocks, the source span it holds, its size in points."""
 
     number: int  # 1-based
     start: int
     end: int
     lines: list[Line] = field(default_factory=list)
-    boxes: list[Box] = field(default_factory=list)
-    width: float = 0.0  # full page size in pt
+    blocks: list[Block] = field(default_factory=list)
+    width: float = 0.0
     height: float = 0.0
-    content_right: float = 0.0  # right edge of the rightmost ink, pt
-    content_bottom: float = 0.0  # lowest ink, pt
-    missing: int = 0  # characters drawn as the replacement glyph
+    font_size: float = 0.0  # as poppler read it (Tf)
+    missing: int = 0  # characters drawn as a replacement glyph
 
     @property
     def chars(self) -> int:
         return self.end - self.start
 
 
-@dataclass(slots=True)
-class _Unit:
-    """A breakable piece: a word, a CJK character, a marker word."""
+# ---- Glyph's markup ------------------------------------------------------------------------
 
-    text: str
-    start: int
-    end: int
-    width: float  # pt
-    gap: bool  # a (break) space precedes it
-    style: int = TEXT
-    srcmap: list[int] | None = None  # source offset of each character, when tabs expanded it
-
-
-class _Measurer:
-    """Unit widths in points, memoised: prose repeats its words endlessly."""
-
-    def __init__(self, chain: FontChain, size: float):
-        self.chain = chain
-        self.size = size
-        self.cache: dict[str, float] = {}
-        self.missing: dict[str, int] = {}  # text -> characters no font has (replacement drawn)
-        self.space = chain.advance(" ") * size
-
-    def __call__(self, text: str) -> float:
-        w = self.cache.get(text)
-        if w is None:
-            w = self.chain.width(text) * self.size
-            if len(self.cache) < 500_000:
-                self.cache[text] = w
-            gone = self.chain.missing_chars
-            if gone and not gone.isdisjoint(text):
-                self.missing[text] = sum(1 for ch in text if ch in gone)
-        return w
+_PY_WS = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+_WS_PY = re.escape(_PY_WS)
+_WS_RL = re.escape(WSC)
+# A source line: runs of 2+ spaces (&nbsp; entities), &<> (entities), or text whose whitespace
+# collapses (a single space that starts a 2+ run belongs to the run).
+_LINE_TOKENS = {
+    ws: re.compile(rf"(?P<nb> {{2,}})|(?P<ent>[&<>])|(?P<txt>(?:[^&<> ]| (?! ))+)")
+    for ws in (_WS_PY, _WS_RL)
+}
+_WORDS = {ws: re.compile(rf"[^{ws}]+") for ws in (_WS_PY, _WS_RL)}
+_IS_WS = {ws: re.compile(rf"[{ws}]") for ws in (_WS_PY, _WS_RL)}
 
 
-def _expand_tabs(text: str, start: int, column: int, tab: int) -> tuple[str, list[int]]:
-    """Tabs to spaces up to the next tab stop; also each output character's source offset."""
-    out: list[str] = []
-    src: list[int] = []
-    for k, ch in enumerate(text):
-        if ch == "\t":
-            n = tab - column % tab
-            out.append(" " * n)
-            src.extend([start + k] * n)
-            column += n
-        else:
-            out.append(ch)
-            src.append(start + k)
-            column += 1
-    return "".join(out), src
+class _Markup:
+    """Turns 30-line groups of the (cleaned) source into reportlab frags."""
+
+    def __init__(self, cfg: RenderConfig):
+        nl = cfg.newline
+        self.line_break = nl.line_break
+        self.marker = nl.marker
+        self.marker_tagged = nl.color is not None
+
+    def frags(self, text: str, bounds: list[tuple[int, int]]) -> list[Frag]:
+        """Frags of the group whose source lines are ``text[a:b]`` for ``(a, b)`` in bounds."""
+        raw_nbsp = any("\xa0" in text[a:b] for a, b in bounds)
+        ws = _WS_RL if raw_nbsp else _WS_PY
+        tokens = _LINE_TOKENS[ws]
+        words_re = _WORDS[ws]
+        is_ws = _IS_WS[ws]
+        out: list[Frag] = []
+        last = len(bounds) - 1
+        for i, (a, b) in enumerate(bounds):
+            for m in tokens.finditer(text, a, b):
+                kind = m.lastgroup
+                if kind == "txt":
+                    s, e = m.span()
+                    words = [(w.group(), w.start()) for w in words_re.finditer(text, s, e)]
+                    lead = bool(is_ws.match(text, s))
+                    trail = bool(is_ws.match(text, e - 1))
+                    body = " ".join(w for w, _o in words)
+                    t = (" " if lead else "") + body + (" " if trail and words else "")
+                    out.append(Frag(TEXT, t, [o for _w, o in words]))
+                elif kind == "nb":
+                    s, e = m.span()
+                    out.extend(Frag(TEXT, "\xa0", [k]) for k in range(s, e))
+                else:
+                    out.append(Frag(TEXT, m.group(), [m.start()]))
+            if i != last:
+                if self.line_break:
+                    out.append(Frag(BREAK, "", [b]))
+                else:
+                    self._marker(out, b)
+        _clean_ends(out)
+        return out
+
+    def _marker(self, out: list[Frag], at: int) -> None:
+        """The newline marker: its own frag (a <font> tag), or text merged into the line."""
+        text = self.marker
+        words = text.split()
+        t = (" " if text[:1].isspace() else "") + " ".join(words) + (
+            " " if text[-1:].isspace() and words else "")
+        if not self.marker_tagged and out and out[-1].style == TEXT and out[-1].text.endswith(
+                " ") and t.startswith(" "):
+            t = t[1:]  # no tag between: the spaces collapse
+        out.append(Frag(MARKER if self.marker_tagged else TEXT, t, [at] * len(words)))
 
 
-def _split_cjk(text: str, start: int, gap: bool, measure: _Measurer) -> list[_Unit]:
-    """Cut a word that holds CJK characters into pieces that may break between them."""
-    pieces: list[list] = []  # [text, start, end]
-    i = 0
+def _clean_ends(frags: list[Frag]) -> None:
+    """reportlab's cleaner strips the paragraph's leading and trailing whitespace."""
+    while frags and frags[0].style == TEXT:
+        f = frags[0]
+        t = f.text.lstrip(" ")
+        if t:
+            f.text = t
+            break
+        frags.pop(0)
+    while frags and frags[-1].style == TEXT:
+        f = frags[-1]
+        t = f.text.rstrip(" ")
+        if t:
+            f.text = t
+            break
+        frags.pop()
+
+
+def _source(text: str) -> tuple[str, list[int] | None]:
+    """Glyph deletes soft hyphens and zero-width spaces first; keep a map back to the source."""
+    if "\xad" not in text and "\u200b" not in text:
+        return text, None
+    keep = [i for i, c in enumerate(text) if c not in "\xad\u200b"]
+    return "".join(text[i] for i in keep), keep
+
+
+def _groups(text: str, cfg: RenderConfig) -> Iterator[list[tuple[int, int]]]:
+    """Source-line bounds of each 30-line group (lines split at ``\\n`` only, as Glyph does)."""
+    if cfg.remove_line_breaks:
+        yield [(0, len(text))]
+        return
+    bounds: list[tuple[int, int]] = []
+    start = 0
     n = len(text)
-    while i < n:
-        j = i + 1
-        if _CJK_CHAR.match(text[i]) is None:
-            while j < n and _CJK_CHAR.match(text[j]) is None:
-                j += 1
-        piece = text[i:j]
-        if pieces and (piece[0] in _NO_START or pieces[-1][0][-1] in _NO_END):
-            pieces[-1][0] += piece
-            pieces[-1][2] = start + j
-        else:
-            pieces.append([piece, start + i, start + j])
-        i = j
-    return [
-        _Unit(t, s, e, measure(t), gap and k == 0) for k, (t, s, e) in enumerate(pieces)
-    ]
+    find = text.find
+    while True:
+        nl = find("\n", start)
+        end = n if nl < 0 else nl
+        bounds.append((start, end))
+        if len(bounds) == LINES_PER_GROUP:
+            yield bounds
+            bounds = []
+        if nl < 0:
+            break
+        start = nl + 1
+    if bounds:
+        yield bounds
 
 
-def _split_long(u: _Unit, first_room: float, width: float, measure: _Measurer) -> list[_Unit]:
-    """Split a too-wide unit by character: first piece fills ``first_room``, then full lines."""
-    pieces: list[_Unit] = []
-    room = first_room
-    buf_start = 0
-    acc = 0.0
-    text = u.text
-    for k, ch in enumerate(text):
-        cw = measure(ch)
-        if acc + cw > room and k > buf_start and cw > 0:
-            pieces.append(_piece(u, buf_start, k, acc, len(pieces) == 0))
-            buf_start, acc, room = k, 0.0, width
-        elif acc + cw > room and k == buf_start and room < width and cw > 0:
-            # Not even one character fits the rest of this line: start the word on the next.
-            pieces.append(_piece(u, k, k, 0.0, True))
-            room = width
-        acc += cw
-    pieces.append(_piece(u, buf_start, len(text), acc, len(pieces) == 0))
-    return pieces
+# ---- reportlab's frame and doc template ----------------------------------------------------
+
+class _Frame:
+    """SimpleDocTemplate's single frame: margins, 6 pt padding, reportlab's float arithmetic."""
+
+    def __init__(self, cfg: RenderConfig):
+        pw, ph = cfg.page_size
+        lm = rm = cfg.margin_x
+        tm = bm = cfg.margin_y
+        width = (pw - rm) - lm
+        height = (ph - tm) - bm
+        self.x1, self.y1 = lm, bm
+        x2 = self.x1 + width
+        self.y2 = self.y1 + height
+        self.y1p = self.y1 + FRAME_PADDING
+        self.aW = x2 - self.x1 - FRAME_PADDING - FRAME_PADDING
+        self.x = self.x1 + FRAME_PADDING
+        self.reset()
+
+    def reset(self) -> None:
+        self.y = self.y2 - FRAME_PADDING
+        self.at_top = True
+        self.prev_after = 0.0
 
 
-def _piece(u: _Unit, a: int, b: int, w: float, first: bool) -> _Unit:
-    n = len(u.text)
-    if u.style == MARKER:
-        span_start, span_end = u.start, u.end
-    elif u.srcmap is not None:
-        span_start = u.srcmap[a] if a < n else u.end
-        span_end = u.srcmap[b] if b < n else u.end
-    else:
-        span_start, span_end = min(u.start + a, u.end), min(u.start + b, u.end)
-    measure_text = u.text[a:b]
-    return _Unit(measure_text, span_start, span_end, w, u.gap and first, u.style)
+# ---- pens: what reportlab writes, what poppler reads ---------------------------------------
 
+class _Pen:
+    """A paragraph's text object, written as reportlab's PDFTextObject writes it and read as
+    poppler's Gfx reads it (Td merging, fp_str numbers, T* leading)."""
 
-class _LineBuilder:
-    """Greedy line filling with reportlab's rule and its space-shrink allowance."""
+    def __init__(self, x: float, y: float, leading: float):
+        self.tm_e = pdf_value(x)
+        self.tm_f = pdf_value(y)
+        self.line_x = 0.0
+        self.line_y = 0.0
+        self.leading = pdf_value(leading)
+        self.ws = 0.0
+        self.pending: str | None = None  # the last op was "<dx> 0 Td" (not yet read)
 
-    def __init__(self, cfg: RenderConfig, measure: _Measurer):
-        self.cfg = cfg
-        self.measure = measure
-        self.space = measure.space
-        self.shrink = 0.05 * measure.space
-        self.base_width = frame_width(cfg)
-        self.units: list[_Unit] = []
-        self.width = 0.0  # natural width of the current line, pt
-        self.gaps = 0
-        self._para_first = True
-        self._max = self.base_width - cfg.first_line_indent
-        self.group = 0  # Glyph's reportlab paragraph (30 source lines) the current line is in
-        self.done: list[tuple[list[_Unit], float, int, bool, bool, int]] = []
+    def _flush(self) -> None:
+        if self.pending is not None:
+            from .pdfnum import poppler_number
 
-    @property
-    def para_first(self) -> bool:
-        """The next line opens a paragraph (and takes the first-line indent)."""
-        return self._para_first
+            self.line_x = self.line_x + poppler_number(self.pending)
+            self.pending = None
 
-    @para_first.setter
-    def para_first(self, value: bool) -> None:
-        self._para_first = value
-        self._max = self.base_width - (self.cfg.first_line_indent if value else 0.0)
-
-    def add(self, u: _Unit) -> None:
-        units = self.units
-        gap = u.gap and bool(units)
-        new_width = self.width + (self.space if gap else 0.0) + u.width
-        if new_width <= self._max + self.shrink * (self.gaps + gap):  # the common case, inline
-            if gap:
-                self.gaps += 1
-            u.gap = gap
-            units.append(u)
-            self.width = new_width
-        elif u.width > self._max + 1e-9 and len(u.text) > 1:
-            self._add_long(u)
-        elif not self.units:
-            self._append(u, False, u.width)  # a single character wider than the line
-        else:
-            self.flush(forced=False)
-            self._append(u, False, u.width)
-
-    def _append(self, u: _Unit, gap: bool, new_width: float) -> None:
-        if gap:
-            self.gaps += 1
-        u.gap = gap
-        self.units.append(u)
-        self.width = new_width
-
-    def _add_long(self, u: _Unit) -> None:
-        gap = u.gap and bool(self.units)
-        used = self.width + (self.space if gap else 0.0) if self.units else 0.0
-        pieces = _split_long(u, self._max - used, self.base_width, self.measure)
-        for k, p in enumerate(pieces):
-            if k > 0 or (not p.text and self.units):
-                self.flush(forced=False)
-            if p.text:
-                g = gap if k == 0 else False
-                self._append(p, g, (self.width + (self.space if g else 0.0) + p.width)
-                             if self.units else p.width)
-
-    def flush(self, forced: bool, empty_at: int | None = None) -> None:
-        """End the current line (possibly empty, for a blank source line)."""
-        if not self.units and empty_at is None:
+    def set_x(self, dx: float) -> None:
+        """setXPos: Td, merged with an immediately preceding Td as reportlab merges them."""
+        if not (dx > 1e-6 or dx < -1e-6):
             return
-        self.done.append((self.units, self.width, self.gaps, forced, self.para_first,
-                          self.group))
-        if self.units:
-            self.para_first = False
-        self.units = []
-        self.width = 0.0
-        self.gaps = 0
+        if self.pending is not None:
+            dx += float(self.pending)
+        self.pending = fp_str(dx)
+
+    def word_space(self, ws: float) -> None:
+        self._flush()
+        self.ws = pdf_value(ws)
+
+    def start_line(self) -> tuple[float, float, float]:
+        """Read everything pending; the pen (curX, curY) and Tw for the text about to be drawn."""
+        self._flush()
+        ux = 1.0 * self.line_x + 0.0 * self.line_y + self.tm_e
+        uy = 0.0 * self.line_x + 1.0 * self.line_y + self.tm_f
+        return ux, uy, self.ws
+
+    def next_line(self) -> None:
+        """T* after a line's text."""
+        self.line_y = self.line_y - self.leading
 
 
-def _line_extent(cfg: RenderConfig, natural: float, para_first: bool, gaps: int,
-                 forced: bool) -> tuple[float, float]:
-    """(left edge of the first word, extra width per gap) for the alignment.
-
-    JUSTIFY stretches the gaps of wrapped lines only: a line ended by a newline, or the text's
-    last line, keeps its natural width.
-    """
-    left = cfg.margin_x + FRAME_PADDING + cfg.left_indent
-    avail = frame_width(cfg)
-    if para_first:
-        left += cfg.first_line_indent
-        avail -= cfg.first_line_indent
-    if cfg.alignment == "CENTER":
-        return left + (avail - natural) / 2, 0.0
-    if cfg.alignment == "RIGHT":
-        return left + avail - natural, 0.0
-    if cfg.alignment == "JUSTIFY" and gaps and not forced:
-        return left, (avail - natural) / gaps
-    return left, 0.0
+def _nbsp_count(text: str) -> int:
+    return text.count("\xa0")
 
 
-def _position(cfg: RenderConfig, measure: _Measurer, units: list[_Unit], natural: float,
-              gaps: int, forced: bool, para_first: bool) -> tuple[float, list]:
-    """x positions of a line's words per the alignment; returns (line width, words)."""
-    x0, extra_gap = _line_extent(cfg, natural, para_first, gaps, forced)
-    space = measure.space + extra_gap
-    words: list[tuple[float, str, int]] = []
-    x = x0
-    for k, u in enumerate(units):
-        if k and u.gap:
-            x += space
-        if words and not u.gap and words[-1][2] == u.style:
-            px, pt, ps = words[-1]
-            words[-1] = (px, pt + u.text, ps)
+class _Placer:
+    """Draws placed paragraphs onto pages: blocks, pens, lines, spans."""
+
+    def __init__(self, cfg: RenderConfig, m: Metrics, omap: list[int] | None):
+        self.cfg = cfg
+        self.m = m
+        self.omap = omap
+        self.size_pv = pdf_value(cfg.font_size)
+        pad = cfg.border_padding
+        self.draw_rect = True  # Glyph always gives a paragraph background (para-bg-color)
+        self.stroke = cfg.border_width > 0
+        self.pad = pad
+
+    def src(self, i: int) -> int:
+        omap = self.omap
+        if omap is None:
+            return i
+        return omap[i] if i < len(omap) else (omap[-1] + 1 if omap else i)
+
+    def draw(self, page: Page, para: Paragraph, x: float, y: float) -> None:
+        cfg = self.cfg
+        block_no = len(page.blocks)
+        pad = self.pad
+        left = para.left_indent
+        rect = (pdf_value(left - pad), pdf_value(-pad),
+                pdf_value(para.width - (left + para.right_indent) + pad + pad),
+                pdf_value(para.height + pad + pad))
+        ex, ey = pdf_value(x), pdf_value(y)
+        page.blocks.append(Block(ex, ey, rect, self.draw_rect, self.stroke))
+        lines = para.lines
+        n = len(lines)
+        if not n:
+            return
+        pen = _Pen(left, para.height - cfg.font_size, cfg.line_height)
+        align = cfg.alignment
+        no_justify_last = not para.justify_last
+        top = cfg.page_size[1]
+        for i, line in enumerate(lines):
+            offset = para.first_indent if i == 0 else 0.0
+            last = no_justify_last and i == n - 1
+            self._line(page, pen, para, line, offset, last, align, block_no, ex, ey, top)
+
+    def _line(self, page: Page, pen: _Pen, para: Paragraph, line: PLine, offset: float,
+              last: bool, align: str, block_no: int, ex: float, ey: float,
+              top: float) -> None:
+        """One line, in the order reportlab's ``_*DrawParaLine[X]`` functions write it."""
+        frags = line.frags
+        extra = line.extra
+        kind0 = para.kind == 0
+        if kind0:
+            n_spaces = line.count + _nbsp_count(frags[0][1]) - 1
         else:
-            words.append((x, u.text, u.style))
-        x += u.width
-    return x - x0, words
-
-
-_NEWLINE = re.compile(r"[\r\n]")
+            n_spaces = line.count + sum(_nbsp_count(f[1]) for f in frags) - 1
+        if align == "JUSTIFY":
+            simple = ((not kind0 and line.line_break) or (-1e-8 < extra <= 1e-8)
+                      or (last and extra > -1e-8))
+        else:
+            simple = extra > -1e-8
+        if not simple:
+            simple = n_spaces <= 0
+        ws = None if simple else extra / float(n_spaces)
+        if align in ("LEFT", "JUSTIFY"):
+            m = offset
+            pen.set_x(m)
+            if ws is not None:
+                pen.word_space(ws)
+        elif simple:
+            m = offset + (0.5 * extra if align == "CENTER" else extra)
+            pen.set_x(m)
+        else:
+            m = offset
+            pen.word_space(ws)
+            if kind0:  # the kind-0 variants move after setting the word space; kind 1 never
+                pen.set_x(m)
+        ux, uy, tw = pen.start_line()
+        runs: list[tuple[str, int]] = []
+        lo = hi = -1
+        for style, t, a, b in frags:
+            if t:
+                st = MARKER if style == MARKER else TEXT
+                if runs and runs[-1][1] == st:
+                    runs[-1] = (runs[-1][0] + t, st)
+                else:
+                    runs.append((t, st))
+            if b > a and style != MARKER and style != BREAK:
+                lo = a if lo < 0 else min(lo, a)
+                hi = max(hi, b)
+        if lo < 0:
+            lo = hi = frags[0][2] if frags else 0
+        page.lines.append(Line(self.src(lo), self.src(hi), runs, ux, uy, tw, block_no,
+                               top - (ey + uy), ex + ux, bool(line.line_break)))
+        pen.next_line()
+        if ws is not None:
+            pen.word_space(0)
+        pen.set_x(-m)
 
 
 def layout(text: str, cfg: RenderConfig, *, geometry_only: bool = False) -> Iterator[Page]:
     """Lay ``text`` out into pages, lazily. Offsets index ``text`` exactly as given.
 
-    ``geometry_only`` is for budget planning: pages carry their spans and ink extents but no
-    lines, and a source line that fits the frame whole is measured in one go instead of word by
-    word (the same widths summed in another order, so it is only taken with a margin of 1e-6 pt).
+    ``geometry_only`` is accepted for callers that only need spans and sizes; the full layout
+    is cheap enough that both return the same pages.
     """
+    stext, omap = _source(text)
     chain = font_chain(cfg.font_chain)
-    measure = _Measurer(chain, cfg.font_size)
-    builder = _LineBuilder(cfg, measure)
-    paginator = _Paginator(cfg, chain, measure, geometry_only)
-    fast = geometry_only and cfg.newline.line_break and not cfg.remove_line_breaks
-    newline = cfg.newline
-    marker_units: list[tuple[str, float]] = []
-    if not newline.line_break:
-        marker_units = [(w, measure(w)) for w in newline.marker.split(" ") if w]
-    tab = cfg.tab_size
-    line_start = 0  # source offset of the current source line, for tab columns
-    pending_gap = False
-    blank_run = True  # at a paragraph start (text start or after a blank line)
-    source_line_empty = True
-    src_line = 0  # index of the current source line
+    m = Metrics(chain, cfg.font_size)
+    markup = _Markup(cfg)
+    cjk = bool(CJK_TRIGGER.search(text))
+    frame = _Frame(cfg)
+    placer = _Placer(cfg, m, omap)
+    w, h = cfg.page_size
+    page = Page(number=1, start=0, end=0, width=w, height=h, font_size=placer.size_pv)
+    common = dict(left_indent=cfg.left_indent, right_indent=cfg.right_indent,
+                  leading=cfg.line_height, cjk=cjk)
 
-    def drain() -> Iterator[Page]:
-        for entry in builder.done:
-            yield from paginator.add_line(*entry)
-        builder.done.clear()
+    def new_page() -> Page:
+        nonlocal page
+        done = page
+        frame.reset()
+        page = Page(number=done.number + 1, start=0, end=0, width=w, height=h,
+                    font_size=placer.size_pv)
+        return done
 
-    prev_end = 0
-    pos = 0
-    n_text = len(text)
-    search = _TOKEN.search
-    while pos < n_text:
-        if fast and source_line_empty and not builder.units:
-            nl = _NEWLINE.search(text, pos)
-            le = nl.start() if nl else n_text
-            a, b = pos, le
-            if b - a >= 1 and text[a] == " " and (b - a == 1 or text[a + 1] != " "):
-                a += 1
-            if b - a >= 1 and text[b - 1] == " " and (b - a == 1 or text[b - 2] != " "):
-                b -= 1
-            if b > a and "\t" not in text[a:b]:
-                core = text[a:b]
-                if core.isascii() or not _CJK_CHAR.search(core):
-                    width = measure(core)
-                    first = blank_run or builder.para_first
-                    room = builder.base_width - (cfg.first_line_indent if first else 0.0)
-                    if width <= room - 1e-6:
-                        if blank_run:
-                            builder.para_first = True
-                            paginator.para_start()
-                            blank_run = False
-                        builder.done.append(([_Unit(core, a, b, width, False)], width, 0, True,
-                                             builder.para_first, builder.group))
-                        builder.para_first = False
-                        source_line_empty = False
-                        prev_end = pos = le
-                        yield from drain()
-                        if nl is None:
-                            break
-        m = search(text, pos)
-        if m is None:
-            break
-        pos = m.end()
-        s = m.start()
-        # Unmatched characters between tokens are single spaces: break opportunities.
-        gap = pending_gap or s > prev_end
-        prev_end = e = m.end()
-        if m.lastindex == 2:
-            word = m.group(2)
-            if blank_run:
-                builder.para_first = True
-                paginator.para_start()
-                blank_run = False
-            source_line_empty = False
-            if not word.isascii() and _CJK_CHAR.search(word):
-                # Split on the source so every piece keeps its own span; expand tabs after.
-                for u in _split_cjk(word, s, gap, measure):
-                    if "\t" in u.text:
-                        u.text, u.srcmap = _expand_tabs(u.text, u.start, u.start - line_start,
-                                                        tab)
-                        u.width = measure(u.text)
-                    builder.add(u)
-            elif "\t" in word:
-                word, srcmap = _expand_tabs(word, s, s - line_start, tab)
-                builder.add(_Unit(word, s, e, measure(word), gap, TEXT, srcmap))
+    pending: list[Paragraph] = []
+    held: Page | None = None  # a finished page waiting for the next one's start
+    for gi, bounds in enumerate(_groups(stext, cfg)):
+        para = Paragraph(markup.frags(stext, bounds), m, first_indent=cfg.first_line_indent,
+                         **common)
+        para.group = gi
+        pending.append(para)
+        while pending:
+            f = pending.pop(0)
+            if _add(frame, f, cfg, placer, page):
+                continue
+            parts = _split(frame, f, cfg)
+            if parts:
+                if not _add(frame, parts[0], cfg, placer, page):
+                    raise AssertionError("reportlab splitting error")  # pragma: no cover
+                pending[0:0] = parts[1:]
+            elif getattr(f, "_postponed", False):
+                # reportlab raises LayoutError: the frame cannot hold two lines. Draw it anyway.
+                _add(frame, f, cfg, placer, page, force=True)
             else:
-                builder.add(_Unit(word, s, e, measure(word), gap))
-            pending_gap = False
-        else:
-            # Glyph's script makes one reportlab Paragraph of every 30 source lines, joined by
-            # the newline markup: its last line ends the paragraph instead.
-            group_end = src_line % LINES_PER_GROUP == LINES_PER_GROUP - 1
-            if cfg.remove_line_breaks:
-                pending_gap = True
-            elif not newline.line_break:
-                if group_end:
-                    builder.flush(forced=True)
-                    pending_gap = False
+                f._postponed = True  # type: ignore[attr-defined]
+                pending.insert(0, f)
+                done = new_page()
+                if held is not None:
+                    held.end = done.start = max(held.start, _first_start(done, held.start))
+                    yield _count_missing(held, chain)
                 else:
-                    for w, wd in marker_units:
-                        builder.add(_Unit(w, s, e, wd, True, MARKER))
-                    pending_gap = True
-            else:
-                if source_line_empty:
-                    if not blank_run:
-                        paginator.para_end()
-                    blank_run = True
-                    if not group_end:  # a paragraph's trailing <br/> draws no blank line
-                        builder.flush(forced=True, empty_at=s)
-                else:
-                    builder.flush(forced=True)
-                pending_gap = False
-            source_line_empty = True
-            line_start = e
-            src_line += 1
-            builder.group = src_line // LINES_PER_GROUP
-        if builder.done:
-            yield from drain()
-    builder.flush(forced=True)
-    if builder.done:
-        # The text's final line is never justified.
-        units, width, gaps, _forced, pf, group = builder.done[-1]
-        builder.done[-1] = (units, width, gaps, True, pf, group)
-    yield from drain()
-    yield from paginator.finish(len(text))
+                    done.start = 0
+                held = done
+    if held is not None:
+        held.end = page.start = max(held.start, _first_start(page, held.start))
+        yield _count_missing(held, chain)
+    else:
+        page.start = 0
+    page.end = len(text)
+    yield _count_missing(page, chain)
 
 
-class _Paginator:
-    """Stacks lines into frames the height of the page's text area, reportlab style."""
+def _first_start(page: Page, default: int) -> int:
+    return page.lines[0].start if page.lines else default
 
-    def __init__(self, cfg: RenderConfig, chain: FontChain, measure: _Measurer,
-                 geometry_only: bool = False):
-        self.geometry_only = geometry_only
-        self.cfg = cfg
-        self.measure = measure
-        self.frame_top = cfg.margin_y + FRAME_PADDING
-        self.frame_h = frame_height(cfg)
-        self.page = self._new_page(1, 0)
-        self.y = 0.0  # pt used in the current frame
-        self.pending_space = 0.0  # space-before/after waiting for the next line
-        self.para_top: float | None = None
-        self.last_end = 0
-        self.descent = max(chain.descent, 0.0) * cfg.font_size
-        self.draw_boxes = (cfg.para_bg_color != cfg.page_bg_color) or cfg.border_width > 0
-        self.group = -1  # group of the last line placed
-        self.held: tuple | None = None  # a group's first line waiting on the orphan rule
 
-    def _new_page(self, number: int, start: int) -> Page:
-        w, h = self.cfg.page_size
-        return Page(number=number, start=start, end=start, width=w, height=h)
+def _count_missing(page: Page, chain) -> Page:
+    gone = chain.missing_chars
+    if gone:
+        page.missing = sum(1 for ln in page.lines for t, _s in ln.runs for c in t if c in gone)
+    return page
 
-    def para_start(self) -> None:
-        self.pending_space += self.cfg.space_before
 
-    def para_end(self) -> None:
-        self._close_box()
-        self.pending_space += self.cfg.space_after
+def _add(frame: _Frame, f: Paragraph, cfg: RenderConfig, placer: _Placer, page: Page,
+         force: bool = False) -> bool:
+    """reportlab's Frame.add: wrap in the space left, draw if it fits."""
+    y = frame.y
+    p = frame.y1p
+    s = 0.0
+    if not frame.at_top:
+        s = cfg.space_before
+        s = max(s - frame.prev_after, 0)
+    h = y - p - s
+    if h > 0 or force:
+        _w, h = f.wrap(frame.aW, h)
+    else:
+        return False
+    h += s
+    y -= h
+    if y < p - 1e-6 and not force:
+        return False
+    sa = cfg.space_after
+    placer.draw(page, f, frame.x, y)
+    y -= sa
+    frame.prev_after = sa
+    if y != frame.y:
+        frame.at_top = False
+    frame.y = y
+    return True
 
-    def _close_box(self) -> None:
-        if self.para_top is None or not self.draw_boxes:
-            self.para_top = None
-            return
-        cfg = self.cfg
-        pad = cfg.border_padding
-        left = cfg.margin_x + FRAME_PADDING + cfg.left_indent - pad
-        right = cfg.page_size[0] - cfg.margin_x - FRAME_PADDING - cfg.right_indent + pad
-        top = self.frame_top + self.para_top - pad
-        bottom = self.frame_top + self.y + pad
-        self.page.boxes.append(Box(left, top, right, bottom))
-        self.page.content_right = max(self.page.content_right, right + cfg.border_width / 2)
-        self.page.content_bottom = max(self.page.content_bottom, bottom + cfg.border_width / 2)
-        self.para_top = None
 
-    def add_line(self, units: list[_Unit], natural: float, gaps: int, forced: bool,
-                 para_first: bool, group: int) -> Iterator[Page]:
-        """Place a line; reportlab's orphan rule (allowOrphans=0) decides at a group's start.
-
-        A paragraph that must be split with room for only one line moves whole to the next
-        page, leaving the slot empty. The first line of a group meeting a single free slot is
-        held until the next line tells whether the group goes on.
-        """
-        if self.held is not None:
-            held, self.held = self.held, None
-            if group == held[-1]:
-                start = held[0][0].start if held[0] else self.last_end
-                yield self._finish_page(start)
-            yield from self._place(*held)
-        elif group != self.group and self._free_slots() == 1:
-            self.held = (units, natural, gaps, forced, para_first, group)
-            return
-        yield from self._place(units, natural, gaps, forced, para_first, group)
-
-    def _free_slots(self) -> int:
-        space = self.pending_space if self.y > 0 else 0.0
-        return int((self.frame_h - self.y - space + 1e-6) // self.cfg.line_height)
-
-    def _place(self, units: list[_Unit], natural: float, gaps: int, forced: bool,
-               para_first: bool, group: int) -> Iterator[Page]:
-        self.group = group
-        cfg = self.cfg
-        lh = cfg.line_height
-        space = self.pending_space if self.y > 0 else 0.0  # no space-before at a frame top
-        if self.y > 0 and self.y + space + lh > self.frame_h + 1e-6:
-            start = units[0].start if units else self.last_end
-            yield self._finish_page(start)
-            space = 0.0
-        self.pending_space = 0.0
-        self.y += space
-        if self.para_top is None and units:
-            self.para_top = self.y
-        top = self.frame_top + self.y
-        baseline = top + cfg.font_size
-        self.y += lh
-        if units:
-            start, end = units[0].start, units[-1].end
-            page = self.page
-            if self.geometry_only:
-                x0, extra_gap = _line_extent(cfg, natural, para_first, gaps, forced)
-                right = x0 + natural + extra_gap * gaps
-            else:
-                width, words = _position(cfg, self.measure, units, natural, gaps, forced,
-                                         para_first)
-                page.lines.append(Line(start, end, baseline, width, words, forced))
-                right = words[0][0] + width
-            page.content_right = max(page.content_right, right)
-            page.content_bottom = max(page.content_bottom, baseline + self.descent)
-            missing = self.measure.missing
-            if missing:
-                for u in units:
-                    page.missing += missing.get(u.text, 0)
-            self.last_end = end
-
-    def _finish_page(self, next_start: int) -> Page:
-        self._close_box()
-        page = self.page
-        page.end = next_start
-        self.page = self._new_page(page.number + 1, next_start)
-        self.y = 0.0
-        return page
-
-    def finish(self, text_len: int) -> Iterator[Page]:
-        if self.held is not None:
-            held, self.held = self.held, None
-            yield from self._place(*held)
-        self._close_box()
-        self.page.end = text_len
-        yield self.page
+def _split(frame: _Frame, f: Paragraph, cfg: RenderConfig) -> list[Paragraph]:
+    y = frame.y
+    p = frame.y1p
+    s = 0.0
+    if not frame.at_top:
+        s = cfg.space_before
+        s = max(s - frame.prev_after, 0)
+    h = y - p - s
+    if h <= 0:
+        return []
+    return f.split(frame.aW, h)

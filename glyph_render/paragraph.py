@@ -1,0 +1,839 @@
+"""reportlab's Paragraph, for the markup Glyph's script feeds it: frags, line breaks, splits.
+
+Glyph's renderer (``scripts/word2png_function.py``) escapes the text, turns runs of two or more
+spaces into ``&nbsp;``, joins every 30 source lines with the newline markup (``<br/>`` or a
+coloured ``<font>`` marker) and hands each such group to one reportlab ``Paragraph``. The model
+learned to read the pages that came out, so this module reproduces reportlab's behaviour on
+that markup exactly, in the same floating-point order: whitespace collapsing, one frag per
+entity, frag words, ``breakLines`` (space shrinkage, long-word splitting), ``breakLinesCJK``
+(per-character wrapping, chosen for the whole text when it holds one CJK ideograph), and
+``split`` with the re-wrap of the remainder on the next page, quirks included:
+
+* a page split right after a ``<br/>`` opens the next page with an empty line;
+* in CJK mode the remainder of a split paragraph gets a space appended to each of its lines
+  before it is wrapped again;
+* ideographic spaces, tabs and other whitespace collapse into one space.
+
+Everything is in points; nothing here knows about pixels.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .fonts import FontChain
+
+# Piece styles: body text, the newline marker's colour, a <br/>.
+TEXT, MARKER, BREAK = 0, 1, 2
+
+# Frag-word kinds (reportlab's list subclasses), as bit flags.
+HS = 1  # _HSFrag: a space follows the word
+SPLIT = 2  # _SplitFrag: a piece of a word cut by splitLongWords
+SPLIT_END = 4  # _SplitFragH: the last piece of such a word
+INJECTED = 8  # _InjectedFrag: the break forced after a cut word's first piece
+LINEBREAK = 16  # a <br/> frag word
+
+FUZZ = 1e-6  # rl_config._FUZZ
+SPACE_SHRINKAGE = 0.05  # ParagraphStyle.spaceShrinkage
+
+# reportlab's whitespace for strip/split (paragraph._wsc): Python's, less U+00A0, plus U+200B.
+WSC = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+       "\u2007\u2008\u2009\u200a\u200b\u2028\u2029\u202f\u205f\u3000")
+_WSC_SPLIT = re.compile("[%s]+" % re.escape(WSC)).split
+STRING_WHITESPACE = " \t\n\r\x0b\x0c"  # string.whitespace, which _getFragWords tests against
+
+# reportlab.lib.textsplit: characters that may not start a line in CJK wrapping.
+ALL_CANNOT_START = (
+    "!',.:;?!\")]\u3001\u3002\u300d\u300f\u3011\u3015\uff3d\u3011\uff09"
+    "\u3005\u2015\u3041\u3043\u3045\u3047\u3049\u3063\u3083\u3085\u3087\u308e\u30a1\u30a3"
+    "\u30a5\u30a7\u30a9\u30c3\u30e3\u30e5\u30e7\u30ee\u30fc\u30f5\u30f6"
+    "\u309b\u309c\u30fb\u30fd\u30fe\u309d\u309e\u2015\u2010\xb0\u2032\u2033\u2103\uffe0\uff05"
+    "\u2030"
+)
+#: Glyph's script wraps the whole text CJK-style when this finds one character in it.
+CJK_TRIGGER = re.compile(r"[\u4E00-\u9FFF]")
+
+
+def rl_split(text: str) -> list[str]:
+    """``paragraph.split``: reportlab's whitespace when the text has a U+00A0, else Python's."""
+    return _WSC_SPLIT(text) if "\xa0" in text else text.split()
+
+
+class Metrics:
+    """reportlab's ``stringWidth`` for one font chain and size, memoised per string."""
+
+    def __init__(self, chain: FontChain, size: float):
+        self.chain = chain
+        self.size = size
+        self.k = 0.001 * size
+        self._cache: dict[str, float] = {}
+        self.space = self.width(" ")
+
+    def width(self, text: str) -> float:
+        """``0.001 * size * sum(widths)``, summed by ``sum`` as reportlab sums."""
+        w = self._cache.get(text)
+        if w is None:
+            lookup = self.chain.lookup
+            resolve = self.chain.resolve
+            w = self.k * sum([(lookup.get(c) or resolve(c))[2] for c in text])
+            if len(self._cache) < 400_000:
+                self._cache[text] = w
+        return w
+
+    def char(self, c: str) -> float:
+        return self.width(c)
+
+
+@dataclass(slots=True)
+class Frag:
+    """A parsed frag: a run of text in one style, or a <br/> (``style == BREAK``).
+
+    ``starts`` holds the source offset of each word of ``text`` (words being the runs between
+    its single spaces), so line spans can be mapped back to the input.
+    """
+
+    style: int
+    text: str
+    starts: list[int]
+
+
+@dataclass(slots=True)
+class Word:
+    """A frag word: its width and its pieces ``(style, text, source offset)``."""
+
+    width: float
+    pieces: list[tuple[int, str, int]]
+    kind: int = 0
+
+
+@dataclass(slots=True)
+class Line:
+    """A broken line: the frags it draws (``[style, text, lo, hi]``), reportlab's figures."""
+
+    frags: list[list]
+    extra: float  # extraSpace: the width left over (negative when squeezed)
+    count: int  # wordCount (kind 1) or number of words (kind 0)
+    line_break: bool  # ended by a <br/> (not justified)
+    max_width: float
+    sfw: int = 0  # index of the line's first frag word in the paragraph's word list
+    kind0: list | None = None  # a kind-0 line's words (text, source offset, kind)
+
+
+def _piece_words(frag: Frag, text: str) -> tuple[list[str], list[int]]:
+    """reportlab's split of a frag's (possibly stripped) text, with each word's offset."""
+    parts = rl_split(text)
+    starts = frag.starts
+    # Words of ``text`` are the last len(real) words of the frag (lstrip only drops spaces).
+    real = [p for p in parts if p]
+    first = len(starts) - len(real)
+    offs: list[int] = []
+    k = first
+    for p in parts:
+        if p:
+            offs.append(starts[k])
+            k += 1
+        else:
+            offs.append(starts[k] if k < len(starts) else (starts[-1] if starts else 0))
+    return parts, offs
+
+
+def frag_words(frags: Sequence[Frag], m: Metrics) -> list[Word]:
+    """``_getFragWords`` for unprocessed frags: words with their widths and hanging spaces."""
+    R: list[Word] = []
+    W: list[tuple[int, str, int]] = []
+    n = 0.0
+    strip = True  # hangingStrip
+    width = m.width
+    for f in frags:
+        if f.style == BREAK:
+            if W:
+                R.append(Word(n, W, 0))
+                W, n = [], 0.0
+            R.append(Word(0.0, [(TEXT, "", f.starts[0] if f.starts else 0)], LINEBREAK))
+            strip = True
+            continue
+        text = f.text
+        if not text:
+            continue
+        if strip:
+            text = text.lstrip(WSC)
+            if not text:
+                continue
+            strip = False
+        S, offs = _piece_words(f, text)
+        if text[0] in STRING_WHITESPACE or not S:
+            if W:
+                R.append(Word(n, W, 0))
+                whs = False
+                W, n = [], 0.0
+            else:
+                whs = bool(R) and bool(R[-1].kind & HS)
+            if not whs:
+                S.insert(0, "")
+                offs.insert(0, offs[0] if offs else (f.starts[0] if f.starts else 0))
+            elif not S:
+                continue
+        style = f.style
+        for w, o in zip(S[:-1], offs[:-1], strict=True):
+            W.append((style, w, o))
+            n += width(w)
+            R.append(Word(n, W, HS))
+            W, n = [], 0.0
+        W.append((style, S[-1], offs[-1]))
+        n += width(S[-1])
+        if text[-1] in STRING_WHITESPACE:
+            R.append(Word(n, W, HS))
+            W, n = [], 0.0
+    if W:
+        R.append(Word(n, W, 0))
+    if not R and frags:
+        f = frags[0]
+        R = [Word(0.0, [(f.style if f.style != BREAK else TEXT, "",
+                         f.starts[0] if f.starts else 0)], 0)]
+    return R
+
+
+def rejoin_words(words: Sequence[Word]) -> list[Word]:
+    """``_getFragWords`` for processed frags: cut words joined again, injected breaks dropped."""
+    R: list[Word] = []
+    W: list[Word] = []
+    for w in words:
+        if w.kind & INJECTED:
+            continue
+        if w.kind & SPLIT:
+            W.append(w)
+            if w.kind & HS:
+                R.append(_rejoin(W))
+                W = []
+        else:
+            if W:
+                R.append(_rejoin(W))
+                W = []
+            R.append(w)
+    if W:
+        R.append(_rejoin(W))
+    return R
+
+
+def _rejoin(parts: list[Word]) -> Word:
+    width = 0.0
+    pieces: list[tuple[int, str, int]] = []
+    for p in parts:
+        width += p.width
+        pieces.extend(p.pieces)  # each cut piece is its own frag clone: never merged
+    last = parts[-1]
+    return Word(width, pieces, HS if last.kind & HS else 0)
+
+
+def _split_frag_word(w: Word, max_width: float, max_widths: Sequence[float], lineno: int,
+                     m: Metrics) -> list[Word]:
+    """``_splitFragWord``: cut a too-long word into pieces that fill lines."""
+    R: list[Word] = []
+    maxlineno = len(max_widths) - 1
+    max_next = max_widths[min(maxlineno, lineno + 1)]
+    W: list[tuple[int, str, int]] = []
+    line_width = 0.0
+    frag_text = ""
+    word_width = 0.0
+    width = m.width
+    pieces = w.pieces
+    cur = 0  # index of the piece the current text belongs to
+    cur_start = pieces[0][2]
+    for pi, (style, text, src) in enumerate(pieces):
+        chars = text if text else ("",)
+        for ci, c in enumerate(chars):
+            cw = width(c) if c else 0.0
+            new_line_width = line_width + cw
+            too_long = new_line_width > max_width and bool(
+                word_width or (not word_width and cw <= max_next))
+            if pi != cur or too_long:
+                W.append((pieces[cur][0], frag_text, cur_start))
+                if too_long:
+                    R.append(Word(word_width, W, SPLIT))
+                    lineno += 1
+                    max_width = max_next
+                    max_next = max_widths[min(maxlineno, lineno + 1)]
+                    W = []
+                    new_line_width = cw
+                    word_width = 0.0
+                frag_text = ""
+                cur = pi
+                cur_start = src + ci
+            word_width += cw
+            frag_text += c
+            line_width = new_line_width
+    W.append((pieces[cur][0], frag_text, cur_start))
+    R.append(Word(word_width, W, SPLIT | SPLIT_END | (w.kind & HS)))
+    return R
+
+
+class Paragraph:
+    """One of Glyph's 30-line reportlab paragraphs, broken into lines for a frame width."""
+
+    def __init__(self, frags: list[Frag] | None, m: Metrics, *, first_indent: float,
+                 left_indent: float, right_indent: float, leading: float, cjk: bool,
+                 words: list[Word] | None = None, kind0_words: list | None = None,
+                 cjk_lines: list[Line] | None = None):
+        self.frags = frags or []
+        self.m = m
+        self.first_indent = first_indent
+        self.left_indent = left_indent
+        self.right_indent = right_indent
+        self.leading = leading
+        self.cjk = cjk
+        self.words = words  # processed frag words (kind 1 after a first break)
+        self.kind0_words = kind0_words  # a split kind-0 paragraph's words
+        self.cjk_lines = cjk_lines  # a split CJK paragraph's lines (P1 keeps them)
+        self.kind = 0
+        self.cjk_kind = 0
+        self.lines: list[Line] = []
+        self.height = 0.0
+        self.width = 0.0
+        self.justify_last = False  # reportlab's _JustifyLast (set on a split's first part)
+        self.group = -1
+
+    # -- reportlab's Paragraph.wrap / breakLines -----------------------------------------
+    def wrap(self, avail_width: float, avail_height: float) -> tuple[float, float]:
+        self.width = avail_width
+        first = avail_width - (self.left_indent + self.first_indent) - self.right_indent
+        later = avail_width - self.left_indent - self.right_indent
+        widths = [first, later]
+        if self.cjk:
+            self._break_cjk(widths)
+        else:
+            self._break(widths)
+        self.height = len(self.lines) * self.leading
+        return self.width, self.height
+
+    def _single_frag(self) -> bool:
+        return (self.words is None and len(self.frags) == 1) or self.kind0_words is not None
+
+    def _break(self, max_widths: list[float]) -> None:
+        if self._single_frag():
+            self._break_kind0(max_widths)
+        elif not self.frags and self.words is None:
+            self.kind, self.lines = 0, []
+        else:
+            self._break_kind1(max_widths)
+
+    def _break_kind0(self, max_widths: list[float]) -> None:
+        """breakLines' single-frag case (kind 0): words are plain strings."""
+        m = self.m
+        self.kind = 0
+        if self.kind0_words is not None:
+            words = list(self.kind0_words)
+            if not any(w[0].strip(WSC) for w in words):
+                self.lines = []
+                return
+        else:
+            f = self.frags[0]
+            text = f.text.strip(WSC)
+            if not text:
+                self.lines = []
+                return
+            parts, offs = _piece_words(f, text)
+            words = [(p, o, 0) for p, o in zip(parts, offs, strict=True)]
+        lines: list[Line] = []
+        lineno = 0
+        maxlineno = len(max_widths) - 1
+        max_width = max_widths[0]
+        space = m.space
+        d_shrink = SPACE_SHRINKAGE * space
+        c_line: list[tuple[str, int, int]] = []
+        current = -space
+        forced = False
+        queue = deque(words)
+        width = m.width
+        while queue:
+            word = queue.popleft()
+            text, src, wkind = word
+            if not text and wkind & SPLIT:
+                forced = True
+            word_width = width(text)
+            new_width = current + space + word_width
+            lim = max_width + d_shrink * len(c_line)
+            if new_width > lim and not forced and not (wkind & SPLIT):
+                if word_width > max_widths[min(lineno, maxlineno)]:
+                    queue.extendleft(reversed(
+                        _split_word(text, src, current + space, max_widths, lineno, m)))
+                    forced = True
+                    continue
+            if new_width <= lim or not c_line or forced:
+                if text:
+                    c_line.append(word)
+                if forced:
+                    forced = False
+                    lines.append(_kind0_line(c_line, max_width - new_width, max_width))
+                    c_line = []
+                    current = -space
+                    lineno += 1
+                    max_width = max_widths[min(maxlineno, lineno)]
+                else:
+                    current = new_width
+            else:
+                lines.append(_kind0_line(c_line, max_width - current, max_width))
+                c_line = [word]
+                current = word_width
+                lineno += 1
+                max_width = max_widths[min(maxlineno, lineno)]
+        if c_line:
+            lines.append(_kind0_line(c_line, max_width - current, max_width))
+        self.lines = lines
+
+    def _break_kind1(self, max_widths: list[float]) -> None:
+        """breakLines' general case (kind 1): frag words, <br/>, colours."""
+        m = self.m
+        self.kind = 1
+        src_words = rejoin_words(self.words) if self.words is not None else frag_words(
+            self.frags, m)
+        queue = deque(src_words)
+        FW: list[Word] = []
+        lines: list[Line] = []
+        lineno = 0
+        maxlineno = len(max_widths) - 1
+        max_width = max_widths[0]
+        space = m.space
+        sfw = 0
+        words: list[list] = []  # the line's frags: [style, text, lo, hi]
+        n = 0
+        space_width = 0.0
+        current = 0.0
+        g: list | None = None
+        spaces: list[int] = []  # spaces in each of the line's text frags, in order
+        while queue:
+            w = queue.popleft()
+            FW.append(w)
+            if not words:
+                n = 0
+                space_width = current = 0.0
+                spaces = []
+            word_width = w.width
+            style, ntext, src = w.pieces[0]
+            new_width = current + space_width + word_width if word_width > 0 else current
+            line_break = bool(w.kind & LINEBREAK)
+            shrink = space_width
+            for ns in spaces:
+                if ns:
+                    shrink += ns * space
+            lim = max_width + shrink * SPACE_SHRINKAGE
+            if not line_break and new_width > lim and not (w.kind & SPLIT_END):
+                if not (w.kind & SPLIT):
+                    nmw = min(lineno, maxlineno)
+                    if word_width > max_widths[nmw]:
+                        pieces = _split_frag_word(w, max_width - space_width - current,
+                                                  max_widths, lineno, m)
+                        inj = Word(0.0, [(TEXT, "", src)], INJECTED | LINEBREAK)
+                        queue.extendleft(reversed([pieces[0], inj, *pieces[1:]]))
+                        FW.pop()
+                        continue
+            end_line = (new_width > lim and n > 0) or line_break
+            if not end_line:
+                if ntext:
+                    n += 1
+                if not words:
+                    g = [style, ntext, src, src + len(ntext)]
+                    words = [g]
+                    spaces = [0]
+                elif g is None or g[0] == BREAK or g[0] != style:
+                    if space_width:
+                        for i in range(len(words) - 1, -1, -1):
+                            wi = words[i]
+                            if wi[0] != BREAK:
+                                if not wi[1].endswith(" "):
+                                    wi[1] += " "
+                                    spaces[i] += 1
+                                break
+                    g = [style, ntext, src, src + len(ntext)]
+                    words.append(g)
+                    spaces.append(0)
+                elif space_width:
+                    if not g[1].endswith(" "):
+                        g[1] += " " + ntext
+                        spaces[-1] += 1
+                    else:
+                        g[1] += ntext
+                    _extend(g, src, ntext)
+                else:
+                    g[1] += ntext
+                    _extend(g, src, ntext)
+                space_width = space if w.kind & HS else 0.0
+                ni = False
+                for pstyle, ptext, psrc in w.pieces[1:]:
+                    g = [pstyle, ptext, psrc, psrc + len(ptext)]
+                    if ptext:
+                        ni = True
+                    words.append(g)
+                    spaces.append(0)
+                if not ntext and ni:
+                    n += 1
+                current = new_width
+            else:
+                if line_break:
+                    words.append([BREAK, "", src, src])
+                    spaces.append(0)
+                    llb = not (w.kind & INJECTED)
+                else:
+                    llb = False
+                lines.append(Line(words, max_width - current, n, llb, max_width, sfw))
+                sfw = len(FW) - 1
+                lineno += 1
+                max_width = max_widths[min(maxlineno, lineno)]
+                if line_break:
+                    words = []
+                    g = None
+                    continue
+                space_width = space if w.kind & HS else 0.0
+                current = word_width
+                n = 1
+                g = [style, ntext, src, src + len(ntext)]
+                words = [g]
+                spaces = [0]
+                for pstyle, ptext, psrc in w.pieces[1:]:
+                    g = [pstyle, ptext, psrc, psrc + len(ptext)]
+                    words.append(g)
+                    spaces.append(0)
+        if words:
+            lines.append(Line(words, max_width - current, n, False, max_width, sfw))
+        self.words_used = FW
+        self.lines = lines
+
+    # -- breakLinesCJK -------------------------------------------------------------------
+    def _break_cjk(self, max_widths: list[float]) -> None:
+        if self.cjk_lines is not None:  # a split's first part keeps the lines it was cut with
+            self.lines = self.cjk_lines
+            self.kind = self.cjk_kind
+            return
+        if self._single_frag():
+            self.kind = 0
+            if self.kind0_words is not None:
+                chars = [(c, o) for t, o, _k in self.kind0_words
+                         for c, o in zip(t, range(o, o + len(t)), strict=True)]
+            else:
+                f = self.frags[0]
+                chars = _frag_chars(f)
+            self.lines = _dumb_split(chars, max_widths, self.m)
+        elif not self.frags:
+            self.kind, self.lines = 0, []
+        else:
+            self.kind = 1
+            self.lines = _cjk_frag_split(self.frags, max_widths, self.m)
+
+    # -- Paragraph.split -----------------------------------------------------------------
+    def split(self, avail_width: float, avail_height: float) -> list[Paragraph]:
+        """reportlab's split: [] (move on), [self] (fits) or [first part, remainder]."""
+        if not self.lines and self.height == 0 and not self.frags and self.words is None:
+            return []
+        if avail_width < FUZZ or avail_height < FUZZ:
+            return []
+        if not self.lines and not self.width:
+            self.wrap(avail_width, avail_height)
+        lines = self.lines
+        s = int(avail_height / float(self.leading))
+        height = s * self.leading
+        if s <= 1:  # allowOrphans=0: never leave one line of a paragraph at a page's foot
+            return []
+        n = len(lines)
+        if n <= s:
+            return [self]
+        common = dict(left_indent=self.left_indent, right_indent=self.right_indent,
+                      leading=self.leading, cjk=self.cjk)
+        if self.cjk:
+            if self.kind == 0:
+                p1 = Paragraph(None, self.m, first_indent=self.first_indent,
+                               kind0_words=_cjk_kind0_words(lines[:s]),
+                               cjk_lines=lines[:s], **common)
+                p2 = Paragraph(None, self.m, first_indent=0.0,
+                               kind0_words=_cjk_kind0_words(lines[s:]), **common)
+            else:
+                p1 = Paragraph(_hard_split(lines, 0, s), self.m,
+                               first_indent=self.first_indent, cjk_lines=lines[:s], **common)
+                p2 = Paragraph(_hard_split(lines, s, n), self.m, first_indent=0.0, **common)
+        elif self.kind == 0:
+            p1 = Paragraph(None, self.m, first_indent=self.first_indent,
+                           kind0_words=_kind0_rejoin(lines[:s]), **common)
+            p2 = Paragraph(None, self.m, first_indent=0.0,
+                           kind0_words=_kind0_rejoin(lines[s:]), **common)
+        else:
+            FW = self.words_used
+            a = lines[0].sfw
+            b = lines[s].sfw
+            head = FW[a:b]
+            while head and head[-1].kind & INJECTED:
+                head.pop()
+            p1 = Paragraph(None, self.m, first_indent=self.first_indent, words=head,
+                           **common)
+            p2 = Paragraph(None, self.m, first_indent=0.0, words=FW[b:], **common)
+        p1.cjk_kind = self.kind
+        last = lines[s - 1]
+        p1.justify_last = not (self.kind == 1 and last.line_break)
+        p1.height = height
+        p1.width = avail_width
+        p1.group = p2.group = self.group
+        return [p1, p2]
+
+
+def _extend(g: list, src: int, text: str) -> None:
+    if text:
+        if g[3] <= g[2]:
+            g[2], g[3] = src, src + len(text)
+        else:
+            g[2] = min(g[2], src)
+            g[3] = max(g[3], src + len(text))
+
+
+def _kind0_line(words: list[tuple[str, int, int]], extra: float, max_width: float) -> Line:
+    texts = [w[0] for w in words]
+    srcs = [(o, o + len(t)) for t, o, _k in words if t]
+    lo = min((a for a, _b in srcs), default=words[0][1] if words else 0)
+    hi = max((b for _a, b in srcs), default=lo)
+    return Line([[TEXT, " ".join(texts), lo, hi]], extra, len(words), False, max_width,
+                kind0=list(words))
+
+
+def _split_word(text: str, src: int, line_width: float, max_widths: Sequence[float],
+                lineno: int, m: Metrics) -> list[tuple[str, int, int]]:
+    """``_splitWord`` (kind 0): a long word cut into pieces; the last is a _SplitWordEnd."""
+    R: list[tuple[str, int, int]] = []
+    maxlineno = len(max_widths) - 1
+    max_width = max_widths[min(maxlineno, lineno)]
+    max_next = max_widths[min(maxlineno, lineno + 1)]
+    word = ""
+    start = src
+    width = m.width
+    for i, c in enumerate(text):
+        cw = width(c)
+        new_width = line_width + cw
+        if new_width > max_width and (word or (not word and cw <= max_next)):
+            R.append((word, start, SPLIT))
+            lineno += 1
+            max_width = max_widths[min(maxlineno, lineno)]
+            new_width = cw
+            word = ""
+            start = src + i
+        word += c
+        line_width = new_width
+    R.append((word, start, SPLIT | SPLIT_END))
+    return R
+
+
+def _kind0_rejoin(lines: list[Line]) -> list[tuple[str, int, int]]:
+    """``_split_blParaSimple``: a kind-0 paragraph's words, cut words joined again."""
+    out: list[tuple[str, int, int]] = []
+    pending: list[tuple[str, int, int]] = []
+    for line in lines:
+        for w in line.kind0 or ():
+            text, src, kind = w
+            if kind & SPLIT:
+                pending.append(w)
+                if kind & SPLIT_END:
+                    out.append(("".join(p[0] for p in pending), pending[0][1], 0))
+                    pending = []
+                continue
+            if pending:
+                out.append(("".join(p[0] for p in pending), pending[0][1], 0))
+                pending = []
+            out.append(w)
+    if pending:
+        out.append(("".join(p[0] for p in pending), pending[0][1], 0))
+    return out
+
+
+def _hard_split(lines: list[Line], start: int, stop: int) -> list[Frag]:
+    """``_split_blParaHard``: the lines' frags, a space added at the end of each but the last.
+
+    reportlab mutates the frags it hands on (they are shared with the lines already drawn), so
+    the added spaces also end up in the first part's lines; they draw nothing there.
+    """
+    out: list[Frag] = []
+    chosen = lines[start:stop]
+    for li, line in enumerate(chosen):
+        for f in line.frags:
+            out.append(f)  # type: ignore[arg-type]
+        if li != len(chosen) - 1 and out:
+            g = out[-1]
+            if not g[1]:
+                g[1] = " "
+            elif g[1][-1] != " ":
+                g[1] += " "
+    return [_frag_from_line_frag(f) for f in out]
+
+
+def _frag_from_line_frag(f: list) -> Frag:
+    style, text, lo, _hi = f
+    return _LineFrag(style, text, [lo])
+
+
+class _LineFrag(Frag):
+    """A frag handed on by a CJK split: characters are consecutive from ``starts[0]``."""
+
+    __slots__ = ()
+
+
+def _frag_chars(f: Frag) -> list[tuple[str, int]]:
+    """Each character of a frag with its source offset (spaces take the next word's)."""
+    if isinstance(f, _LineFrag):
+        base = f.starts[0]
+        return [(c, base + i) for i, c in enumerate(f.text)]
+    out: list[tuple[str, int]] = []
+    starts = f.starts
+    k = 0
+    in_word = False
+    pos = 0
+    for c in f.text:
+        if c == " ":
+            in_word = False
+            out.append((c, starts[k] if k < len(starts) else (starts[-1] if starts else 0)))
+            continue
+        if not in_word:
+            pos = starts[k] if k < len(starts) else pos
+            k += 1
+            in_word = True
+        out.append((c, pos))
+        pos += 1
+    return out
+
+
+def _cjk_kind0_words(lines: list[Line]) -> list[tuple[str, int, int]]:
+    """A kind-0 CJK paragraph's lines as the words of its remainder (joined with no space)."""
+    return [(line.frags[0][1], line.frags[0][2], 0) for line in lines]
+
+
+def _dumb_split(chars: list[tuple[str, int]], max_widths: Sequence[float],
+                m: Metrics) -> list[Line]:
+    """``textsplit.dumbSplit`` (wordSplit): wrap one frag character by character."""
+    import unicodedata
+
+    width = m.width
+    widths = [width(c) for c, _o in chars]
+    lines: list[Line] = []
+    i = used = start = 0
+    used = 0.0
+    max_width = max_widths[0]
+    n = len(chars)
+    while i < n:
+        w = widths[i]
+        c = chars[i][0]
+        used += w
+        i += 1
+        if used > max_width + FUZZ and used > 0:
+            extra = max_width - used
+            if ord(c) < 0x3000:
+                limit = (start + i) >> 1
+                for j in range(i - 1, limit, -1):
+                    cj = chars[j][0]
+                    if unicodedata.category(cj) == "Zs" or ord(cj) >= 0x3000:
+                        k = j + 1
+                        if k < i:
+                            j = k + 1
+                            extra += sum(widths[j:i])
+                            w = widths[k]
+                            c = chars[k][0]
+                            i = j
+                            break
+            if c not in ALL_CANNOT_START and i > start + 1:
+                i -= 1
+                extra += w
+            seg = chars[start:i]
+            text = "".join(ch for ch, _o in seg)
+            stripped = text.strip()
+            lead = len(text) - len(text.lstrip())
+            lo = seg[lead][1] if stripped else (seg[0][1] if seg else 0)
+            lines.append(_cjk_line([[TEXT, stripped, lo, lo + len(stripped)]], extra,
+                                   max_width))
+            max_width = max_widths[min(len(lines), len(max_widths) - 1)]
+            start = i
+            used = 0.0
+    if used > 0:
+        seg = chars[start:]
+        text = "".join(ch for ch, _o in seg)
+        lines.append(_cjk_line([[TEXT, text, seg[0][1], seg[-1][1] + 1]], max_width - used,
+                               max_width))
+    return lines
+
+
+def _cjk_line(frags: list[list], extra: float, max_width: float,
+              line_break: bool = False) -> Line:
+    return Line(frags, extra, 1, line_break, max_width)
+
+
+def _cjk_frag_split(frags: Sequence[Frag], max_widths: Sequence[float],
+                    m: Metrics) -> list[Line]:
+    """``cjkFragSplit``: per-character wrapping across frags, <br/> included."""
+    import unicodedata
+
+    width = m.width
+    U: list[tuple[str, int, int, float, bool]] = []  # char, style, src, width, is break
+    for f in frags:
+        if f.style == BREAK:
+            src = f.starts[0] if f.starts else 0
+            if f.text:  # a split handed the <br/> on with a space appended
+                U.extend((c, TEXT, src, width(c), True) for c in f.text)
+            else:
+                U.append(("", TEXT, src, 0.0, True))
+            continue
+        if f.text:
+            for c, o in _frag_chars(f):
+                U.append((c, f.style, o, width(c), False))
+        else:
+            U.append(("", f.style, f.starts[0] if f.starts else 0, 0.0, False))
+    lines: list[Line] = []
+    i = start = 0
+    used = 0.0
+    max_width = max_widths[0]
+    nU = len(U)
+    while i < nU:
+        u = U[i]
+        i += 1
+        w = u[3]
+        used += w
+        line_break = u[4]
+        if (used > max_width + FUZZ and used > 0) or line_break:
+            extra = max_width - used
+            if not line_break:
+                c = u[0]
+                if c and ord(c) < 0x3000:
+                    limit = (start + i) >> 1
+                    for j in range(i - 1, limit, -1):
+                        uj = U[j][0]
+                        if (uj and unicodedata.category(uj) == "Zs") or (
+                                uj and ord(uj) >= 0x3000):
+                            k = j + 1
+                            if k < i:
+                                j = k + 1
+                                extra += sum(U[ii][3] for ii in range(j, i))
+                                w = U[k][3]
+                                u = U[k]
+                                i = j
+                                break
+                if u[0] not in ALL_CANNOT_START and i > start + 1:
+                    i -= 1
+                    extra += w
+            lines.append(_cjk_make_line(U[start:i], max_width, extra, line_break))
+            max_width = max_widths[min(len(lines), len(max_widths) - 1)]
+            start = i
+            used = 0.0
+    if used > 0:
+        lines.append(_cjk_make_line(U[start:], max_width, max_width - used, False))
+    return lines
+
+
+def _cjk_make_line(U: list, max_width: float, extra: float, line_break: bool) -> Line:
+    """``makeCJKParaLine``: group a line's characters into frags by style."""
+    frags: list[list] = []
+    prev: int | None = None
+    for c, style, src, _w, brk in U:
+        key = BREAK if brk else style
+        if prev is None or key != prev or key == BREAK:
+            frags.append([key, c, src, src + len(c)])
+            prev = key
+        else:
+            g = frags[-1]
+            g[1] += c
+            if c:
+                g[2] = min(g[2], src) if g[3] > g[2] else src
+                g[3] = max(g[3], src + 1)
+    return Line(frags, extra, 1, line_break, max_width)
+
