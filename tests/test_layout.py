@@ -22,7 +22,7 @@ except ImportError:  # tests/ imported as a package
 EN = RenderConfig.preset("glyph-en")
 ZH = RenderConfig.preset("glyph-zh")
 NARROW = RenderConfig.from_dict({"page-size": "120,90", "margin-x": 5, "margin-y": 5})
-PREFIX = 120_000  # characters per corpus file at most: a hundred pages or so in all
+PREFIX = 120_000  # characters per corpus file at most (the excerpts are shorter): ~80 pages in all
 
 CORPUS_CASES = [
     ("en_adventures_of_sherlock_holmes.txt", "glyph-en"),
