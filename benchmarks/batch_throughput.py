@@ -1,21 +1,22 @@
 """Throughput of ``glyph-render batch``: render jobs at 1, 2, ... worker processes, and a qa job.
 
-1. Render-only job over ../shared/corpus (every text cut into items of ``--chars-per-item``
-   characters, taken round-robin across the files so each run mixes English, code, CJK and
-   Cyrillic) at 1 and 2 workers, and 4, 8, 16 where the machine has the cores. Prints
-   items/s, pages/s and the scaling efficiency ``speedup(n) / n`` against 1 worker (target:
-   >= 85%). Rates are steady-state (first to last record, so pool start-up is left out); the
-   wall time of the whole command is printed beside them, and the CPU time the workers spent
-   per page (flat across worker counts: the pipeline adds no per-worker overhead, so the wall
-   figures are bounded only by the free cores; the 1-minute load average shows how many
-   other processes competed for them).
+1. Render-only job over the corpus (the one shipped in the package unless ``--corpus`` or
+   ``$GLYPH_CORPUS`` names another; every text cut into items of ``--chars-per-item`` characters,
+   taken round-robin across the files so each run mixes English, code, CJK and Cyrillic, and
+   round again when the corpus holds less than ``--max-chars``) at 1 and 2 workers, and 4, 8, 16
+   where the machine has the cores. Prints items/s, pages/s and the scaling efficiency
+   ``speedup(n) / n`` against 1 worker (target: >= 85%). Rates are steady-state (first to last
+   record, so pool start-up is left out); the wall time of the whole command is printed beside
+   them, and the CPU time the workers spent per page (flat across worker counts: the pipeline
+   adds no per-worker overhead, so the wall figures are bounded only by the free cores; the
+   1-minute load average shows how many other processes competed for them).
 2. A qa job against ``serve-ocr --no-ocr`` (a real server process that answers at once), and
    the share of each item's working time the client spends waiting on the server
    (``client_wait_share`` = request time / (render + encode + request) time, from the records).
 
 Every job runs as the real CLI in a subprocess, the way a user runs it.
 
-    python benchmarks/batch_throughput.py [--workers 1 2 4] [--max-chars 1500000]
+    python benchmarks/batch_throughput.py [--workers 1 2 4] [--max-chars 1500000] [--corpus DIR]
 """
 
 from __future__ import annotations
@@ -33,24 +34,34 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus"
+sys.path.insert(0, str(ROOT))
+
+from glyph_render.niah import default_corpus_dir  # noqa: E402
+
 SKIP = {"MANIFEST.tsv", "README.md"}
 
 
-def corpus_items(chars_per_item: int, max_chars: int) -> list[dict[str, Any]]:
+def corpus_items(corpus: Path, chars_per_item: int, max_chars: int) -> list[dict[str, Any]]:
+    """Items of ``chars_per_item`` characters, one from each file in turn; once a file runs
+    out it starts again (ids stay unique), until ``max_chars``."""
     texts = {}
-    for p in sorted(CORPUS.iterdir()):
+    for p in sorted(corpus.iterdir()):
         if p.is_file() and p.name not in SKIP:
             with open(p, encoding="utf-8", newline="") as f:
                 texts[p.name] = f.read()
-    pieces = {name: [t[i:i + chars_per_item] for i in range(0, len(t), chars_per_item)]
+    pieces = {name: [c for c in (t[i:i + chars_per_item]
+                                 for i in range(0, len(t), chars_per_item)) if c.strip()]
               for name, t in texts.items()}
+    pieces = {name: chunks for name, chunks in pieces.items() if chunks}
+    if not pieces:
+        sys.exit(f"no texts in {corpus}")
     items, total, k = [], 0, 0
-    while total < max_chars and any(k < len(v) for v in pieces.values()):
+    while total < max_chars:
         for name, chunks in pieces.items():
-            if k < len(chunks) and chunks[k].strip() and total < max_chars:
-                items.append({"id": f"{name}#{k}", "text": chunks[k]})
-                total += len(chunks[k])
+            if total < max_chars:
+                chunk = chunks[k % len(chunks)]
+                items.append({"id": f"{name}#{k}", "text": chunk})
+                total += len(chunk)
         k += 1
     return items
 
@@ -87,7 +98,7 @@ def render_scaling(tmp: Path, workers: list[int], items: list[dict[str, Any]]) -
     src = tmp / "render.jsonl"
     write_jsonl(src, items)
     chars = sum(len(i["text"]) for i in items)
-    print(f"render job: {len(items)} items, {chars:,} characters from {CORPUS}")
+    print(f"render job: {len(items)} items, {chars:,} characters")
     print(f"{'workers':>7} {'items/s':>8} {'pages/s':>8} {'speedup':>8} {'eff.':>6} "
           f"{'wall s':>7} {'cpu ms/page':>12} {'load':>5}")
     base = None
@@ -105,8 +116,9 @@ def render_scaling(tmp: Path, workers: list[int], items: list[dict[str, Any]]) -
         shutil.rmtree(tmp / f"pages-{n}", ignore_errors=True)
 
 
-def qa_wait_share(tmp: Path, n_items: int, workers: int, concurrency: int) -> None:
-    items = corpus_items(2_000, 2_000 * n_items)[:n_items]
+def qa_wait_share(tmp: Path, corpus: Path, n_items: int, workers: int,
+                  concurrency: int) -> None:
+    items = corpus_items(corpus, 2_000, 2_000 * n_items)[:n_items]
     for i, it in enumerate(items):
         it["question"] = f"What does part {i} say?"
     src = tmp / "qa.jsonl"
@@ -144,14 +156,18 @@ def main() -> None:
                    help="characters rendered per run (default 1.5 M, about 400 pages)")
     p.add_argument("--qa-items", type=int, default=300)
     p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--corpus", type=Path, default=default_corpus_dir(),
+                   help="corpus folder (default: $GLYPH_CORPUS, else the package's)")
     args = p.parse_args()
-    if not CORPUS.is_dir():
-        sys.exit(f"corpus not found at {CORPUS}")
-    print(f"{cpus} CPUs available; load average {os.getloadavg()[0]:.1f} at start")
+    if not args.corpus.is_dir():
+        sys.exit(f"corpus not found at {args.corpus}")
+    print(f"{cpus} CPUs available; load average {os.getloadavg()[0]:.1f} at start; corpus "
+          f"{args.corpus}")
     with tempfile.TemporaryDirectory(prefix="batch-bench-") as d:
         tmp = Path(d)
-        render_scaling(tmp, args.workers, corpus_items(args.chars_per_item, args.max_chars))
-        qa_wait_share(tmp, args.qa_items, max(args.workers), args.concurrency)
+        items = corpus_items(args.corpus, args.chars_per_item, args.max_chars)
+        render_scaling(tmp, args.workers, items)
+        qa_wait_share(tmp, args.corpus, args.qa_items, max(args.workers), args.concurrency)
     print(f"load average {os.getloadavg()[0]:.1f} at end (other work on the machine skews "
           "the scaling figures)")
 

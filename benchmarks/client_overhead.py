@@ -12,7 +12,10 @@ counts tokens but reads no pixels), so the figures are the client's, not a model
 3. throughput with 1, 8 and 32 requests in flight (AsyncGlyphClient), each request the same
    100 pages (already PNG-encoded, so this measures transport and request handling).
 
-    python benchmarks/client_overhead.py [--pages 100] [--dpi 96] [--requests 32]
+The pages are English prose from the corpus (the one shipped in the package unless
+``--corpus`` or ``$GLYPH_CORPUS`` names another), repeated when it holds too little.
+
+    python benchmarks/client_overhead.py [--pages 100] [--dpi 96] [--requests 32] [--corpus DIR]
 """
 
 from __future__ import annotations
@@ -28,19 +31,18 @@ from dataclasses import replace
 from pathlib import Path
 
 from glyph_render import AsyncGlyphClient, GlyphClient, RenderConfig, encode_png, iter_pages
-
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus"
+from glyph_render.niah import default_corpus_dir
 
 
-def corpus_text(chars: int) -> str:
+def corpus_text(corpus: Path, chars: int) -> str:
     names = ["en_pride_and_prejudice.txt", "en_frankenstein.txt", "en_war_of_the_worlds.txt"]
     text = ""
-    for name in names:
-        with open(CORPUS / name, encoding="utf-8", newline="") as f:
-            text += f.read()
-        if len(text) >= chars:
-            break
+    while len(text) < chars:
+        for name in names:
+            with open(corpus / name, encoding="utf-8", newline="") as f:
+                text += f.read()
+            if len(text) >= chars:
+                break
     return text[:chars]
 
 
@@ -58,9 +60,9 @@ def start_server() -> tuple[subprocess.Popen[bytes], str]:
     return proc, m.group(1)
 
 
-def render_pages(pages: int, dpi: float) -> tuple[list, float]:
+def render_pages(corpus: Path, pages: int, dpi: float) -> tuple[list, float]:
     cfg = RenderConfig.preset("glyph-en").replace(dpi=dpi)
-    text = corpus_text(pages * 5_000)
+    text = corpus_text(corpus, pages * 5_000)
     t0 = time.perf_counter()
     out = []
     for page in iter_pages(text, cfg, encode=False, keep_image=True):
@@ -116,11 +118,13 @@ def main() -> None:
     ap.add_argument("--dpi", type=float, default=96.0)
     ap.add_argument("--requests", type=int, default=32,
                     help="requests per throughput level (default 32)")
+    ap.add_argument("--corpus", type=Path, default=default_corpus_dir(),
+                    help="corpus folder (default: $GLYPH_CORPUS, else the package's)")
     args = ap.parse_args()
     question = "What is the secret code?"
     proc, url = start_server()
     try:
-        pages, t_raster = render_pages(args.pages, args.dpi)
+        pages, t_raster = render_pages(args.corpus, args.pages, args.dpi)
         w, h = pages[0].width, pages[0].height
         print(f"{len(pages)} pages at {args.dpi:g} DPI ({w}x{h} px, {pages[0].vision_tokens} "
               f"vision tokens each); rasterising {1000 * t_raster / len(pages):.1f} ms/page "

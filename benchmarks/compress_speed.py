@@ -1,11 +1,13 @@
 """Budget planning speed on one core, and the compression each corpus file reaches.
 
 Targets (issue: token budgets): a plan for a 4-million-character document in under 5 s, and for
-a 100K-character one in under 50 ms. Then, for every file of ../shared/corpus with the default
-config (preset auto), the text tokens (cl100k_base), vision tokens and ratio at 72, 96 and 120 DPI
-— from one layout per file, priced by arithmetic.
+a 100K-character one in under 50 ms (both cut from the corpus's English texts, repeated to
+length). Then, for every file of the corpus with the default config (preset auto), the text
+tokens (cl100k_base), vision tokens and ratio at 72, 96 and 120 DPI — from one layout per file,
+priced by arithmetic. The corpus is the one shipped in the package unless ``--corpus`` (or
+``$GLYPH_CORPUS``) names another, e.g. the full texts it excerpts.
 
-    python benchmarks/compress_speed.py [--repeats 5]
+    python benchmarks/compress_speed.py [--repeats 5] [--corpus DIR]
 """
 
 from __future__ import annotations
@@ -29,12 +31,11 @@ from glyph_render import (  # noqa: E402
     page_sizes,
 )
 from glyph_render.compress import compress  # noqa: E402
+from glyph_render.niah import default_corpus_dir  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpus"
 
-
-def read(name: str) -> str:
-    return (CORPUS / name).open(encoding="utf-8", newline="").read()
+def read(path: Path) -> str:
+    return path.open(encoding="utf-8", newline="").read()
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -50,15 +51,18 @@ def timed(fn, repeats: int) -> tuple[float, object]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--corpus", type=Path, default=default_corpus_dir(),
+                    help="corpus folder (default: $GLYPH_CORPUS, else the package's)")
     args = ap.parse_args(argv)
+    corpus = args.corpus
     try:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
         pinned = "pinned to one CPU"
     except (AttributeError, OSError):
         pinned = "not pinned"
-    english = "".join(read(n) for n in sorted(os.listdir(CORPUS)) if n.startswith("en_"))
+    english = "".join(read(p) for p in sorted(corpus.glob("en_*")))
     big = (english * (4_000_000 // len(english) + 1))[:4_000_000]
-    small = english[50_000:150_000]
+    small = big[50_000:150_000]
     tok = get_tokenizer("cl100k_base")
     tok.count("warm up")
     compress(small[:5000], 1000)  # fonts and tokenizer loaded outside the clock
@@ -80,11 +84,11 @@ def main(argv: list[str] | None = None) -> int:
           "tokens / GLM-4.1V vision tokens)")
     print(f"  {'file':42} {'chars':>9} {'text tok':>9} {'pages':>5} " + " ".join(
         f"{'vis@' + str(d):>9} {'ratio':>6}" for d in (72, 96, 120)))
-    for name in sorted(os.listdir(CORPUS)):
-        p = CORPUS / name
+    for p in sorted(corpus.iterdir()):
+        name = p.name
         if not p.is_file() or name in ("MANIFEST.tsv", "README.md"):
             continue
-        text = read(name)
+        text = read(p)
         cfg = RenderConfig.preset(detect_preset(text))
         pages = list(layout(text, cfg, geometry_only=True))
         tt = tok.count(text)

@@ -5,7 +5,9 @@ default config (``detect_preset``: glyph-en or glyph-zh): its cl100k text tokens
 tokens at each DPI from ONE geometry-only layout (layout is in points, so DPI only rescales the
 pages, priced by ``page_sizes`` + ``image_tokens``). Ratio = text tokens / vision tokens: how many
 times fewer tokens the model reads. Files are taken whole, as stored (BOM dropped), including
-Project Gutenberg boilerplate, since that is what a user would hand over.
+any boilerplate (the full texts' Project Gutenberg headers), since that is what a user would
+hand over. The corpus is the one shipped in the package (excerpts) unless ``--corpus`` or
+``$GLYPH_CORPUS`` names another, e.g. the full texts.
 
     python benchmarks/compression.py [--dpi 60,72,96,120] [--plot ratio.png] [--json out.json]
     python benchmarks/compression.py --files en_alice_in_wonderland.txt code_click_core.py \
@@ -81,7 +83,8 @@ def measure(path: Path, kind: str, dpis: list[float], chars: int | None, tokeniz
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--corpus", type=Path, default=default_corpus_dir())
+    ap.add_argument("--corpus", type=Path, default=default_corpus_dir(),
+                    help="corpus folder (default: $GLYPH_CORPUS, else the package's)")
     ap.add_argument("--files", nargs="+", metavar="NAME",
                     help="corpus file names or globs (default: every file)")
     ap.add_argument("--chars", type=int, help="only the first N characters of each file")

@@ -43,10 +43,11 @@ from .bench_report import (
     require_matplotlib,
 )
 from .bench_request import ChatEndpoint, Prepared, Timed
-from .bench_workload import DEFAULT_GLOB, Document, arrivals, default_corpus, documents, load_corpus
+from .bench_workload import DEFAULT_GLOB, Document, arrivals, documents, load_corpus
 from .client import ModelInfo
 from .config import RenderConfig, detect_preset
 from .errors import ConfigError, GlyphRenderError
+from .niah import default_corpus_dir
 from .render import RenderedPage, iter_pages
 
 __all__ = ["main"]
@@ -122,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="documents and arrivals (default 0)")
     g = s.add_argument_group("documents")
     g.add_argument("--corpus", metavar="DIR", help="folder of texts to slice documents from "
-                   "(default ../shared/corpus; generated text when there is none)")
+                   "(default $GLYPH_CORPUS, else the corpus shipped in the package)")
     g.add_argument("--corpus-glob", default=DEFAULT_GLOB,
                    help=f"which corpus files (default {DEFAULT_GLOB!r})")
     g.add_argument("--generated", action="store_true", help="generated text, no corpus")
@@ -167,10 +168,7 @@ class _Bench:
         a = self.args
         if a.generated:
             return "generated", None
-        folder = Path(a.corpus) if a.corpus else default_corpus()
-        if folder is None:
-            self.say("no corpus folder (../shared/corpus); using generated text")
-            return "generated", None
+        folder = Path(a.corpus) if a.corpus else default_corpus_dir()
         return f"{folder} ({a.corpus_glob})", load_corpus(folder, a.corpus_glob)
 
     def say(self, message: str) -> None:

@@ -1,10 +1,11 @@
 """Workloads for ``bench serve``: documents of a set length and when each request arrives.
 
-Documents are slices of a corpus folder's real texts (default ``../shared/corpus``, English
-files), or generated words when there is none; each request gets its own document, so no
-request shares a prefix with another and a prefix cache cannot flatter either arm. Arrivals
-follow a Poisson process at ``--request-rate`` (exponential gaps), as ``vllm bench serve`` and
-``sglang.bench_serving`` schedule them; ``inf`` sends everything at once.
+Documents are slices of a corpus folder's real texts (default: ``$GLYPH_CORPUS``, else the
+corpus shipped in the package; English files), or generated words; each request gets its own
+document, so no request shares a prefix with another and a prefix cache cannot flatter either
+arm. Arrivals follow a Poisson process at ``--request-rate`` (exponential gaps), as
+``vllm bench serve`` and ``sglang.bench_serving`` schedule them; ``inf`` sends everything at
+once.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from .document import read_document
 from .errors import InputError
 
-__all__ = ["DEFAULT_GLOB", "Document", "arrivals", "default_corpus", "documents", "load_corpus"]
+__all__ = ["DEFAULT_GLOB", "Document", "arrivals", "documents", "load_corpus"]
 
 DEFAULT_GLOB = "en_*"
 _SKIP = {"README.md", "MANIFEST.tsv"}
@@ -31,15 +32,6 @@ class Document:
 
     text: str
     source: str
-
-
-def default_corpus() -> Path | None:
-    """``../shared/corpus`` from the working folder, else beside this source checkout."""
-    for folder in (Path.cwd().parent / "shared" / "corpus",
-                   Path(__file__).resolve().parents[2] / "shared" / "corpus"):
-        if folder.is_dir():
-            return folder
-    return None
 
 
 def load_corpus(folder: str | Path, pattern: str = DEFAULT_GLOB) -> list[tuple[str, str]]:

@@ -1,7 +1,8 @@
 """Needle-in-a-haystack cases from the local corpus: no downloads, deterministic by seed.
 
-Haystacks are real prose (the corpus's English Gutenberg books by default) with the Project
-Gutenberg header and licence cut off at the offsets MANIFEST.tsv records, hard line wraps undone
+Haystacks are real prose (by default the English books of the corpus shipped in
+``glyph_render/data/corpus``) with any header and licence cut off at the offsets MANIFEST.tsv
+records (a Project Gutenberg header, an Aozora Bunko colophon), hard line wraps undone
 (so pages fill their width the way long documents do) and cut at a sentence boundary to a
 length in text tokens. Needles follow RULER's wording ("One of the special magic numbers for
 KEY is: VALUE.") and go in at a depth (a fraction of the text) snapped to the nearest sentence
@@ -28,6 +29,7 @@ from .text_tokens import TextTokenizer, get_tokenizer
 
 __all__ = [
     "KINDS",
+    "PACKAGE_CORPUS",
     "NiahCase",
     "default_corpus_dir",
     "insert_needles",
@@ -77,12 +79,17 @@ _NEEDLE = "One of the special magic {what}s for {key} is: {value}."
 # ---- corpus -------------------------------------------------------------------------------
 
 
+PACKAGE_CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
+
+
 def default_corpus_dir() -> Path:
-    """``$GLYPH_CORPUS``, else ``shared/corpus`` beside the repository checkout."""
+    """``$GLYPH_CORPUS``, else the small corpus shipped in the package (``PACKAGE_CORPUS``:
+    excerpts of English, Chinese, Japanese and Russian books, code and docs, with a
+    MANIFEST.tsv; its README.md gives sources and licences)."""
     env = os.environ.get("GLYPH_CORPUS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "corpus"
+    return PACKAGE_CORPUS
 
 
 def read_manifest(corpus_dir: str | Path) -> dict[str, dict[str, str]]:

@@ -1,8 +1,8 @@
-"""Shared fixtures: the benchmark corpus in ``../shared/corpus`` and a runner for the real CLI."""
+"""Shared fixtures: the corpus shipped in the package (and tests/data) and a runner for the
+real CLI."""
 
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 import sys
@@ -11,8 +11,12 @@ from pathlib import Path
 
 import pytest
 
+try:
+    from corpus_data import CORPUS, read_text
+except ImportError:  # tests/ imported as a package
+    from tests.corpus_data import CORPUS, read_text
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CORPUS_DIR = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 
 @pytest.fixture(scope="session")
@@ -22,26 +26,15 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:
-    if not (CORPUS_DIR / "MANIFEST.tsv").is_file():
-        pytest.skip(f"benchmark corpus not found at {CORPUS_DIR}")
-    return CORPUS_DIR
-
-
-@functools.lru_cache(maxsize=32)
-def _read_corpus(path: Path) -> str:
-    # newline="" keeps CRLF: the corpus offsets (and page spans) index the text as stored.
-    with open(path, encoding="utf-8", newline="") as f:
-        return f.read()
+    """The corpus shipped in the package (glyph_render/data/corpus), with its MANIFEST.tsv."""
+    return CORPUS
 
 
 @pytest.fixture(scope="session")
-def corpus_text(corpus_dir: Path) -> Callable[[str], str]:
-    """``corpus_text("en_frankenstein.txt")`` -> the file's text, exactly as stored."""
-
-    def read(name: str) -> str:
-        return _read_corpus(corpus_dir / name)
-
-    return read
+def corpus_text() -> Callable[[str], str]:
+    """``corpus_text("en_frankenstein.txt")`` -> the file's text, exactly as stored (the
+    package corpus's file, else tests/data's)."""
+    return read_text
 
 
 @pytest.fixture(scope="session")

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from glyph_render import RenderConfig, render
+from glyph_render.niah import PACKAGE_CORPUS
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus"
-pytestmark = pytest.mark.skipif(not (CORPUS / "MANIFEST.tsv").is_file(),
-                                reason=f"benchmark corpus not found at {CORPUS}")
+CORPUS = PACKAGE_CORPUS  # the corpus shipped in the package: each benchmark is pointed at it
 
 
 def bench(script: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -32,7 +31,8 @@ def bench(script: str, *args: str, timeout: float = 60) -> subprocess.CompletedP
 def test_compression_small_slice(tmp_path):
     out = tmp_path / "rows.json"
     plot = tmp_path / "ratio.png"
-    proc = bench("compression.py", "--files", "en_alice_in_wonderland.txt", "code_click_core.py",
+    proc = bench("compression.py", "--corpus", str(CORPUS),
+                 "--files", "en_alice_in_wonderland.txt", "code_click_core.py",
                  "--chars", "20000", "--dpi", "72,96", "--json", str(out), "--plot", str(plot))
     assert "72 dpi: vis" in proc.stdout and "96 dpi: vis" in proc.stdout
     assert "en_alice_in_wonderland.txt" in proc.stdout and "code_click_core.py" in proc.stdout
@@ -60,7 +60,8 @@ def test_compression_small_slice(tmp_path):
 def test_legibility_small_slice(tmp_path):
     out = tmp_path / "samples.json"
     # 9 pt at 40 / 64 / 144 DPI = 5 / 8 / 18 px per em
-    proc = bench("legibility.py", "--scripts", "en", "--dpi", "40,64,144", "--font-size", "9",
+    proc = bench("legibility.py", "--corpus", str(CORPUS),
+                 "--scripts", "en", "--dpi", "40,64,144", "--font-size", "9",
                  "--pages", "1", "--chars", "1500", "--json", str(out))
     assert "weak proxy for a VLM" in proc.stdout
     assert "px/em" in proc.stdout and "CER median" in proc.stdout

@@ -92,7 +92,7 @@ def small_server(module_tmp: Path) -> Iterator[ServeOcr]:
 @pytest.fixture(scope="module")
 def haystack(corpus_text: Callable[[str], str]) -> str:
     """30,000 characters of Frankenstein with the needle planted mid-way."""
-    text = corpus_text("en_frankenstein.txt")[20_000:50_000]
+    text = corpus_text("en_frankenstein.txt")[1_000:31_000]
     cut = text.index(". ", 15_000) + 2
     text = text[:cut] + NEEDLE + " " + text[cut:]
     return text[:30_000]
@@ -100,7 +100,7 @@ def haystack(corpus_text: Callable[[str], str]) -> str:
 
 @pytest.fixture(scope="module")
 def short_text(corpus_text: Callable[[str], str]) -> str:
-    return corpus_text("en_frankenstein.txt")[60_000:66_000]
+    return corpus_text("en_pride_and_prejudice.txt")[20_000:26_000]
 
 
 def client(srv: ServeOcr, **kw) -> GlyphClient:

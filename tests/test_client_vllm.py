@@ -24,8 +24,10 @@ from glyph_render import (
 )
 
 try:
+    from corpus_data import bulk
     from vllm_server import MAX_MODEL_LEN
 except ImportError:  # tests/ imported as a package
+    from tests.corpus_data import bulk
     from tests.vllm_server import MAX_MODEL_LEN
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
@@ -46,7 +48,7 @@ def client(server) -> Iterator[GlyphClient]:
 
 @pytest.fixture(scope="module")
 def long_text(corpus_text: Callable[[str], str]) -> str:
-    return corpus_text("en_pride_and_prejudice.txt")[:200_000]
+    return bulk(corpus_text("en_pride_and_prejudice.txt"), 200_000)  # the excerpt, repeated
 
 
 def test_discovers_model_and_context(client: GlyphClient, server) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,11 +13,14 @@ from hypothesis import strategies as st
 from glyph_render import BudgetError, RenderConfig, image_tokens, layout, render
 from glyph_render.compress import compress, context_budget, ladder
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+try:
+    from corpus_data import bulk, read_text
+except ImportError:  # tests/ imported as a package
+    from tests.corpus_data import bulk, read_text
 
 
 def corpus(name: str, chars: int | None = None, start: int = 0) -> str:
-    text = (CORPUS / name).open(encoding="utf-8", newline="").read()
+    text = read_text(name)
     return text[start:start + chars] if chars else text[start:]
 
 
@@ -89,7 +91,7 @@ def test_bad_budget(budget):
 
 
 def test_split_chunks_each_fit_and_tile_the_input():
-    text = corpus("en_frankenstein.txt", 300_000, 2000)
+    text = bulk(corpus("en_frankenstein.txt", start=2000), 300_000)
     budget = 3_000
     plan = compress(text, budget, overflow="split")
     assert plan.limited_by == "split"

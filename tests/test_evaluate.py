@@ -31,12 +31,11 @@ from glyph_render.evaluate.longbench_task import (
 from glyph_render.evaluate.mrcr_task import length_bin, render_conversation
 from glyph_render.evaluate.niah_task import parse_depths, parse_lengths
 from glyph_render.evaluate.runner import markdown_table, tokens_label, truncate_middle
+from glyph_render.niah import PACKAGE_CORPUS
 from glyph_render.scoring import DATASET_METRICS, mrcr_score
 from glyph_render.text_tokens import get_tokenizer
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-needs_corpus = pytest.mark.skipif(not (CORPUS / "MANIFEST.tsv").is_file(),
-                                  reason=f"benchmark corpus not found at {CORPUS}")
+CORPUS = PACKAGE_CORPUS
 TOK = get_tokenizer("cl100k_base")
 
 
@@ -61,11 +60,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeOcr]:
 
 def glyph_eval(*args: Any, env: dict[str, str] | None = None,
                timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``python -m glyph_render.cli eval ARGS`` as a real process."""
+    """``python -m glyph_render.cli eval ARGS`` as a real process (without ``GLYPH_CORPUS``:
+    the default haystacks are the package's corpus)."""
+    base = {k: v for k, v in os.environ.items() if k != "GLYPH_CORPUS"}
     return subprocess.run(
         [sys.executable, "-m", "glyph_render.cli", "eval", *map(str, args)],
         capture_output=True, text=True, timeout=timeout, check=False,
-        env={**os.environ, "PYTHONIOENCODING": "utf-8", **(env or {})})
+        env={**base, "PYTHONIOENCODING": "utf-8", **(env or {})})
 
 
 def items(out: Path) -> list[dict[str, Any]]:
@@ -76,7 +77,6 @@ def items(out: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
-@needs_corpus
 def test_niah_end_to_end_scores_the_grid(server: ServeOcr, tmp_path: Path) -> None:
     out = tmp_path / "niah"
     proc = glyph_eval("niah", "--endpoint", server.url, "--haystack", CORPUS,
@@ -117,7 +117,6 @@ def test_niah_end_to_end_scores_the_grid(server: ServeOcr, tmp_path: Path) -> No
     assert "depth \\ length" in table and "ratio" in table and "prompt tokens" in table
 
 
-@needs_corpus
 def test_niah_as_text_sends_text_tokens_not_pages(server: ServeOcr, tmp_path: Path) -> None:
     out = tmp_path / "text"
     before = len(server.chat_lines())
@@ -141,7 +140,6 @@ def test_niah_as_text_sends_text_tokens_not_pages(server: ServeOcr, tmp_path: Pa
         assert 20 < overhead < 120, overhead
 
 
-@needs_corpus
 def test_as_text_cuts_the_middle_to_fit_and_never_prints_the_key(tmp_path: Path) -> None:
     with serve_ocr(tmp_path, "--max-model-len", "1500", "--api-key", "right-key-123") as srv:
         out = tmp_path / "cut"

@@ -14,10 +14,15 @@ from hypothesis import strategies as st
 from glyph_render import Page, RenderConfig, layout
 from glyph_render.config import FRAME_PADDING, frame_width
 
+try:
+    from corpus_data import bulk
+except ImportError:  # tests/ imported as a package
+    from tests.corpus_data import bulk
+
 EN = RenderConfig.preset("glyph-en")
 ZH = RenderConfig.preset("glyph-zh")
 NARROW = RenderConfig.from_dict({"page-size": "120,90", "margin-x": 5, "margin-y": 5})
-PREFIX = 120_000  # characters per corpus file: several hundred pages in all, a few seconds
+PREFIX = 120_000  # characters per corpus file at most (the excerpts are shorter): ~80 pages in all
 
 CORPUS_CASES = [
     ("en_adventures_of_sherlock_holmes.txt", "glyph-en"),
@@ -146,7 +151,7 @@ def test_corpus_no_line_is_wider_than_the_frame_plus_space_shrink(case, corpus_l
             assert ln.width == pytest.approx(right - ln.words[0][0], abs=1e-6)
             assert ln.words[0][0] == left  # LEFT alignment, no indents
             checked += 1
-    assert checked > 500
+    assert checked > 200  # every excerpt lays out to 225-800 lines
 
 
 @pytest.mark.parametrize("case", CORPUS_CASES, ids=CASE_IDS)
@@ -181,7 +186,7 @@ def test_corpus_with_long_prose_reaches_81_lines(corpus_layouts) -> None:
 
 
 def test_layout_is_lazy(corpus_text) -> None:
-    text = corpus_text("en_frankenstein.txt")
+    text = bulk(corpus_text("en_frankenstein.txt"), 450_000)
     it = layout(text, EN)
     first = next(it)
     assert first.number == 1 and 0 < first.end < len(text) // 50
@@ -324,7 +329,7 @@ def test_latin_word_inside_cjk_is_not_split() -> None:
 def test_wrapped_chinese_corpus_lines_never_start_with_closing_punctuation(corpus_text) -> None:
     # The source is hard-wrapped (its own lines may start with '，'); joining the lines makes
     # the layout do the wrapping, which is what the rule is about.
-    text = corpus_text("zh_hongloumeng.txt")[:60_000].replace("\n", "")
+    text = bulk(corpus_text("zh_hongloumeng.txt").replace("\n", ""), 60_000)
     wrapped = 0
     prev = None
     for p in lay(text, ZH):

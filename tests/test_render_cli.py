@@ -14,6 +14,11 @@ from PIL import Image
 from glyph_render import RenderConfig, render
 from glyph_render.fonts import bundled_font
 
+try:
+    from corpus_data import text_path
+except ImportError:  # tests/ imported as a package
+    from tests.corpus_data import text_path
+
 PROSE = (
     "It was a bright cold day in April, and the clocks were striking thirteen. The hallway "
     "smelt of boiled cabbage and old rag mats. At one end of it a coloured poster, too large "
@@ -148,8 +153,8 @@ def test_rtl_text_with_control_characters_never_crashes(work: Path, run_cli) -> 
     assert "Traceback" not in proc.stderr
 
 
-def test_the_naughty_strings_render(corpus_dir: Path, tmp_path: Path, run_cli) -> None:
-    proc = run_cli([corpus_dir / "mixed_blns_naughty_strings.txt", "-o", "out", "--json"],
+def test_the_naughty_strings_render(tmp_path: Path, run_cli) -> None:
+    proc = run_cli([text_path("mixed_blns_naughty_strings.txt"), "-o", "out", "--json"],
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)

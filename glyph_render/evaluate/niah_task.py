@@ -86,7 +86,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--haystack", metavar="DIR|FILE",
                    help="prose to hide needles in: a corpus folder (its MANIFEST.tsv picks the "
                         "prose), a folder of .txt files, or one file (default $GLYPH_CORPUS, "
-                        "else ../shared/corpus)")
+                        "else the corpus shipped in the package)")
     g.add_argument("--language", default="en",
                    help="corpus language (MANIFEST's language/script column, default en)")
     g.add_argument("--lengths", type=parse_lengths, default=DEFAULT_LENGTHS, metavar="N,...",
