@@ -3,74 +3,101 @@
 Stages, one module each, data flowing one way: ``document`` (read) -> ``layout`` (lines and
 pages in points) -> ``raster`` (pixels at a DPI) -> ``encode`` (PNG bytes); ``vision_tokens`` and
 ``text_tokens`` price the result.
+
+Names load on first use (PEP 562), so ``import glyph_render`` costs nothing and the render
+command never imports the client, openai or the tokenizer it does not need.
 """
 
-from .answer import Answer, StreamEvent
-from .compress import Plan, compress, context_budget
-from .config import PRESETS, RenderConfig, detect_preset, parse_newline_markup
-from .document import read_document
-from .encode import encode_png, write_pdf
-from .errors import (
-    AuthError,
-    BudgetError,
-    ClientError,
-    ConfigError,
-    ContextOverflow,
-    EndpointUnreachable,
-    FontError,
-    GlyphRenderError,
-    ImageSizeError,
-    InputError,
-    MalformedReply,
-    OutputError,
-    ProfileError,
-    RequestRejected,
-    RequestTimeout,
-    ServerBusy,
-    ServerError,
-    StreamInterrupted,
-    TokenizerError,
-)
-from .layout import Line, Page, layout
-from .raster import page_pixel_size, rasterize
-from .render import RenderedPage, RenderResult, iter_pages, page_sizes, render, render_to_dir
-from .text_tokens import count_tokens, get_tokenizer
-from .vision_tokens import (
-    VisionProfile,
-    get_profile,
-    image_token_info,
-    image_tokens,
-    prompt_tokens,
-    smart_resize,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# The client pulls in the openai package (~1 s to import), so it loads on first use.
-_LAZY = {"GlyphClient": "client", "AsyncGlyphClient": "client", "ModelInfo": "client",
-         "compress_and_ask": "client"}
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "answer": ("Answer", "StreamEvent"),
+    "client": ("AsyncGlyphClient", "GlyphClient", "ModelInfo", "compress_and_ask"),
+    "compress": ("Plan", "compress", "context_budget"),
+    "config": ("PRESETS", "RenderConfig", "detect_preset", "parse_newline_markup"),
+    "document": ("read_document",),
+    "encode": ("encode_png", "write_pdf"),
+    "errors": ("AuthError", "BudgetError", "ClientError", "ConfigError", "ContextOverflow",
+               "EndpointUnreachable", "FontError", "GlyphRenderError", "ImageSizeError",
+               "InputError", "MalformedReply", "OutputError", "ProfileError", "RequestRejected",
+               "RequestTimeout", "ServerBusy", "ServerError", "StreamInterrupted",
+               "TokenizerError"),
+    "layout": ("Line", "Page", "layout"),
+    "raster": ("page_pixel_size", "rasterize"),
+    "render": ("RenderedPage", "RenderResult", "iter_pages", "page_sizes", "render",
+               "render_to_dir"),
+    "text_tokens": ("count_tokens", "get_tokenizer"),
+    "vision_tokens": ("VisionProfile", "get_profile", "image_token_info", "image_tokens",
+                      "prompt_tokens", "smart_resize"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = ["Answer", "AsyncGlyphClient", "AuthError", "BudgetError", "ClientError", "ConfigError",
+    "ContextOverflow", "EndpointUnreachable", "FontError", "GlyphClient", "GlyphRenderError",
+    "ImageSizeError", "InputError", "Line", "MalformedReply", "ModelInfo", "OutputError",
+    "PRESETS", "Page", "Plan", "ProfileError", "RenderConfig", "RenderResult", "RenderedPage",
+    "RequestRejected", "RequestTimeout", "ServerBusy", "ServerError", "StreamEvent",
+    "StreamInterrupted", "TokenizerError", "VisionProfile", "compress", "compress_and_ask",
+    "context_budget", "count_tokens", "detect_preset", "encode_png", "get_profile",
+    "get_tokenizer", "image_token_info", "image_tokens", "iter_pages", "layout",
+    "page_pixel_size", "page_sizes", "parse_newline_markup", "prompt_tokens", "rasterize",
+    "read_document", "render", "render_to_dir", "smart_resize", "write_pdf", "__version__"]
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return __all__
 
 
-__all__ = [
-    "PRESETS", "Plan", "compress", "context_budget", "BudgetError", "ConfigError", "FontError",
-    "GlyphRenderError", "ImageSizeError",
-    "InputError", "Line", "OutputError", "Page", "ProfileError", "RenderConfig",
-    "RenderResult", "RenderedPage", "TokenizerError", "VisionProfile", "count_tokens",
-    "detect_preset", "encode_png", "get_profile", "get_tokenizer", "image_token_info",
-    "image_tokens", "iter_pages", "layout", "page_pixel_size", "page_sizes",
-    "parse_newline_markup", "prompt_tokens", "rasterize", "read_document", "render",
-    "render_to_dir", "smart_resize", "write_pdf", "__version__",
-    # asking an endpoint
-    "Answer", "AsyncGlyphClient", "AuthError", "ClientError", "ContextOverflow",
-    "EndpointUnreachable", "GlyphClient", "MalformedReply", "ModelInfo", "RequestRejected",
-    "RequestTimeout", "ServerBusy", "ServerError", "StreamEvent", "StreamInterrupted",
-    "compress_and_ask",
-]
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .answer import Answer, StreamEvent
+    from .client import AsyncGlyphClient, GlyphClient, ModelInfo, compress_and_ask
+    from .compress import Plan, compress, context_budget
+    from .config import PRESETS, RenderConfig, detect_preset, parse_newline_markup
+    from .document import read_document
+    from .encode import encode_png, write_pdf
+    from .errors import (
+        AuthError,
+        BudgetError,
+        ClientError,
+        ConfigError,
+        ContextOverflow,
+        EndpointUnreachable,
+        FontError,
+        GlyphRenderError,
+        ImageSizeError,
+        InputError,
+        MalformedReply,
+        OutputError,
+        ProfileError,
+        RequestRejected,
+        RequestTimeout,
+        ServerBusy,
+        ServerError,
+        StreamInterrupted,
+        TokenizerError,
+    )
+    from .layout import Line, Page, layout
+    from .raster import page_pixel_size, rasterize
+    from .render import RenderedPage, RenderResult, iter_pages, page_sizes, render, render_to_dir
+    from .text_tokens import count_tokens, get_tokenizer
+    from .vision_tokens import (
+        VisionProfile,
+        get_profile,
+        image_token_info,
+        image_tokens,
+        prompt_tokens,
+        smart_resize,
+    )

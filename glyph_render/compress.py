@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -159,7 +158,7 @@ class Plan:
 
 
 class _Priced:
-    """One rung's layout reduced to its distinct page geometries, priced at any DPI."""
+    """One rung's layout, priced at any DPI by the pages' exact pixel sizes (no rastering)."""
 
     def __init__(self, cfg: RenderConfig, pages: list[Page], prof: VisionProfile,
                  per_image: int):
@@ -167,32 +166,23 @@ class _Priced:
         self.pages = pages
         self.prof = prof
         self.per_image = per_image
-        n = len(pages)
-        # Pages differ only in their ink extents (auto-crop) and in being last.
-        self.groups = Counter(
-            (round(p.content_right, 6), round(p.content_bottom, 6), i == n - 1, p.width,
-             p.height) for i, p in enumerate(pages)
-        )
-        self._rep = {}
-        for i, p in enumerate(pages):
-            key = (round(p.content_right, 6), round(p.content_bottom, 6), i == n - 1, p.width,
-                   p.height)
-            self._rep.setdefault(key, p)
+        self._costs: dict[float, int] = {}
+
+    def sizes(self, dpi: float) -> list[tuple[int, int]]:
+        n = len(self.pages)
+        return [page_pixel_size(p, self.cfg, last=i == n - 1, dpi=dpi)
+                for i, p in enumerate(self.pages)]
 
     def cost(self, dpi: float) -> int:
-        total = 0
-        for key, count in self.groups.items():
-            w, h = page_pixel_size(self._rep[key], self.cfg, last=key[2], dpi=dpi)
-            total += count * (image_tokens(w, h, self.prof) + self.per_image)
-        return total
+        c = self._costs.get(dpi)
+        if c is None:
+            c = sum(image_tokens(w, h, self.prof) + self.per_image for w, h in self.sizes(dpi))
+            self._costs[dpi] = c
+        return c
 
     def page_plans(self, dpi: float) -> list[PagePlan]:
-        n = len(self.pages)
-        out = []
-        for i, p in enumerate(self.pages):
-            w, h = page_pixel_size(p, self.cfg, last=i == n - 1, dpi=dpi)
-            out.append(PagePlan(p.start, p.end, w, h, image_tokens(w, h, self.prof)))
-        return out
+        return [PagePlan(p.start, p.end, w, h, image_tokens(w, h, self.prof))
+                for p, (w, h) in zip(self.pages, self.sizes(dpi), strict=True)]
 
 
 def _best_dpi(priced: _Priced, budget: int, lo: float, hi: float) -> float | None:

@@ -10,6 +10,7 @@ the key and the value.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import re
@@ -21,7 +22,7 @@ from typing import Any
 from PIL import ImageColor
 
 from .errors import ConfigError
-from .fonts import BUNDLED_FONTS, GLYPH_FONT_SUBSTITUTES, bundled_font
+from .fonts import BUNDLED_FONTS, GLYPH_FONT_SUBSTITUTES, bundled_font, find_system_font
 
 RGB = tuple[int, int, int]
 
@@ -146,7 +147,8 @@ class RenderConfig:
     auto_crop_last_page: bool = False
     newline_markup: str = LINE_BREAK_MARKUP
     remove_line_breaks: bool = False
-    tab_size: int = 4
+    tab_size: int = 0  # 0: tabs collapse into one space, as in the reference; N: N columns
+    split_blank_line: bool = True  # the reference's empty line atop a page split after <br/>
     preset_name: str | None = field(default=None, compare=False)
 
     # ---- construction -------------------------------------------------------------------
@@ -205,11 +207,11 @@ class RenderConfig:
         """Pixels per point."""
         return self.dpi / 72.0
 
-    @property
+    @functools.cached_property
     def newline(self) -> NewlineMarkup:
         return parse_newline_markup(self.newline_markup)
 
-    @property
+    @functools.cached_property
     def font_chain(self) -> tuple[str, ...]:
         """Font files in fallback order: the primary font, then the fallbacks (paths)."""
         primary = self.font_path or bundled_font("DejaVuSans")
@@ -261,7 +263,8 @@ _NUMBER_KEYS = {
     "first_line_indent", "left_indent", "right_indent", "space_before", "space_after",
     "border_width", "border_padding",
 }
-_BOOL_KEYS = {"auto_crop_width", "auto_crop_last_page", "remove_line_breaks"}
+_BOOL_KEYS = {"auto_crop_width", "auto_crop_last_page", "remove_line_breaks",
+              "split_blank_line"}
 _COLOR_KEYS = {"font_color", "page_bg_color", "para_bg_color", "para_border_color"}
 
 
@@ -339,17 +342,27 @@ def _resolve_font_path(value: Any, relative_to: Path | None) -> str | None:
     for c in candidates:
         if c.exists():
             return str(c.resolve())
-    sub = GLYPH_FONT_SUBSTITUTES.get(p.name)
+    found = find_system_font(p.name)
+    if found is not None:
+        # Glyph's configs name Verdana.ttf by file name: use the system's copy, as the
+        # training pages did, and say so.
+        warnings.warn(f"font-path {value!r}: using {found}", FontNotice, stacklevel=3)
+        return found
+    sub = GLYPH_FONT_SUBSTITUTES.get(p.name.lower())
     if sub is not None:
         # Glyph's published configs name fonts we cannot ship (Verdana, Source Han Sans HW);
         # read those configs unchanged and stand in the closest bundled font, loudly.
         warnings.warn(
-            f"font-path {value!r} not found; using the bundled {sub} in its place "
-            "(pass --font with your own copy to match Glyph's training look exactly)",
-            stacklevel=3,
+            f"font-path {value!r} not found on this system; using the bundled {sub} in its "
+            "place (install the font, or pass --font, to match Glyph's training pages)",
+            FontNotice, stacklevel=3,
         )
         return bundled_font(sub)
     raise ConfigError(f"font-path: font file {value!r} does not exist")
+
+
+class FontNotice(UserWarning):
+    """Which file a font named by a config resolved to, when it was not at the given path."""
 
 
 def _validate(c: RenderConfig) -> None:
@@ -383,8 +396,8 @@ def _validate(c: RenderConfig) -> None:
             raise bad(key.replace("_", "-"), v, "must not be negative")
     if not 0.1 <= c.horizontal_scale <= 10:
         raise bad("horizontal-scale", c.horizontal_scale, "must lie between 0.1 and 10")
-    if not 1 <= c.tab_size <= 32:
-        raise bad("tab-size", c.tab_size, "must lie between 1 and 32")
+    if not 0 <= c.tab_size <= 32:
+        raise bad("tab-size", c.tab_size, "must lie between 0 (collapse, as Glyph) and 32")
     if c.alignment not in ALIGNMENTS:
         raise bad("alignment", c.alignment, f"is not one of {', '.join(ALIGNMENTS)}")
     text_w = frame_width(c)
@@ -425,7 +438,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The published English config of the Glyph project (config_en.json), Verdana -> DejaVu Sans.
     "glyph-en": {
         "page-size": "595,842", "dpi": 72, "margin-x": 10, "margin-y": 10,
-        "font-path": "DejaVuSans", "font-size": 9, "line-height": 10,
+        "font-path": "Verdana.ttf", "font-size": 9, "line-height": 10,
         "font-color": "#000000", "page-bg-color": "#FFFFFF", "para-bg-color": "#FFFFFF",
         "alignment": "LEFT", "horizontal-scale": 1.0, "first-line-indent": 0,
         "left-indent": 0, "right-indent": 0, "space-before": 0, "space-after": 0,
@@ -435,7 +448,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 PRESETS["glyph-zh"] = {
     **PRESETS["glyph-en"],
-    "font-path": "DroidSansFallbackFull",
+    "font-path": "SourceHanSansHWSC-VF.ttf",
     "fallback-fonts": ["DejaVuSans", "NotoColorEmoji"],
     "preset-name": "glyph-zh",
 }

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 from .config import FRAME_PADDING, RenderConfig
 from .fonts import font_chain
-from .paragraph import BREAK, CJK_TRIGGER, MARKER, TEXT, WSC, Frag, Line as PLine, Metrics
-from .paragraph import Paragraph
+from .paragraph import BREAK, CJK_TRIGGER, MARKER, TEXT, WSC, Frag, Metrics, Paragraph
+from .paragraph import Line as PLine
 from .pdfnum import fp_str, pdf_value
 
 __all__ = ["Block", "Line", "Page", "layout", "LINES_PER_GROUP", "TEXT", "MARKER"]
@@ -51,6 +51,7 @@ class Line:
     baseline: float  # pt from the page's top edge
     x: float  # pt from the page's left edge
     forced: bool = False  # ended by a source newline
+    width: float = 0.0  # pt: reportlab's measured width of the line (trailing space excluded)
 
     @property
     def text(self) -> str:
@@ -81,6 +82,7 @@ class Page:
     height: float = 0.0
     font_size: float = 0.0  # as poppler read it (Tf)
     missing: int = 0  # characters drawn as a replacement glyph
+    ink: object = field(default=None, repr=False, compare=False)  # raster's crop candidates
 
     @property
     def chars(self) -> int:
@@ -95,7 +97,7 @@ _WS_RL = re.escape(WSC)
 # A source line: runs of 2+ spaces (&nbsp; entities), &<> (entities), or text whose whitespace
 # collapses (a single space that starts a 2+ run belongs to the run).
 _LINE_TOKENS = {
-    ws: re.compile(rf"(?P<nb> {{2,}})|(?P<ent>[&<>])|(?P<txt>(?:[^&<> ]| (?! ))+)")
+    ws: re.compile(r"(?P<nb> {2,})|(?P<ent>[&<>])|(?P<txt>(?:[^&<> ]| (?! ))+)")
     for ws in (_WS_PY, _WS_RL)
 }
 _WORDS = {ws: re.compile(rf"[^{ws}]+") for ws in (_WS_PY, _WS_RL)}
@@ -121,21 +123,13 @@ class _Markup:
         out: list[Frag] = []
         last = len(bounds) - 1
         for i, (a, b) in enumerate(bounds):
-            for m in tokens.finditer(text, a, b):
-                kind = m.lastgroup
-                if kind == "txt":
-                    s, e = m.span()
-                    words = [(w.group(), w.start()) for w in words_re.finditer(text, s, e)]
-                    lead = bool(is_ws.match(text, s))
-                    trail = bool(is_ws.match(text, e - 1))
-                    body = " ".join(w for w, _o in words)
-                    t = (" " if lead else "") + body + (" " if trail and words else "")
-                    out.append(Frag(TEXT, t, [o for _w, o in words]))
-                elif kind == "nb":
-                    s, e = m.span()
-                    out.extend(Frag(TEXT, "\xa0", [k]) for k in range(s, e))
-                else:
-                    out.append(Frag(TEXT, m.group(), [m.start()]))
+            seg = text[a:b]
+            if _aligned(seg):
+                # the common line: nothing collapses, so the frag lines up with the source
+                if seg:
+                    out.append(Frag(TEXT, seg[:-1] + " " if seg[-1] == "\r" else seg, [], a))
+            else:
+                out.extend(_line_frags(text, a, b, tokens, words_re, is_ws))
             if i != last:
                 if self.line_break:
                     out.append(Frag(BREAK, "", [b]))
@@ -156,6 +150,37 @@ class _Markup:
         out.append(Frag(MARKER if self.marker_tagged else TEXT, t, [at] * len(words)))
 
 
+def _aligned(seg: str) -> bool:
+    """A source line whose markup cleans to itself: no entity, no run of whitespace, no
+    whitespace but single spaces (a CRLF's trailing CR becomes one)."""
+    if "&" in seg or "<" in seg or ">" in seg or "  " in seg:
+        return False
+    if seg.isprintable():
+        return True
+    return seg[-1:] == "\r" and seg[:-1].isprintable() and not seg[:-1].endswith(" ")
+
+
+def _line_frags(text: str, a: int, b: int, tokens: re.Pattern, words_re: re.Pattern,
+                is_ws: re.Pattern) -> Iterator[Frag]:
+    """The general case: entities and &nbsp; runs are frags of their own, whitespace
+    collapses to single spaces."""
+    for m in tokens.finditer(text, a, b):
+        kind = m.lastgroup
+        if kind == "txt":
+            s, e = m.span()
+            words = [(w.group(), w.start()) for w in words_re.finditer(text, s, e)]
+            lead = bool(is_ws.match(text, s))
+            trail = bool(is_ws.match(text, e - 1))
+            body = " ".join(w for w, _o in words)
+            t = (" " if lead else "") + body + (" " if trail and words else "")
+            yield Frag(TEXT, t, [o for _w, o in words])
+        elif kind == "nb":
+            s, e = m.span()
+            yield from (Frag(TEXT, "\xa0", [k]) for k in range(s, e))
+        else:
+            yield Frag(TEXT, m.group(), [m.start()])
+
+
 def _clean_ends(frags: list[Frag]) -> None:
     """reportlab's cleaner strips the paragraph's leading and trailing whitespace."""
     while frags and frags[0].style == TEXT:
@@ -174,12 +199,31 @@ def _clean_ends(frags: list[Frag]) -> None:
         frags.pop()
 
 
-def _source(text: str) -> tuple[str, list[int] | None]:
-    """Glyph deletes soft hyphens and zero-width spaces first; keep a map back to the source."""
-    if "\xad" not in text and "\u200b" not in text:
+def _source(text: str, tab_size: int = 0) -> tuple[str, list[int] | None]:
+    """Glyph deletes soft hyphens and zero-width spaces first; keep a map back to the source.
+
+    ``tab_size`` > 0 (not the reference's behaviour, where a tab collapses into one space)
+    first expands tabs to that many columns, so code keeps its indentation.
+    """
+    expand = tab_size > 0 and "\t" in text
+    if "\xad" not in text and "\u200b" not in text and not expand:
         return text, None
-    keep = [i for i, c in enumerate(text) if c not in "\xad\u200b"]
-    return "".join(text[i] for i in keep), keep
+    out: list[str] = []
+    omap: list[int] = []
+    col = 0
+    for i, c in enumerate(text):
+        if c in "\xad\u200b":
+            continue
+        if c == "\t" and expand:
+            n = tab_size - col % tab_size
+            out.append(" " * n)
+            omap.extend([i] * n)
+            col += n
+            continue
+        out.append(c)
+        omap.append(i)
+        col = 0 if c == "\n" else col + 1
+    return "".join(out), omap
 
 
 def _groups(text: str, cfg: RenderConfig) -> Iterator[list[tuple[int, int]]]:
@@ -356,21 +400,18 @@ class _Placer:
                 pen.set_x(m)
         ux, uy, tw = pen.start_line()
         runs: list[tuple[str, int]] = []
-        lo = hi = -1
-        for style, t, a, b in frags:
+        for f in frags:
+            t = f[1]
             if t:
-                st = MARKER if style == MARKER else TEXT
+                st = MARKER if f[0] == MARKER else TEXT
                 if runs and runs[-1][1] == st:
                     runs[-1] = (runs[-1][0] + t, st)
                 else:
                     runs.append((t, st))
-            if b > a and style != MARKER and style != BREAK:
-                lo = a if lo < 0 else min(lo, a)
-                hi = max(hi, b)
-        if lo < 0:
-            lo = hi = frags[0][2] if frags else 0
+        lo, hi = line.lo, line.hi
         page.lines.append(Line(self.src(lo), self.src(hi), runs, ux, uy, tw, block_no,
-                               top - (ey + uy), ex + ux, bool(line.line_break)))
+                               top - (ey + uy), ex + ux, bool(line.line_break),
+                               line.max_width - extra))
         pen.next_line()
         if ws is not None:
             pen.word_space(0)
@@ -383,7 +424,7 @@ def layout(text: str, cfg: RenderConfig, *, geometry_only: bool = False) -> Iter
     ``geometry_only`` is accepted for callers that only need spans and sizes; the full layout
     is cheap enough that both return the same pages.
     """
-    stext, omap = _source(text)
+    stext, omap = _source(text, cfg.tab_size)
     chain = font_chain(cfg.font_chain)
     m = Metrics(chain, cfg.font_size)
     markup = _Markup(cfg)
@@ -393,7 +434,7 @@ def layout(text: str, cfg: RenderConfig, *, geometry_only: bool = False) -> Iter
     w, h = cfg.page_size
     page = Page(number=1, start=0, end=0, width=w, height=h, font_size=placer.size_pv)
     common = dict(left_indent=cfg.left_indent, right_indent=cfg.right_indent,
-                  leading=cfg.line_height, cjk=cjk)
+                  leading=cfg.line_height, cjk=cjk, split_blank=cfg.split_blank_line)
 
     def new_page() -> Page:
         nonlocal page

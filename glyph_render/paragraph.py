@@ -23,6 +23,7 @@ import re
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from .fonts import FontChain
 
@@ -42,7 +43,7 @@ SPACE_SHRINKAGE = 0.05  # ParagraphStyle.spaceShrinkage
 # reportlab's whitespace for strip/split (paragraph._wsc): Python's, less U+00A0, plus U+200B.
 WSC = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
        "\u2007\u2008\u2009\u200a\u200b\u2028\u2029\u202f\u205f\u3000")
-_WSC_SPLIT = re.compile("[%s]+" % re.escape(WSC)).split
+_WSC_SPLIT = re.compile(f"[{re.escape(WSC)}]+").split
 STRING_WHITESPACE = " \t\n\r\x0b\x0c"  # string.whitespace, which _getFragWords tests against
 
 # reportlab.lib.textsplit: characters that may not start a line in CJK wrapping.
@@ -92,12 +93,18 @@ class Frag:
     """A parsed frag: a run of text in one style, or a <br/> (``style == BREAK``).
 
     ``starts`` holds the source offset of each word of ``text`` (words being the runs between
-    its single spaces), so line spans can be mapped back to the input.
+    its single spaces), so line spans can be mapped back to the input; or ``base`` >= 0 says
+    the text lines up with the source character for character from that offset (the common
+    case, where nothing collapsed), and ``starts`` is not needed.
     """
 
     style: int
     text: str
     starts: list[int]
+    base: int = -1
+
+    def first(self) -> int:
+        return self.base if self.base >= 0 else (self.starts[0] if self.starts else 0)
 
 
 @dataclass(slots=True)
@@ -119,12 +126,18 @@ class Line:
     line_break: bool  # ended by a <br/> (not justified)
     max_width: float
     sfw: int = 0  # index of the line's first frag word in the paragraph's word list
+    lo: int = 0  # source span of the characters the line draws (empty lines: lo == hi)
+    hi: int = 0
     kind0: list | None = None  # a kind-0 line's words (text, source offset, kind)
 
 
 def _piece_words(frag: Frag, text: str) -> tuple[list[str], list[int]]:
     """reportlab's split of a frag's (possibly stripped) text, with each word's offset."""
     parts = rl_split(text)
+    if frag.base >= 0:
+        # single spaces separate the words of an aligned frag
+        pos = frag.base + len(frag.text) - len(text) + len(text) - len(text.lstrip(" "))
+        return parts, list(accumulate([len(p) + 1 for p in parts[:-1]], initial=pos))
     starts = frag.starts
     # Words of ``text`` are the last len(real) words of the frag (lstrip only drops spaces).
     real = [p for p in parts if p]
@@ -147,12 +160,13 @@ def frag_words(frags: Sequence[Frag], m: Metrics) -> list[Word]:
     n = 0.0
     strip = True  # hangingStrip
     width = m.width
+    cache = m._cache
     for f in frags:
         if f.style == BREAK:
             if W:
                 R.append(Word(n, W, 0))
                 W, n = [], 0.0
-            R.append(Word(0.0, [(TEXT, "", f.starts[0] if f.starts else 0)], LINEBREAK))
+            R.append(Word(0.0, [(TEXT, "", f.first())], LINEBREAK))
             strip = True
             continue
         text = f.text
@@ -173,17 +187,30 @@ def frag_words(frags: Sequence[Frag], m: Metrics) -> list[Word]:
                 whs = bool(R) and bool(R[-1].kind & HS)
             if not whs:
                 S.insert(0, "")
-                offs.insert(0, offs[0] if offs else (f.starts[0] if f.starts else 0))
+                offs.insert(0, offs[0] if offs else f.first())
             elif not S:
                 continue
         style = f.style
-        for w, o in zip(S[:-1], offs[:-1], strict=True):
-            W.append((style, w, o))
-            n += width(w)
-            R.append(Word(n, W, HS))
-            W, n = [], 0.0
-        W.append((style, S[-1], offs[-1]))
-        n += width(S[-1])
+        if len(S) > 1:
+            if W:  # the frag's first word closes the word the previous frag began
+                w0 = S[0]
+                W.append((style, w0, offs[0]))
+                ww = cache.get(w0)
+                n += ww if ww is not None else width(w0)
+                R.append(Word(n, W, HS))
+                W, n = [], 0.0
+                start = 1
+            else:
+                start = 0
+            for i in range(start, len(S) - 1):
+                w = S[i]
+                ww = cache.get(w)
+                # a word on its own: n = 0 + width, which is width exactly
+                R.append(Word(ww if ww is not None else width(w), [(style, w, offs[i])], HS))
+        last = S[-1]
+        W.append((style, last, offs[-1]))
+        ww = cache.get(last)
+        n += ww if ww is not None else width(last)
         if text[-1] in STRING_WHITESPACE:
             R.append(Word(n, W, HS))
             W, n = [], 0.0
@@ -191,8 +218,7 @@ def frag_words(frags: Sequence[Frag], m: Metrics) -> list[Word]:
         R.append(Word(n, W, 0))
     if not R and frags:
         f = frags[0]
-        R = [Word(0.0, [(f.style if f.style != BREAK else TEXT, "",
-                         f.starts[0] if f.starts else 0)], 0)]
+        R = [Word(0.0, [(f.style if f.style != BREAK else TEXT, "", f.first())], 0)]
     return R
 
 
@@ -242,7 +268,7 @@ def _split_frag_word(w: Word, max_width: float, max_widths: Sequence[float], lin
     pieces = w.pieces
     cur = 0  # index of the piece the current text belongs to
     cur_start = pieces[0][2]
-    for pi, (style, text, src) in enumerate(pieces):
+    for pi, (_style, text, src) in enumerate(pieces):
         chars = text if text else ("",)
         for ci, c in enumerate(chars):
             cw = width(c) if c else 0.0
@@ -275,8 +301,8 @@ class Paragraph:
 
     def __init__(self, frags: list[Frag] | None, m: Metrics, *, first_indent: float,
                  left_indent: float, right_indent: float, leading: float, cjk: bool,
-                 words: list[Word] | None = None, kind0_words: list | None = None,
-                 cjk_lines: list[Line] | None = None):
+                 split_blank: bool = True, words: list[Word] | None = None,
+                 kind0_words: list | None = None, cjk_lines: list[Line] | None = None):
         self.frags = frags or []
         self.m = m
         self.first_indent = first_indent
@@ -284,7 +310,9 @@ class Paragraph:
         self.right_indent = right_indent
         self.leading = leading
         self.cjk = cjk
+        self.split_blank = split_blank
         self.words = words  # processed frag words (kind 1 after a first break)
+        self.prebroken: list[Line] | None = None  # a split's first part: lines known already
         self.kind0_words = kind0_words  # a split kind-0 paragraph's words
         self.cjk_lines = cjk_lines  # a split CJK paragraph's lines (P1 keeps them)
         self.kind = 0
@@ -312,6 +340,11 @@ class Paragraph:
         return (self.words is None and len(self.frags) == 1) or self.kind0_words is not None
 
     def _break(self, max_widths: list[float]) -> None:
+        if self.prebroken is not None:
+            # reportlab breaks a split's first part again from its words; with no cut word
+            # among them that gives back exactly the lines it was cut from
+            self.lines = self.prebroken
+            return
         if self._single_frag():
             self._break_kind0(max_widths)
         elif not self.frags and self.words is None:
@@ -355,8 +388,8 @@ class Paragraph:
             word_width = width(text)
             new_width = current + space + word_width
             lim = max_width + d_shrink * len(c_line)
-            if new_width > lim and not forced and not (wkind & SPLIT):
-                if word_width > max_widths[min(lineno, maxlineno)]:
+            if (new_width > lim and not forced and not (wkind & SPLIT)
+                    and word_width > max_widths[min(lineno, maxlineno)]):
                     queue.extendleft(reversed(
                         _split_word(text, src, current + space, max_widths, lineno, m)))
                     forced = True
@@ -384,60 +417,87 @@ class Paragraph:
         self.lines = lines
 
     def _break_kind1(self, max_widths: list[float]) -> None:
-        """breakLines' general case (kind 1): frag words, <br/>, colours."""
+        """breakLines' general case (kind 1): frag words, <br/>, colours.
+
+        The hot loop of a render: written with locals and a fast path for the common word (one
+        piece, the line's style, fits) that does exactly what the general path would.
+        """
         m = self.m
         self.kind = 1
         src_words = rejoin_words(self.words) if self.words is not None else frag_words(
             self.frags, m)
         queue = deque(src_words)
+        popleft = queue.popleft
         FW: list[Word] = []
+        fw_append = FW.append
         lines: list[Line] = []
         lineno = 0
         maxlineno = len(max_widths) - 1
         max_width = max_widths[0]
         space = m.space
         sfw = 0
-        words: list[list] = []  # the line's frags: [style, text, lo, hi]
+        words: list[list] = []  # the line's frags: [style, text, first source offset]
         n = 0
         space_width = 0.0
         current = 0.0
-        g: list | None = None
-        spaces: list[int] = []  # spaces in each of the line's text frags, in order
+        g: list = []
+        g_style = -1
+        spaces: list[int] = []  # spaces in each of the line's frags, in order
+        lo = hi = -1  # source span of the line's drawn text
         while queue:
-            w = queue.popleft()
-            FW.append(w)
+            w = popleft()
+            fw_append(w)
             if not words:
                 n = 0
                 space_width = current = 0.0
                 spaces = []
+                lo = hi = -1
             word_width = w.width
-            style, ntext, src = w.pieces[0]
+            pieces = w.pieces
+            style, ntext, src = pieces[0]
+            kind = w.kind
             new_width = current + space_width + word_width if word_width > 0 else current
-            line_break = bool(w.kind & LINEBREAK)
             shrink = space_width
             for ns in spaces:
                 if ns:
                     shrink += ns * space
             lim = max_width + shrink * SPACE_SHRINKAGE
-            if not line_break and new_width > lim and not (w.kind & SPLIT_END):
-                if not (w.kind & SPLIT):
-                    nmw = min(lineno, maxlineno)
-                    if word_width > max_widths[nmw]:
-                        pieces = _split_frag_word(w, max_width - space_width - current,
-                                                  max_widths, lineno, m)
-                        inj = Word(0.0, [(TEXT, "", src)], INJECTED | LINEBREAK)
-                        queue.extendleft(reversed([pieces[0], inj, *pieces[1:]]))
-                        FW.pop()
-                        continue
+            if (kind & ~HS) == 0 and len(pieces) == 1 and style == g_style and new_width <= lim:
+                # the common case: one more word in the line's current frag
+                if ntext:
+                    n += 1
+                    if lo < 0:
+                        lo = src
+                    hi = src + len(ntext) if style != MARKER else src + 1
+                if space_width:
+                    if not g[1].endswith(" "):
+                        g[1] += " " + ntext
+                        spaces[-1] += 1
+                    else:
+                        g[1] += ntext
+                else:
+                    g[1] += ntext
+                space_width = space if kind else 0.0
+                current = new_width
+                continue
+            line_break = bool(kind & LINEBREAK)
+            if (not line_break and new_width > lim and not (kind & (SPLIT_END | SPLIT))
+                    and word_width > max_widths[min(lineno, maxlineno)]):
+                parts = _split_frag_word(w, max_width - space_width - current, max_widths,
+                                         lineno, m)
+                inj = Word(0.0, [(TEXT, "", src)], INJECTED | LINEBREAK)
+                queue.extendleft(reversed([parts[0], inj, *parts[1:]]))
+                FW.pop()
+                continue
             end_line = (new_width > lim and n > 0) or line_break
             if not end_line:
                 if ntext:
                     n += 1
                 if not words:
-                    g = [style, ntext, src, src + len(ntext)]
+                    g = [style, ntext, src]
                     words = [g]
                     spaces = [0]
-                elif g is None or g[0] == BREAK or g[0] != style:
+                elif g_style != style:
                     if space_width:
                         for i in range(len(words) - 1, -1, -1):
                             wi = words[i]
@@ -446,7 +506,7 @@ class Paragraph:
                                     wi[1] += " "
                                     spaces[i] += 1
                                 break
-                    g = [style, ntext, src, src + len(ntext)]
+                    g = [style, ntext, src]
                     words.append(g)
                     spaces.append(0)
                 elif space_width:
@@ -455,48 +515,63 @@ class Paragraph:
                         spaces[-1] += 1
                     else:
                         g[1] += ntext
-                    _extend(g, src, ntext)
                 else:
                     g[1] += ntext
-                    _extend(g, src, ntext)
-                space_width = space if w.kind & HS else 0.0
+                g_style = style
+                space_width = space if kind & HS else 0.0
                 ni = False
-                for pstyle, ptext, psrc in w.pieces[1:]:
-                    g = [pstyle, ptext, psrc, psrc + len(ptext)]
+                for piece in pieces:
+                    pstyle, ptext, psrc = piece
+                    if piece is not pieces[0]:
+                        g = [pstyle, ptext, psrc]
+                        g_style = pstyle
+                        words.append(g)
+                        spaces.append(0)
+                        if ptext:
+                            ni = True
                     if ptext:
-                        ni = True
-                    words.append(g)
-                    spaces.append(0)
+                        if lo < 0:
+                            lo = psrc
+                        hi = psrc + len(ptext) if pstyle != MARKER else psrc + 1
                 if not ntext and ni:
                     n += 1
                 current = new_width
             else:
                 if line_break:
-                    words.append([BREAK, "", src, src])
+                    words.append([BREAK, "", src])
                     spaces.append(0)
-                    llb = not (w.kind & INJECTED)
+                    llb = not (kind & INJECTED)
                 else:
                     llb = False
-                lines.append(Line(words, max_width - current, n, llb, max_width, sfw))
+                lines.append(Line(words, max_width - current, n, llb, max_width, sfw,
+                                  lo=lo if lo >= 0 else src, hi=hi if lo >= 0 else src))
                 sfw = len(FW) - 1
                 lineno += 1
                 max_width = max_widths[min(maxlineno, lineno)]
                 if line_break:
                     words = []
-                    g = None
+                    g = []
+                    g_style = -1
                     continue
-                space_width = space if w.kind & HS else 0.0
+                space_width = space if kind & HS else 0.0
                 current = word_width
                 n = 1
-                g = [style, ntext, src, src + len(ntext)]
-                words = [g]
-                spaces = [0]
-                for pstyle, ptext, psrc in w.pieces[1:]:
-                    g = [pstyle, ptext, psrc, psrc + len(ptext)]
+                lo = hi = -1
+                words = []
+                spaces = []
+                for pstyle, ptext, psrc in pieces:
+                    g = [pstyle, ptext, psrc]
+                    g_style = pstyle
                     words.append(g)
                     spaces.append(0)
+                    if ptext:
+                        if lo < 0:
+                            lo = psrc
+                        hi = psrc + len(ptext) if pstyle != MARKER else psrc + 1
         if words:
-            lines.append(Line(words, max_width - current, n, False, max_width, sfw))
+            anchor = words[0][2]
+            lines.append(Line(words, max_width - current, n, False, max_width, sfw,
+                              lo=lo if lo >= 0 else anchor, hi=hi if lo >= 0 else anchor))
         self.words_used = FW
         self.lines = lines
 
@@ -539,7 +614,7 @@ class Paragraph:
         if n <= s:
             return [self]
         common = dict(left_indent=self.left_indent, right_indent=self.right_indent,
-                      leading=self.leading, cjk=self.cjk)
+                      leading=self.leading, cjk=self.cjk, split_blank=self.split_blank)
         if self.cjk:
             if self.kind == 0:
                 p1 = Paragraph(None, self.m, first_indent=self.first_indent,
@@ -554,6 +629,9 @@ class Paragraph:
         elif self.kind == 0:
             p1 = Paragraph(None, self.m, first_indent=self.first_indent,
                            kind0_words=_kind0_rejoin(lines[:s]), **common)
+            if not any(w[2] & SPLIT for ln in lines[:s] for w in (ln.kind0 or ())):
+                p1.prebroken = lines[:s]
+                p1.kind = 0
             p2 = Paragraph(None, self.m, first_indent=0.0,
                            kind0_words=_kind0_rejoin(lines[s:]), **common)
         else:
@@ -565,7 +643,17 @@ class Paragraph:
                 head.pop()
             p1 = Paragraph(None, self.m, first_indent=self.first_indent, words=head,
                            **common)
-            p2 = Paragraph(None, self.m, first_indent=0.0, words=FW[b:], **common)
+            if not lines[s - 1].line_break and not any(
+                    w.kind & (SPLIT | INJECTED | LINEBREAK) for w in head[-1:]) and not any(
+                    w.kind & (SPLIT | INJECTED) for w in head):
+                p1.prebroken = lines[:s]
+                p1.kind = 1
+                p1.words_used = head
+            rest = FW[b:]
+            if not self.split_blank and rest and rest[0].kind & LINEBREAK and not (
+                    rest[0].kind & INJECTED):
+                rest = rest[1:]  # opt out of reportlab's empty line atop the next page
+            p2 = Paragraph(None, self.m, first_indent=0.0, words=rest, **common)
         p1.cjk_kind = self.kind
         last = lines[s - 1]
         p1.justify_last = not (self.kind == 1 and last.line_break)
@@ -575,22 +663,13 @@ class Paragraph:
         return [p1, p2]
 
 
-def _extend(g: list, src: int, text: str) -> None:
-    if text:
-        if g[3] <= g[2]:
-            g[2], g[3] = src, src + len(text)
-        else:
-            g[2] = min(g[2], src)
-            g[3] = max(g[3], src + len(text))
-
-
 def _kind0_line(words: list[tuple[str, int, int]], extra: float, max_width: float) -> Line:
     texts = [w[0] for w in words]
     srcs = [(o, o + len(t)) for t, o, _k in words if t]
     lo = min((a for a, _b in srcs), default=words[0][1] if words else 0)
     hi = max((b for _a, b in srcs), default=lo)
-    return Line([[TEXT, " ".join(texts), lo, hi]], extra, len(words), False, max_width,
-                kind0=list(words))
+    return Line([[TEXT, " ".join(texts), lo]], extra, len(words), False, max_width,
+                kind0=list(words), lo=lo, hi=hi)
 
 
 def _split_word(text: str, src: int, line_width: float, max_widths: Sequence[float],
@@ -662,20 +741,14 @@ def _hard_split(lines: list[Line], start: int, stop: int) -> list[Frag]:
 
 
 def _frag_from_line_frag(f: list) -> Frag:
-    style, text, lo, _hi = f
-    return _LineFrag(style, text, [lo])
-
-
-class _LineFrag(Frag):
-    """A frag handed on by a CJK split: characters are consecutive from ``starts[0]``."""
-
-    __slots__ = ()
+    """A frag handed on by a CJK split: its characters are consecutive from its offset."""
+    return Frag(f[0], f[1], [], f[2])
 
 
 def _frag_chars(f: Frag) -> list[tuple[str, int]]:
     """Each character of a frag with its source offset (spaces take the next word's)."""
-    if isinstance(f, _LineFrag):
-        base = f.starts[0]
+    if f.base >= 0:
+        base = f.base
         return [(c, base + i) for i, c in enumerate(f.text)]
     out: list[tuple[str, int]] = []
     starts = f.starts
@@ -741,22 +814,17 @@ def _dumb_split(chars: list[tuple[str, int]], max_widths: Sequence[float],
             stripped = text.strip()
             lead = len(text) - len(text.lstrip())
             lo = seg[lead][1] if stripped else (seg[0][1] if seg else 0)
-            lines.append(_cjk_line([[TEXT, stripped, lo, lo + len(stripped)]], extra,
-                                   max_width))
+            lines.append(Line([[TEXT, stripped, lo]], extra, 1, False, max_width, lo=lo,
+                              hi=lo + len(stripped)))
             max_width = max_widths[min(len(lines), len(max_widths) - 1)]
             start = i
             used = 0.0
     if used > 0:
         seg = chars[start:]
         text = "".join(ch for ch, _o in seg)
-        lines.append(_cjk_line([[TEXT, text, seg[0][1], seg[-1][1] + 1]], max_width - used,
-                               max_width))
+        lines.append(Line([[TEXT, text, seg[0][1]]], max_width - used, 1, False, max_width,
+                          lo=seg[0][1], hi=seg[-1][1] + 1))
     return lines
-
-
-def _cjk_line(frags: list[list], extra: float, max_width: float,
-              line_break: bool = False) -> Line:
-    return Line(frags, extra, 1, line_break, max_width)
 
 
 def _cjk_frag_split(frags: Sequence[Frag], max_widths: Sequence[float],
@@ -768,7 +836,7 @@ def _cjk_frag_split(frags: Sequence[Frag], max_widths: Sequence[float],
     U: list[tuple[str, int, int, float, bool]] = []  # char, style, src, width, is break
     for f in frags:
         if f.style == BREAK:
-            src = f.starts[0] if f.starts else 0
+            src = f.first()
             if f.text:  # a split handed the <br/> on with a space appended
                 U.extend((c, TEXT, src, width(c), True) for c in f.text)
             else:
@@ -778,7 +846,7 @@ def _cjk_frag_split(frags: Sequence[Frag], max_widths: Sequence[float],
             for c, o in _frag_chars(f):
                 U.append((c, f.style, o, width(c), False))
         else:
-            U.append(("", f.style, f.starts[0] if f.starts else 0, 0.0, False))
+            U.append(("", f.style, f.first(), 0.0, False))
     lines: list[Line] = []
     i = start = 0
     used = 0.0
@@ -824,16 +892,18 @@ def _cjk_make_line(U: list, max_width: float, extra: float, line_break: bool) ->
     """``makeCJKParaLine``: group a line's characters into frags by style."""
     frags: list[list] = []
     prev: int | None = None
+    lo = hi = -1
     for c, style, src, _w, brk in U:
         key = BREAK if brk else style
         if prev is None or key != prev or key == BREAK:
-            frags.append([key, c, src, src + len(c)])
+            frags.append([key, c, src])
             prev = key
         else:
-            g = frags[-1]
-            g[1] += c
-            if c:
-                g[2] = min(g[2], src) if g[3] > g[2] else src
-                g[3] = max(g[3], src + 1)
-    return Line(frags, extra, 1, line_break, max_width)
-
+            frags[-1][1] += c
+        if c and not brk:
+            if lo < 0:
+                lo = src
+            hi = max(hi, src + 1)
+    if lo < 0:
+        lo = hi = U[0][2] if U else 0
+    return Line(frags, extra, 1, line_break, max_width, lo=lo, hi=hi)

@@ -19,6 +19,7 @@ background by more than 5 grey levels, plus ``margin-x``/``margin-y`` *pixels*.
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 from dataclasses import dataclass
 
@@ -50,6 +51,7 @@ class Device:
     ctm5: float
 
     @classmethod
+    @functools.lru_cache(maxsize=256)
     def for_page(cls, page_w: float, page_h: float, dpi: float) -> Device:
         k = dpi / 72.0
         pg_w = page_w * (dpi / 72.0)
@@ -95,8 +97,9 @@ class Device:
 class GlyphAtlas:
     """Glyph bitmaps for one font chain at one text size and DPI, as SplashFTFont makes them.
 
-    Each (font, glyph, phase) gets a small integer id; per id the atlas keeps the non-zero
-    pixels' offsets from the pen pixel and their coverage, ready for numpy gathers.
+    Each (font, glyph, phase) gets a small integer id. All bitmaps' non-zero pixels live in
+    packed tables (row and column offsets from the pen pixel, coverage), so a page gathers the
+    pixels of thousands of glyphs with a few numpy operations.
     """
 
     def __init__(self, chain: FontChain, font_size: float, k: float):
@@ -106,13 +109,17 @@ class GlyphAtlas:
         self.size = max(1, _round(abs(m)))
         self.fixed = int((m / self.size) * 65536)
         self.ids: dict[tuple[int, int, int], int] = {}
-        self.dy: list[np.ndarray] = []
-        self.dx: list[np.ndarray] = []
-        self.alpha: list[np.ndarray] = []
+        self._dy: list[np.ndarray] = []
+        self._dx: list[np.ndarray] = []
+        self._alpha: list[np.ndarray] = []
         self.box: list[tuple[int, int, int, int]] = []  # left, top, w, h from the pen pixel
-        self._flat: dict[int, list[np.ndarray]] = {}
         self._fractional: dict[int, bool] = {}
+        self._ink: dict[tuple[int, int], tuple[tuple[int, int], ...]] = {}
+        self._packed: tuple | None = None
+        self._flat_cache: dict = {}
+        self.char_ids = np.full(0, -1, np.int32)  # per char id of the char table x 4 phases
 
+    # -- one glyph ------------------------------------------------------------------------
     def fractional(self, face: int) -> bool:
         """Splash drops sub-pixel phases when the font's transformed bbox is over 50 px tall."""
         ok = self._fractional.get(face)
@@ -135,31 +142,73 @@ class GlyphAtlas:
         key = (face, gid, phase)
         i = self.ids.get(key)
         if i is None:
-            i = len(self.dy)
+            i = len(self._dy)
             self.ids[key] = i
             arr, left, top = self._render(face, gid, phase)
             if arr is None:
-                self.dy.append(np.zeros(0, np.int64))
-                self.dx.append(np.zeros(0, np.int64))
-                self.alpha.append(np.zeros(0, np.int32))
+                self._dy.append(np.zeros(0, np.int64))
+                self._dx.append(np.zeros(0, np.int64))
+                self._alpha.append(np.zeros(0, np.int64))
                 self.box.append((0, 0, 0, 0))
             else:
                 ys, xs = np.nonzero(arr)
-                self.dy.append((ys - top).astype(np.int64))
-                self.dx.append((xs + left).astype(np.int64))
-                self.alpha.append(arr[ys, xs].astype(np.int32))
+                self._dy.append((ys - top).astype(np.int64))
+                self._dx.append((xs + left).astype(np.int64))
+                self._alpha.append(arr[ys, xs].astype(np.int64))
                 self.box.append((left, -top, arr.shape[1], arr.shape[0]))
-            for width, flats in self._flat.items():
-                flats.append(self.dy[i] * width + self.dx[i])
+            self._packed = None
         return i
 
-    def flat(self, width: int) -> list[np.ndarray]:
-        """Per id, pixel offsets from the pen pixel in a row-major page ``width`` wide."""
-        flats = self._flat.get(width)
-        if flats is None:
-            flats = [dy * width + dx for dy, dx in zip(self.dy, self.dx, strict=True)]
-            self._flat[width] = flats
-        return flats
+    @property
+    def dy(self) -> list[np.ndarray]:
+        return self._dy
+
+    @property
+    def dx(self) -> list[np.ndarray]:
+        return self._dx
+
+    @property
+    def alpha(self) -> list[np.ndarray]:
+        return self._alpha
+
+    def ink_rows(self, gi: int, threshold: int) -> tuple[tuple[int, int], ...]:
+        """(row, rightmost column) of each row holding coverage >= threshold, from the pen."""
+        key = (gi, threshold)
+        rows = self._ink.get(key)
+        if rows is None:
+            best: dict[int, int] = {}
+            for y, x, a in zip(self._dy[gi].tolist(), self._dx[gi].tolist(),
+                               self._alpha[gi].tolist(), strict=True):
+                if a >= threshold and x > best.get(y, -(1 << 30)):
+                    best[y] = x
+            rows = tuple(sorted(best.items()))
+            self._ink[key] = rows
+        return rows
+
+    def flat(self, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per packed pixel: offset from the pen pixel in a page ``width`` wide, and coverage
+        shifted left 8 bits (the blend table's row)."""
+        packed = self.packed()
+        key = ("flat", width)
+        hit = self._flat_cache.get(key)
+        if hit is None or hit[0] is not packed:
+            dy, dx, alpha = packed[0], packed[1], packed[2]
+            hit = (packed, (dy * width + dx).astype(np.int64), (alpha << 8).astype(np.intp))
+            self._flat_cache[key] = hit
+        return hit[1], hit[2]
+
+    def packed(self) -> tuple[np.ndarray, ...]:
+        """(dy, dx, alpha, start, count, left, top, width, height) over all ids."""
+        if self._packed is None:
+            counts = np.fromiter((len(a) for a in self._dy), np.int64, len(self._dy))
+            starts = np.concatenate(([0], np.cumsum(counts)[:-1])) if len(counts) else counts
+            boxes = np.array(self.box, np.int64).reshape(-1, 4)
+            self._packed = (
+                np.concatenate(self._dy) if self._dy else np.zeros(0, np.int64),
+                np.concatenate(self._dx) if self._dx else np.zeros(0, np.int64),
+                np.concatenate(self._alpha) if self._alpha else np.zeros(0, np.int64),
+                starts, counts, boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3])
+        return self._packed
 
     def _render(self, face: int, gid: int, phase: int):
         f = self.chain.face(face)
@@ -185,6 +234,29 @@ class GlyphAtlas:
         if pitch < 0:
             arr = arr[::-1]
         return arr.copy(), ft.glyph.bitmap_left, ft.glyph.bitmap_top
+
+    # -- characters, vectorised -----------------------------------------------------------
+    def ids_for(self, table: _CharTable, cids: np.ndarray, phases: np.ndarray) -> np.ndarray:
+        """Atlas ids of (character id, phase) pairs; new glyphs are rendered on the way."""
+        need = len(table.faces) * PHASES
+        if len(self.char_ids) < need:
+            grown = np.full(max(need, 2 * len(self.char_ids)), -1, np.int32)
+            grown[:len(self.char_ids)] = self.char_ids
+            self.char_ids = grown
+        keys = cids * PHASES + phases
+        out = self.char_ids[keys]
+        miss = out < 0
+        if miss.any():
+            for key in np.unique(keys[miss]).tolist():
+                cid, ph = divmod(key, PHASES)
+                face = table.faces[cid]
+                if face < 0:
+                    continue
+                if not self.fractional(face):
+                    ph = 0
+                self.char_ids[key] = self.glyph_id(face, table.gids[cid], ph)
+            out = self.char_ids[keys]
+        return out
 
 
 def _colour_glyph(f, gid: int, size: int, chain: FontChain, face: int):
@@ -221,7 +293,7 @@ def atlas_for(cfg: RenderConfig, dpi: float | None = None) -> GlyphAtlas:
     key = (cfg.font_chain, size, k)
     a = _ATLASES.get(key)
     if a is None:
-        if len(_ATLASES) > 8:
+        if len(_ATLASES) > 16:
             _ATLASES.clear()
         a = GlyphAtlas(font_chain(cfg.font_chain), size, k)
         _ATLASES[key] = a
@@ -229,27 +301,73 @@ def atlas_for(cfg: RenderConfig, dpi: float | None = None) -> GlyphAtlas:
 
 
 class _CharTable:
-    """Per character: atlas face/glyph, PDF advance (as poppler read it) and word-space flag."""
+    """Characters -> small ids, and per id what poppler uses: font, glyph, advance, word space.
+
+    Advances are the PDF's widths as poppler read them (reportlab wrote each with fp_str).
+    Code points map through a dense table, so a page's text converts with numpy.
+    """
+
+    BMP = 0x10000
 
     def __init__(self, chain: FontChain):
         self.chain = chain
-        self.cache: dict[str, tuple[int, int, float, bool]] = {}
+        self.faces: list[int] = []
+        self.gids: list[int] = []
+        self.widths: list[float] = []
+        self.spaces: list[bool] = []
+        self.lut = np.full(self.BMP, -1, np.int32)
+        self.astral: dict[int, int] = {}
+        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
 
-    def get(self, ch: str) -> tuple[int, int, float, bool]:
-        hit = self.cache.get(ch)
-        if hit is None:
-            face, gid, width = self.chain.resolve(ch)
-            if face >= 0 and gid == 0:
-                # reportlab sends a character its font lacks as code 0, which the subset maps to
-                # U+0000's glyph (.notdef, or an empty .null in some fonts), at that width
-                f = self.chain.face(face)
-                gid = f.glyph(0)
-                width = f.glyph_width(gid)
-            # reportlab writes each width with fp_str; poppler reads it and scales by 0.001
-            w = pdf_value(width) * 0.001 if face >= 0 else 0.0
-            hit = (face, gid, w, ch == " " or ch == "\xa0")
-            self.cache[ch] = hit
-        return hit
+    def _add(self, cp: int) -> int:
+        ch = chr(cp)
+        face, gid, width = self.chain.resolve(ch)
+        if face >= 0 and gid == 0:
+            # reportlab sends a character its font lacks as code 0, which the subset maps to
+            # U+0000's glyph (.notdef, or an empty .null in some fonts), at that width
+            f = self.chain.face(face)
+            gid = f.glyph(0)
+            width = f.glyph_width(gid)
+        cid = len(self.faces)
+        self.faces.append(face)
+        self.gids.append(gid)
+        self.widths.append(pdf_value(width) * 0.001 if face >= 0 else 0.0)
+        self.spaces.append(ch == " " or ch == "\xa0")
+        self._arrays = None
+        return cid
+
+    def ids(self, text: str) -> np.ndarray:
+        cps = np.frombuffer(text.encode("utf-32-le"), np.uint32)
+        if not len(cps):
+            return np.zeros(0, np.int64)
+        if cps.max() < self.BMP:
+            out = self.lut[cps]
+            miss = out < 0
+            if miss.any():
+                for cp in np.unique(cps[miss]).tolist():
+                    self.lut[cp] = self._add(cp)
+                out = self.lut[cps]
+            return out.astype(np.int64)
+        out = np.empty(len(cps), np.int64)
+        for i, cp in enumerate(cps.tolist()):
+            if cp < self.BMP:
+                cid = int(self.lut[cp])
+                if cid < 0:
+                    cid = self.lut[cp] = self._add(cp)
+            else:
+                cid = self.astral.get(cp, -1)
+                if cid < 0:
+                    cid = self.astral[cp] = self._add(cp)
+            out[i] = cid
+        return out
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(advance per id, is-space per id, drawable per id)."""
+        if self._arrays is None:
+            faces = np.array(self.faces, np.int64)
+            spaces = np.array(self.spaces, bool)
+            self._arrays = (np.array(self.widths, np.float64), spaces, (faces >= 0) & ~spaces)
+        return self._arrays
 
 
 _TABLES: dict[tuple[str, ...], _CharTable] = {}
@@ -262,8 +380,57 @@ def _table(cfg: RenderConfig) -> _CharTable:
     return t
 
 
-def _layers_for(n_lines: int) -> int:
-    return 2
+@dataclass
+class _PageGlyphs:
+    """A page's characters in drawing order: ids, marker flags, pen x, line and block."""
+
+    cids: np.ndarray
+    marker: np.ndarray
+    x: np.ndarray  # pen x in text space
+    line: np.ndarray  # line index of each character
+    starts: list[int]  # first character of each line
+
+
+def _page_glyphs(page: Page, table: _CharTable) -> _PageGlyphs:
+    texts: list[str] = []
+    lengths: list[int] = []
+    marks: list[np.ndarray] = []
+    any_marker = False
+    for ln in page.lines:
+        n = 0
+        for t, style in ln.runs:
+            texts.append(t)
+            n += len(t)
+            if style == MARKER:
+                any_marker = True
+        lengths.append(n)
+    cids = table.ids("".join(texts))
+    widths, spaces, _draw = table.arrays()
+    total = len(cids)
+    if any_marker:
+        marks = [np.full(len(t), style == MARKER) for ln in page.lines for t, style in ln.runs]
+        marker = np.concatenate(marks) if marks else np.zeros(0, bool)
+    else:
+        marker = np.zeros(total, bool)
+    fs = page.font_size
+    adv = widths[cids] * fs
+    n_lines = len(lengths)
+    line_of = np.repeat(np.arange(n_lines, dtype=np.int64), lengths)
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64) if n_lines else \
+        np.zeros(0, np.int64)
+    tws = np.array([ln.word_space for ln in page.lines], np.float64)
+    if tws.any():
+        sp = spaces[cids]
+        adv[sp] = adv[sp] + tws[line_of[sp]]
+    # poppler: curX += w * fontSize (+ Tw for a space), one character at a time from each
+    # line's start. One row per line, accumulated along the row: sequential, as poppler adds.
+    col = np.arange(total, dtype=np.int64) - starts[line_of] if total else line_of
+    grid = np.zeros((n_lines, (max(lengths) if lengths else 0) + 1), np.float64)
+    grid[:, 0] = [ln.ux for ln in page.lines]
+    grid[line_of, col + 1] = adv
+    np.add.accumulate(grid, axis=1, out=grid)
+    x = grid[line_of, col]
+    return _PageGlyphs(cids, marker, x, line_of, starts.tolist())
 
 
 class _Canvas:
@@ -274,7 +441,6 @@ class _Canvas:
         self.channels = channels
         self.planes = [np.full((dev.height, dev.width), paper[c], np.uint8)
                        for c in range(channels)]
-        self.touched: list[np.ndarray] = []
 
     def fill(self, box: tuple[int, int, int, int], colour: tuple[int, ...]) -> None:
         x0, y0, x1, y1 = box
@@ -285,18 +451,24 @@ class _Canvas:
         for c in range(self.channels):
             self.planes[c][y0:y1, x0:x1] = colour[c]
 
-    def blend(self, idx: np.ndarray, alpha: np.ndarray, colour: tuple[int, ...]) -> None:
-        """Splash's pipe for an opaque page: d = ((255 - a) * d + a * c) // 255."""
-        inv = 255 - alpha
+    def blend(self, idx: np.ndarray, alpha8: np.ndarray, colour: tuple[int, ...]) -> None:
+        """Splash's pipe for an opaque page: d = ((255 - a) * d + a * c) // 255.
+
+        ``alpha8`` is the coverage shifted left 8 bits: with the pixel in the low byte it
+        indexes a table of that formula. ``idx`` must not repeat (a repeated pixel would be
+        blended once).
+        """
         for c in range(self.channels):
             flat = self.planes[c].reshape(-1)
-            d = flat[idx].astype(np.int32)
-            col = colour[c]
-            if col:
-                flat[idx] = (inv * d + alpha * col) // 255
-            else:
-                flat[idx] = (inv * d) // 255
-        self.touched.append(idx)
+            flat[idx] = _blend_table(colour[c])[alpha8 + flat[idx]]
+
+
+@functools.lru_cache(maxsize=64)
+def _blend_table(colour: int) -> np.ndarray:
+    """((255 - a) * d + a * colour) // 255 for every coverage a (high byte) and pixel d."""
+    a = np.arange(256, dtype=np.int64)[:, None]
+    d = np.arange(256, dtype=np.int64)[None, :]
+    return (((255 - a) * d + a * colour) // 255).astype(np.uint8).reshape(-1)
 
 
 def _colour(rgb: tuple[int, int, int], grey: bool) -> tuple[int, ...]:
@@ -320,11 +492,10 @@ def rasterize(page: Page, cfg: RenderConfig, *, last: bool = False,
     canvas.fill(dev.rect(0.0, 0.0, page.width, page.height, dev.ctm4, dev.ctm5), page_bg)
     atlas = atlas_for(cfg, d)
     table = _table(cfg)
-    fs = page.font_size
-    by_block: dict[int, list] = {}
-    for ln in page.lines:
-        by_block.setdefault(ln.block, []).append(ln)
+    glyphs = _page_glyphs(page, table)
+    placed = _place(page, glyphs, table, atlas, dev)
     bw = cfg.border_width
+    line_block = [ln.block for ln in page.lines]
     for bi, block in enumerate(page.blocks):
         c4, c5 = dev.block(block.ex, block.ey)
         rx, ry, rw, rh = block.rect
@@ -332,124 +503,148 @@ def rasterize(page: Page, cfg: RenderConfig, *, last: bool = False,
             canvas.fill(dev.rect(rx, ry, rw, rh, c4, c5), para_bg)
         if block.stroke and bw > 0:
             _stroke_rect(canvas, dev, rx, ry, rw, rh, bw, c4, c5, border)
-        lines = by_block.get(bi)
-        if lines:
-            _draw_lines(canvas, dev, atlas, table, lines, fs, c4, c5, text_col, marker_col)
-    img = _image(canvas)
+        lines = [i for i, b in enumerate(line_block) if b == bi]
+        if lines and placed is not None:
+            _blend_block(canvas, atlas, placed, lines[0], lines[-1] + 1, text_col, marker_col)
     if cfg.horizontal_scale != 1.0:
+        img = _image(canvas.planes)
         img = img.resize((int(img.width * cfg.horizontal_scale), img.height))
-        return _auto_crop(img, cfg, last, None)
-    return _auto_crop(img, cfg, last, canvas)
+        w, h = _crop_size(np.asarray(img), cfg, last, None)
+        return img if (w, h) == img.size else img.crop((0, 0, w, h))
+    estimate = None
+    if (cfg.para_bg_color == cfg.page_bg_color and bw <= 0 and placed is not None
+            and _grey_px(cfg.page_bg_color) >= 250):
+        # only glyphs can be ink: their boxes bound the crop (the page rectangle's uncovered
+        # edge is paper white, ink only under a non-white page background)
+        estimate = _glyph_extent(atlas, placed)
+    planes = canvas.planes
+    w, h = _crop_size(planes[0] if len(planes) == 1 else np.dstack(planes), cfg, last,
+                      estimate)
+    return _image([pl[:h, :w] for pl in planes])
+
+
+def _glyph_extent(atlas: GlyphAtlas, p: _Placed) -> tuple[int, int]:
+    """Right and bottom pixel of the placed glyphs' bitmaps (an upper bound of their ink)."""
+    _dy, _dx, _a, _s, count, left, top, bw, bh = atlas.packed()
+    ids = p.ids[count[p.ids] > 0]
+    if not len(ids):
+        return -1, -1
+    sel = count[p.ids] > 0
+    return (int((p.px[sel] + left[ids] + bw[ids]).max()) - 1,
+            int((p.py[sel] + top[ids] + bh[ids]).max()) - 1)
+
+
+@dataclass
+class _Placed:
+    """Every drawable glyph of a page: atlas id, pen pixel, layer, colour, line."""
+
+    ids: np.ndarray
+    px: np.ndarray
+    py: np.ndarray
+    layer: np.ndarray
+    marker: np.ndarray
+    line: np.ndarray
+
+
+def _place(page: Page, g: _PageGlyphs, table: _CharTable, atlas: GlyphAtlas,
+           dev: Device) -> _Placed | None:
+    """Device pixels and phases of a page's glyphs, in poppler's arithmetic."""
+    if not len(g.cids):
+        return None
+    _w, _s, drawable = table.arrays()
+    keep = drawable[g.cids]
+    if not keep.any():
+        return None
+    k = dev.k
+    c4s = np.empty(len(page.lines), np.float64)
+    ys = np.empty(len(page.lines), np.int64)
+    blocks = [dev.block(b.ex, b.ey) for b in page.blocks]
+    for i, ln in enumerate(page.lines):
+        c4, c5 = blocks[ln.block]
+        c4s[i] = c4
+        ys[i] = math.floor((ln.ux * 0.0 + ln.uy * -k) + c5)
+    line = g.line[keep]
+    xt = g.x[keep] * k + c4s[line]
+    x0 = np.floor(xt)
+    phase = np.floor((xt - x0) * PHASES).astype(np.int64)
+    ids = atlas.ids_for(table, g.cids[keep], phase)
+    # layers: line parity x position parity among the line's glyphs, so no two glyphs of one
+    # layer overlap (neighbours on a line, or adjacent lines, go to different layers)
+    order = np.arange(len(line), dtype=np.int64)
+    first = np.searchsorted(line, line, side="left")
+    pos = order - first
+    layer = (line & 1) * 2 + (pos & 1)
+    return _Placed(ids.astype(np.int64), x0.astype(np.int64), ys[line], layer, g.marker[keep],
+                   line)
+
+
+def _blend_block(canvas: _Canvas, atlas: GlyphAtlas, p: _Placed, lo_line: int, hi_line: int,
+                 text_col: tuple[int, ...], marker_col: tuple[int, ...]) -> None:
+    """Blend one paragraph's glyphs, layer by layer (gather, blend, scatter)."""
+    a = np.searchsorted(p.line, lo_line, side="left")
+    b = np.searchsorted(p.line, hi_line, side="left")
+    if a >= b:
+        return
+    _dy, _dx, _alpha, start, count, left, top, bw, bh = atlas.packed()
+    W, H = canvas.dev.width, canvas.dev.height
+    flat, alpha8 = atlas.flat(W)
+    ids = p.ids[a:b]
+    px = p.px[a:b]
+    py = p.py[a:b]
+    gl, gt = left[ids], top[ids]
+    inside = (px + gl >= 0) & (px + gl + bw[ids] <= W) & (py + gt >= 0) & (py + gt + bh[ids] <= H)
+    layer = p.layer[a:b]
+    marker = p.marker[a:b]
+    has_marker = bool(marker.any())
+    for mk in ((False, True) if has_marker else (False,)):
+        for lay in range(4):
+            sel = (layer == lay) & inside
+            if has_marker:
+                sel &= marker == mk
+            if not sel.any():
+                continue
+            sid = ids[sel]
+            cnt = count[sid]
+            total = int(cnt.sum())
+            if not total:
+                continue
+            # a ragged gather: every pixel of every selected glyph
+            offs = np.cumsum(cnt) - cnt
+            rep_start = np.repeat(start[sid] - offs, cnt)
+            pix = np.arange(total, dtype=np.int64) + rep_start
+            base = np.repeat(py[sel] * W + px[sel], cnt)
+            canvas.blend(flat[pix] + base, alpha8[pix], marker_col if mk else text_col)
+    out = ~inside
+    if out.any():
+        for j in np.flatnonzero(out).tolist():
+            gi = int(ids[j])
+            rows = atlas.dy[gi] + int(py[j])
+            cols = atlas.dx[gi] + int(px[j])
+            ok = (rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)
+            if ok.any():
+                canvas.blend(rows[ok] * W + cols[ok], (atlas.alpha[gi][ok] << 8).astype(np.intp),
+                             marker_col if marker[j] else text_col)
+
+
+def _border_boxes(dev: Device, x: float, y: float, w: float, h: float, lw: float, c4: float,
+                  c5: float) -> list[tuple[int, int, int, int]]:
+    """A stroked rectangle as four edge bands of the line width, each stroke-adjusted."""
+    half = lw / 2
+    return [dev.rect(bx, by, bw_, bh, c4, c5) for bx, by, bw_, bh in (
+        (x - half, y - half, w + lw, lw), (x - half, y + h - half, w + lw, lw),
+        (x - half, y - half, lw, h + lw), (x + w - half, y - half, lw, h + lw))]
 
 
 def _stroke_rect(canvas: _Canvas, dev: Device, x: float, y: float, w: float, h: float,
                  lw: float, c4: float, c5: float, colour: tuple[int, ...]) -> None:
-    """A stroked rectangle as four edge bands of the line width, stroke-adjusted."""
-    half = lw / 2
-    for bx, by, bw_, bh in ((x - half, y - half, w + lw, lw), (x - half, y + h - half, w + lw, lw),
-                            (x - half, y - half, lw, h + lw), (x + w - half, y - half, lw, h + lw)):
-        canvas.fill(dev.rect(bx, by, bw_, bh, c4, c5), colour)
+    for box in _border_boxes(dev, x, y, w, h, lw, c4, c5):
+        canvas.fill(box, colour)
 
 
-def _draw_lines(canvas: _Canvas, dev: Device, atlas: GlyphAtlas, table: _CharTable,
-                lines: list, fs: float, c4: float, c5: float, text_col: tuple[int, ...],
-                marker_col: tuple[int, ...]) -> None:
-    """Blend one paragraph's glyphs, in layers that never overlap within themselves."""
-    k = dev.k
-    W, H = dev.width, dev.height
-    get = table.get
-    frac_ok: dict[int, bool] = {}
-    # per glyph instance: id, pen pixel, layer, style
-    ids: list[int] = []
-    bases: list[int] = []
-    layers: list[int] = []
-    marks: list[bool] = []
-    outside: list[tuple[int, int, int, bool]] = []
-    box = atlas.box
-    for li, ln in enumerate(lines):
-        chars: list[tuple[int, int, float, bool, bool]] = []
-        for text, style in ln.runs:
-            mark = style == MARKER
-            for ch in text:
-                face, gid, w, space = get(ch)
-                chars.append((face, gid, w, space, mark))
-        if not chars:
-            continue
-        tw = ln.word_space
-        adv = np.fromiter(((c[2] * fs + tw) if c[3] else c[2] * fs for c in chars),
-                          np.float64, len(chars))
-        xs = np.empty(len(chars), np.float64)
-        xs[0] = ln.ux
-        if len(chars) > 1:
-            np.add.accumulate(np.concatenate(([ln.ux], adv[:-1])), out=xs)
-        xt = xs * k + c4
-        yt = (ln.ux * 0.0 + ln.uy * -k) + c5
-        y0 = math.floor(yt)
-        x0 = np.floor(xt)
-        ph = np.floor((xt - x0) * PHASES).astype(np.int64)
-        x0i = x0.astype(np.int64).tolist()
-        phl = ph.tolist()
-        lp = (li & 1) * 2
-        pos = 0
-        for j, c in enumerate(chars):
-            face = c[0]
-            if face < 0 or c[3]:
-                continue
-            ok = frac_ok.get(face)
-            if ok is None:
-                ok = frac_ok[face] = atlas.fractional(face)
-            gidx = atlas.glyph_id(face, c[1], phl[j] if ok else 0)
-            left, top, bw, bh = box[gidx]
-            if not bw:
-                continue
-            px = x0i[j]
-            if px + left < 0 or px + left + bw > W or y0 + top < 0 or y0 + top + bh > H:
-                outside.append((gidx, px, y0, c[4]))
-                continue
-            ids.append(gidx)
-            bases.append(y0 * W + px)
-            layers.append(lp + (pos & 1))
-            marks.append(c[4])
-            pos += 1
-    if ids:
-        _blend_layers(canvas, atlas, ids, bases, layers, marks, text_col, marker_col, W)
-    for gidx, px, py, mark in outside:
-        _blend_clipped(canvas, atlas, gidx, px, py, marker_col if mark else text_col)
-
-
-def _blend_layers(canvas: _Canvas, atlas: GlyphAtlas, ids: list[int], bases: list[int],
-                  layers: list[int], marks: list[bool], text_col: tuple[int, ...],
-                  marker_col: tuple[int, ...], W: int) -> None:
-    flats = atlas.flat(W)
-    alphas = atlas.alpha
-    has_marks = any(marks)
-    groups: dict[tuple[int, bool], list[int]] = {}
-    for i, (lay, mk) in enumerate(zip(layers, marks, strict=True)):
-        groups.setdefault((lay, mk and has_marks), []).append(i)
-    for (lay, mk), sel in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        gsel = [ids[i] for i in sel]
-        offs = [flats[g] for g in gsel]
-        counts = np.fromiter((len(o) for o in offs), np.int64, len(offs))
-        idx = np.concatenate(offs) + np.repeat(
-            np.fromiter((bases[i] for i in sel), np.int64, len(sel)), counts)
-        alpha = np.concatenate([alphas[g] for g in gsel])
-        canvas.blend(idx, alpha, marker_col if mk else text_col)
-
-
-def _blend_clipped(canvas: _Canvas, atlas: GlyphAtlas, gidx: int, px: int, py: int,
-                   colour: tuple[int, ...]) -> None:
-    W, H = canvas.dev.width, canvas.dev.height
-    ys = atlas.dy[gidx] + py
-    xs = atlas.dx[gidx] + px
-    keep = (ys >= 0) & (ys < H) & (xs >= 0) & (xs < W)
-    if keep.any():
-        canvas.blend(ys[keep] * W + xs[keep], atlas.alpha[gidx][keep], colour)
-
-
-def _image(canvas: _Canvas) -> Image.Image:
-    if canvas.channels == 1:
-        return Image.fromarray(canvas.planes[0], "L")
-    return Image.fromarray(np.dstack(canvas.planes), "RGB")
+def _image(planes: list[np.ndarray]) -> Image.Image:
+    if len(planes) == 1:
+        return Image.fromarray(np.ascontiguousarray(planes[0]), "L")
+    return Image.fromarray(np.dstack(planes), "RGB")
 
 
 def _grey(values: np.ndarray) -> np.ndarray:
@@ -458,30 +653,50 @@ def _grey(values: np.ndarray) -> np.ndarray:
     return (v[..., 0] * 19595 + v[..., 1] * 38470 + v[..., 2] * 7471 + 0x8000) >> 16
 
 
-def _auto_crop(img: Image.Image, cfg: RenderConfig, last: bool,
-               canvas: _Canvas | None) -> Image.Image:
+def _ink_mask(arr: np.ndarray, bg: float) -> np.ndarray:
+    grey = arr if arr.ndim == 2 else _grey(arr)
+    return np.abs(grey.astype(np.float64) - bg) > 5
+
+
+def _crop_size(arr: np.ndarray, cfg: RenderConfig, last: bool,
+               estimate: tuple[int, int] | None) -> tuple[int, int]:
     """The reference's crop, on pixels: right to the last column that differs from the
     top-left background by more than 5 grey levels, plus margin-x pixels; the last page's
-    height likewise with margin-y."""
+    height likewise with margin-y (Pillow's crop rounds a fractional edge). An estimate of the
+    edges narrows the scan to a few columns (rows); the pixels have the last word."""
+    h, w = arr.shape[:2]
     crop_w = cfg.auto_crop_width
     crop_h = cfg.auto_crop_last_page and last
     if not (crop_w or crop_h):
-        return img
-    arr = np.asarray(img)
-    grey = arr if arr.ndim == 2 else _grey(arr)
-    bg = float(np.median(grey[:2, :2]))
-    mask = np.abs(grey.astype(np.float64) - bg) > 5
+        return w, h
+    corner = arr[:2, :2]
+    corner = corner if corner.ndim == 2 else _grey(corner)
+    vals = sorted(int(v) for v in corner.reshape(-1))
+    bg = (vals[(len(vals) - 1) // 2] + vals[len(vals) // 2]) / 2  # numpy's median
+    est_r, est_b = estimate if estimate is not None else (-1, -1)
     if crop_w:
-        cols = np.flatnonzero(mask.any(axis=0))
-        if cols.size:
-            right = min(img.width, cols[-1] + 1 + cfg_margin(cfg.margin_x))
-            img = img.crop((0, 0, right, img.height))
+        right = _last_ink(arr, bg, est_r, axis=0)
+        if right >= 0:
+            w = int(round(min(w, right + 1 + cfg_margin(cfg.margin_x))))
+            arr = arr[:, :w]
     if crop_h:
-        rows = np.flatnonzero(mask.any(axis=1))
-        if rows.size:
-            lower = min(img.height, rows[-1] + cfg_margin(cfg.margin_y))
-            img = img.crop((0, 0, img.width, lower))
-    return img
+        bottom = _last_ink(arr, bg, est_b, axis=1)
+        if bottom >= 0:
+            h = int(round(min(h, bottom + cfg_margin(cfg.margin_y))))
+    return w, h
+
+
+def _last_ink(arr: np.ndarray, bg: float, estimate: int, *, axis: int) -> int:
+    """Index of the last column (axis 0) or row (axis 1) holding ink; -1 if none."""
+    n = arr.shape[1] if axis == 0 else arr.shape[0]
+    if estimate >= 8:
+        lo = estimate - 8
+        slab = arr[:, lo:] if axis == 0 else arr[lo:]
+        found = np.flatnonzero(_ink_mask(slab, bg).any(axis=axis))
+        if found.size:  # the slab reaches the edge, so its last ink is the page's
+            return lo + int(found[-1])
+    found = np.flatnonzero(_ink_mask(arr, bg).any(axis=axis))
+    return int(found[-1]) if found.size and n else -1
 
 
 def cfg_margin(v: float) -> int | float:
@@ -489,8 +704,217 @@ def cfg_margin(v: float) -> int | float:
     return int(v) if float(v).is_integer() else v
 
 
+@dataclass
+class _InkCandidates:
+    """The few glyphs that can decide a page's crop, chosen once per layout (no DPI).
+
+    Each entry: (face, gid, pen x in text space, line, block). A glyph is a candidate for the
+    right edge when its outline reaches within 1 pt of the page's rightmost outline; for the
+    bottom, every glyph of the last two inked lines.
+    """
+
+    right: list[tuple[int, int, float, object, int]]
+    bottom: list[tuple[int, int, float, object, int]]
+
+
+def _outline_right(face, gid: int) -> float:
+    """Right edge of a glyph's outline in em (unscaled, unhinted), memoised on the face."""
+    cache = face.__dict__.setdefault("_xmax", {})
+    v = cache.get(gid)
+    if v is None:
+        import freetype
+
+        try:
+            face.ft.load_glyph(gid, freetype.FT_LOAD_NO_SCALE | freetype.FT_LOAD_NO_HINTING)
+            m = face.ft.glyph.metrics
+            v = (m.horiBearingX + m.width) / face.units_per_em
+        except freetype.FT_Exception:
+            v = 0.0
+        cache[gid] = v
+    return v
+
+
+def _candidates(page: Page, cfg: RenderConfig) -> _InkCandidates:
+    cached = page.ink
+    if isinstance(cached, _InkCandidates):
+        return cached
+    table = _table(cfg)
+    chain = table.chain
+    fs = page.font_size
+    g = _page_glyphs(page, table)
+    _w, _s, drawable = table.arrays()
+    faces, gids = table.faces, table.gids
+    lines = page.lines
+    n_lines = len(lines)
+    ends = g.starts[1:] + [len(g.cids)]
+
+    def glyphs_of(i: int):
+        for j in range(g.starts[i], ends[i]):
+            cid = int(g.cids[j])
+            if drawable[cid]:
+                yield faces[cid], gids[cid], float(g.x[j])
+
+    # Cheap bound per line: pen start + drawn advance; refine only lines near the maximum.
+    approx = [ln.ux + ln.width + abs(ln.word_space) * 4 for ln in lines]
+    right: list = []
+    if approx:
+        top = max(approx)
+        found: list = []
+        for i in range(n_lines):
+            if approx[i] < top - (0.6 * fs + 2.0):
+                continue
+            for face, gid, x in glyphs_of(i):
+                found.append((x + _outline_right(chain.face(face), gid) * fs, face, gid, x, i))
+        if found:
+            best = max(r for r, *_ in found)
+            right = [(face, gid, x, lines[i], lines[i].block) for r, face, gid, x, i in found
+                     if r >= best - 1.0]
+    bottom: list = []
+    inked = [i for i in range(n_lines) if any(t.strip() for t, _s in lines[i].runs)]
+    for i in inked[-2:]:
+        bottom.extend((face, gid, x, lines[i], lines[i].block) for face, gid, x in glyphs_of(i))
+    ink = _InkCandidates(right, bottom)
+    page.ink = ink
+    return ink
+
+
+@functools.lru_cache(maxsize=256)
+def _ink_threshold(under: tuple[int, int, int], fg: tuple[int, int, int], bg: float) -> int:
+    """Smallest coverage at which a glyph pixel drawn over ``under`` counts as ink (256: never)."""
+    for a in range(1, 256):
+        v = tuple(((255 - a) * u + a * f) // 255 for u, f in zip(under, fg, strict=True))
+        if abs(_grey_px(v) - bg) > 5:
+            return a
+    return 256
+
+
+def _grey_px(rgb: tuple[int, ...]) -> int:
+    r, g, b = rgb
+    return (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16
+
+
 def page_pixel_size(page: Page, cfg: RenderConfig, *, last: bool,
                     dpi: float | None = None) -> tuple[int, int]:
-    """(width, height) in pixels of ``page`` at ``dpi``: the size the rendered PNG will have."""
-    img = rasterize(page, cfg, last=last, dpi=dpi)
-    return img.size
+    """(width, height) in pixels of ``page`` at ``dpi``: the size its PNG will have.
+
+    Arithmetic on the layout plus a handful of cached glyph bitmaps (the crop's candidates),
+    never a full raster, so a budget search can price many DPIs. ``horizontal-scale`` (a
+    bicubic resize before the crop) is the exception: those pages are rastered.
+    """
+    d = cfg.dpi if dpi is None else dpi
+    if cfg.horizontal_scale != 1.0 and (cfg.auto_crop_width or (
+            cfg.auto_crop_last_page and last)):
+        return rasterize(page, cfg, last=last, dpi=d).size
+    dev = Device.for_page(page.width, page.height, d)
+    W, H = dev.width, dev.height
+    if cfg.horizontal_scale != 1.0:
+        W = int(W * cfg.horizontal_scale)
+    crop_w = cfg.auto_crop_width
+    crop_h = cfg.auto_crop_last_page and last
+    if not (crop_w or crop_h):
+        return W, H
+    right, bottom = _ink_extent(page, cfg, dev, want_bottom=crop_h)
+    w, h = W, H
+    if crop_w and right >= 0:
+        w = min(W, int(round(min(W, right + 1 + cfg_margin(cfg.margin_x)))))
+    if crop_h and bottom >= 0:
+        h = min(H, int(round(min(H, bottom + cfg_margin(cfg.margin_y)))))
+    return w, h
+
+
+def _ink_extent(page: Page, cfg: RenderConfig, dev: Device, *, want_bottom: bool
+                ) -> tuple[int, int]:
+    """Rightmost and lowest pixel that will differ from the top-left colour by over 5 levels."""
+    W, H = dev.width, dev.height
+    paper = (255, 255, 255)
+    page_box = dev.rect(0.0, 0.0, page.width, page.height, dev.ctm4, dev.ctm5)
+    boxes = []
+    for b in page.blocks:
+        c4, c5 = dev.block(b.ex, b.ey)
+        boxes.append((dev.rect(*b.rect, c4, c5), c4, c5))
+    # the colour of the top-left 2x2 pixels
+    corner = []
+    for yy in (0, 1):
+        for xx in (0, 1):
+            col = paper
+            if page_box[0] <= xx < page_box[2] and page_box[1] <= yy < page_box[3]:
+                col = cfg.page_bg_color
+            for (x0, y0, x1, y1), _c4, _c5 in boxes:
+                if x0 <= xx < x1 and y0 <= yy < y1:
+                    col = cfg.para_bg_color
+            corner.append(_grey_px(col))
+    corner.sort()
+    bg = (corner[1] + corner[2]) / 2  # numpy's median of four
+    right = bottom = -1
+
+    def ink(col: tuple[int, int, int]) -> bool:
+        return abs(_grey_px(col) - bg) > 5
+
+    if ink(paper):
+        x0, y0, x1, y1 = page_box
+        if x0 > 0 or x1 < W or y0 > 0 or y1 < H:
+            # pixels the page background never covers stay paper white
+            if x1 < W:
+                right = W - 1
+                bottom = max(bottom, H - 1) if y0 < H else bottom
+            if y1 < H:
+                bottom = H - 1
+                right = max(right, W - 1)
+    if ink(cfg.page_bg_color):
+        x0, y0, x1, y1 = page_box
+        if x1 > x0 and y1 > y0:
+            right = max(right, min(x1, W) - 1)
+            bottom = max(bottom, min(y1, H) - 1)
+    if ink(cfg.para_bg_color):
+        for (x0, y0, x1, y1), _c4, _c5 in boxes:
+            if min(x1, W) > max(x0, 0) and min(y1, H) > max(y0, 0):
+                right = max(right, min(x1, W) - 1)
+                bottom = max(bottom, min(y1, H) - 1)
+    if cfg.border_width > 0 and ink(cfg.para_border_color):
+        for b, (_box, c4, c5) in zip(page.blocks, boxes, strict=True):
+            for x0, y0, x1, y1 in _border_boxes(dev, *b.rect, cfg.border_width, c4, c5):
+                if min(x1, W) > max(x0, 0) and min(y1, H) > max(y0, 0):
+                    right = max(right, min(x1, W) - 1)
+                    bottom = max(bottom, min(y1, H) - 1)
+    cands = _candidates(page, cfg)
+    atlas = atlas_for(cfg, dev.k * 72.0)
+    nl = cfg.newline
+    marker = nl.color if (not nl.line_break and nl.color) else cfg.font_color
+    thr = min(_ink_threshold(cfg.para_bg_color, cfg.font_color, bg),
+              _ink_threshold(cfg.para_bg_color, marker, bg),
+              _ink_threshold(cfg.page_bg_color, cfg.font_color, bg))
+    if thr > 255:
+        return right, bottom
+    cut_rows: dict[int, int] = {}
+    for bi in range(len(page.blocks) - 1):
+        cut_rows[bi] = max(boxes[bi + 1][0][1], 0)  # the next block's rectangle covers below
+
+    def place(face: int, gid: int, x: float, ln, bi: int):
+        c4, c5 = boxes[bi][1], boxes[bi][2]
+        xt = x * dev.k + c4
+        yt = (ln.ux * 0.0 + ln.uy * -dev.k) + c5
+        x0 = math.floor(xt)
+        phase = math.floor((xt - x0) * PHASES) if atlas.fractional(face) else 0
+        return atlas.glyph_id(face, gid, phase), x0, math.floor(yt)
+
+    block_last: dict[int, object] = {}
+    for ln in page.lines:
+        block_last[ln.block] = ln
+    for face, gid, x, ln, bi in cands.right:
+        gi, x0, y0 = place(face, gid, x, ln, bi)
+        cut = cut_rows.get(bi, 1 << 30) if block_last.get(bi) is ln else 1 << 30
+        for dy, dx in atlas.ink_rows(gi, thr):
+            row, col = y0 + dy, x0 + dx
+            if 0 <= row < min(H, cut) and col > right:
+                right = min(col, W - 1) if col >= 0 else right
+    if want_bottom:
+        for face, gid, x, ln, bi in cands.bottom:
+            gi, x0, y0 = place(face, gid, x, ln, bi)
+            cut = cut_rows.get(bi, 1 << 30) if block_last.get(bi) is ln else 1 << 30
+            if x0 + atlas.box[gi][0] >= W:
+                continue
+            for dy, dx in atlas.ink_rows(gi, thr):
+                row = y0 + dy
+                if bottom < row < min(H, cut) and x0 + dx >= 0:
+                    bottom = row
+    return right, bottom

