@@ -295,13 +295,14 @@ def postprocess(
     """Glyph's per-page post-processing: horizontal scale, then auto-crop.
 
     Ink = pixels whose grey level differs by more than 5 from the median of the top-left 2x2
-    block. auto-crop-width keeps columns up to the rightmost ink column + margin-x pixels;
+    block. auto-crop-width keeps columns up to (last ink column + 1) + margin-x pixels;
     auto-crop-last-page keeps rows of the last page up to its last ink row + margin-y pixels
-    (bounds exclusive, clamped to the image). A page without ink is left whole.
+    (the script adds no 1 there), clamped to the image; Pillow's crop rounds a fractional
+    margin. A page without ink is left whole. Each step is the script's own arithmetic.
     """
     cfg = normalise_config(config)
     scale = float(cfg["horizontal-scale"])
-    mx, my = int(cfg["margin-x"]), int(cfg["margin-y"])
+    mx, my = cfg["margin-x"], cfg["margin-y"]
     crop_w, crop_last = bool(cfg["auto-crop-width"]), bool(cfg["auto-crop-last-page"])
     out: list[Image.Image] = []
     for i, img in enumerate(images):
@@ -309,20 +310,17 @@ def postprocess(
             img = img.resize((int(img.width * scale), img.height))
         is_last = i == len(images) - 1
         if crop_w or (crop_last and is_last):
-            grey = np.asarray(img.convert("L"), dtype=np.int16)
-            bg = float(np.median(grey[:2, :2]))
+            grey = np.array(img.convert("L"))
+            bg = np.median(grey[:2, :2])
             mask = np.abs(grey - bg) > 5
-            right, bottom = img.width, img.height
             if crop_w:
-                cols = np.flatnonzero(mask.any(axis=0))
+                cols = np.where(mask.any(axis=0))[0]
                 if cols.size:
-                    right = min(img.width, int(cols[-1]) + mx)
+                    img = img.crop((0, 0, min(img.width, cols[-1] + 1 + mx), img.height))
             if crop_last and is_last:
-                rows = np.flatnonzero(mask.any(axis=1))
+                rows = np.where(mask.any(axis=1))[0]
                 if rows.size:
-                    bottom = min(img.height, int(rows[-1]) + my)
-            if (right, bottom) != img.size:
-                img = img.crop((0, 0, right, bottom))
+                    img = img.crop((0, 0, img.width, min(img.height, rows[-1] + my)))
         out.append(img)
     return out
 

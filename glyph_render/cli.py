@@ -180,6 +180,8 @@ def cmd_render(argv: Sequence[str]) -> int:
               f"{res.vision_tokens:,} vision tokens ({res.profile})")
         print(f"compression {res.ratio:.2f}x, {res.seconds:.2f} s"
               + (f", {res.missing} characters without a glyph" if res.missing else ""))
+        if cfg.font_note:
+            print(f"font: {cfg.font_note}")
     return 0
 
 

@@ -150,6 +150,8 @@ class RenderConfig:
     tab_size: int = 0  # 0: tabs collapse into one space, as in the reference; N: N columns
     split_blank_line: bool = True  # the reference's empty line atop a page split after <br/>
     preset_name: str | None = field(default=None, compare=False)
+    #: how a font named by file name was found (the system's copy, or a bundled stand-in)
+    font_note: str | None = field(default=None, compare=False)
 
     # ---- construction -------------------------------------------------------------------
     def __post_init__(self) -> None:
@@ -157,7 +159,7 @@ class RenderConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, base: RenderConfig | None = None,
-                  relative_to: Path | None = None) -> RenderConfig:
+                  relative_to: Path | None = None, quiet: bool = False) -> RenderConfig:
         """Build from Glyph's hyphenated keys (or our snake_case ones) over ``base``.
 
         ``relative_to`` resolves a relative ``font-path`` the way Glyph's scripts do: against
@@ -166,6 +168,10 @@ class RenderConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"config: expected a JSON object, got {type(data).__name__}")
         values = _coerce_all(data, relative_to)
+        if "font_path" in values:
+            values["font_path"], values["font_note"] = values["font_path"]
+            if values["font_note"] and not quiet:
+                warnings.warn(values["font_note"], FontNotice, stacklevel=2)
         start = base if base is not None else cls()
         try:
             return dataclasses.replace(start, **values)
@@ -195,7 +201,8 @@ class RenderConfig:
             raise ConfigError(
                 f"preset: unknown preset {name!r} (choose from {', '.join(sorted(PRESETS))}, auto)"
             ) from None
-        return cls.from_dict(values)
+        # a preset's font note is reported by whoever uses the final config (the CLI), not here
+        return cls.from_dict(values, quiet=True)
 
     def replace(self, **changes: Any) -> RenderConfig:
         """A copy with some keys changed; keys may be Glyph's or snake_case."""
@@ -237,7 +244,7 @@ class RenderConfig:
         """Glyph's own JSON keys and value formats, so the result can feed Glyph's scripts."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            if f.name == "preset_name":
+            if f.name in ("preset_name", "font_note"):
                 continue
             v = getattr(self, f.name)
             key = f.name.replace("_", "-")
@@ -320,20 +327,20 @@ def _coerce(name: str, key: str, value: Any, relative_to: Path | None) -> Any:
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"fallback-fonts: expected a list of font names/paths, got {value!r}")
         return tuple(value)
-    if name in ("newline_markup", "preset_name"):
+    if name in ("newline_markup", "preset_name", "font_note"):
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
         return value
     raise ConfigError(f"config: key {key!r} cannot be set")  # pragma: no cover
 
 
-def _resolve_font_path(value: Any, relative_to: Path | None) -> str | None:
+def _resolve_font_path(value: Any, relative_to: Path | None) -> tuple[str | None, str | None]:
     if value is None or value == "":
-        return None
+        return None, None
     if not isinstance(value, str):
         raise ConfigError(f"font-path: expected a file path, got {value!r}")
     if value in BUNDLED_FONTS:
-        return bundled_font(value)
+        return bundled_font(value), None
     p = Path(value).expanduser()
     # Relative paths mean the config file's folder first (the file travels with its fonts),
     # then the working directory (how Glyph's scripts open them).
@@ -341,23 +348,19 @@ def _resolve_font_path(value: Any, relative_to: Path | None) -> str | None:
         [relative_to / p, p] if relative_to is not None else [p])
     for c in candidates:
         if c.exists():
-            return str(c.resolve())
+            return str(c.resolve()), None
     found = find_system_font(p.name)
     if found is not None:
         # Glyph's configs name Verdana.ttf by file name: use the system's copy, as the
         # training pages did, and say so.
-        warnings.warn(f"font-path {value!r}: using {found}", FontNotice, stacklevel=3)
-        return found
+        return found, f"font-path {value!r}: using {found} (found on this system)"
     sub = GLYPH_FONT_SUBSTITUTES.get(p.name.lower())
     if sub is not None:
         # Glyph's published configs name fonts we cannot ship (Verdana, Source Han Sans HW);
-        # read those configs unchanged and stand in the closest bundled font, loudly.
-        warnings.warn(
+        # read those configs unchanged and stand in the closest bundled font, and say so.
+        return bundled_font(sub), (
             f"font-path {value!r} not found on this system; using the bundled {sub} in its "
-            "place (install the font, or pass --font, to match Glyph's training pages)",
-            FontNotice, stacklevel=3,
-        )
-        return bundled_font(sub)
+            "place (install the font, or pass --font, to match Glyph's training pages)")
     raise ConfigError(f"font-path: font file {value!r} does not exist")
 
 

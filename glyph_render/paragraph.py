@@ -19,6 +19,7 @@ Everything is in points; nothing here knows about pixels.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import deque
 from collections.abc import Sequence
@@ -107,13 +108,10 @@ class Frag:
         return self.base if self.base >= 0 else (self.starts[0] if self.starts else 0)
 
 
-@dataclass(slots=True)
-class Word:
-    """A frag word: its width and its pieces ``(style, text, source offset)``."""
-
-    width: float
-    pieces: list[tuple[int, str, int]]
-    kind: int = 0
+#: A frag word: ``(width, pieces, kind)``, pieces being ``(style, text, source offset)``.
+#: A plain tuple, not a class: a long document makes hundreds of thousands of them.
+Word = tuple
+WIDTH, PIECES, KIND = 0, 1, 2
 
 
 @dataclass(slots=True)
@@ -164,9 +162,9 @@ def frag_words(frags: Sequence[Frag], m: Metrics) -> list[Word]:
     for f in frags:
         if f.style == BREAK:
             if W:
-                R.append(Word(n, W, 0))
+                R.append((n, W, 0))
                 W, n = [], 0.0
-            R.append(Word(0.0, [(TEXT, "", f.first())], LINEBREAK))
+            R.append((0.0, [(TEXT, "", f.first())], LINEBREAK))
             strip = True
             continue
         text = f.text
@@ -180,11 +178,11 @@ def frag_words(frags: Sequence[Frag], m: Metrics) -> list[Word]:
         S, offs = _piece_words(f, text)
         if text[0] in STRING_WHITESPACE or not S:
             if W:
-                R.append(Word(n, W, 0))
+                R.append((n, W, 0))
                 whs = False
                 W, n = [], 0.0
             else:
-                whs = bool(R) and bool(R[-1].kind & HS)
+                whs = bool(R) and bool(R[-1][KIND] & HS)
             if not whs:
                 S.insert(0, "")
                 offs.insert(0, offs[0] if offs else f.first())
@@ -197,7 +195,7 @@ def frag_words(frags: Sequence[Frag], m: Metrics) -> list[Word]:
                 W.append((style, w0, offs[0]))
                 ww = cache.get(w0)
                 n += ww if ww is not None else width(w0)
-                R.append(Word(n, W, HS))
+                R.append((n, W, HS))
                 W, n = [], 0.0
                 start = 1
             else:
@@ -206,19 +204,19 @@ def frag_words(frags: Sequence[Frag], m: Metrics) -> list[Word]:
                 w = S[i]
                 ww = cache.get(w)
                 # a word on its own: n = 0 + width, which is width exactly
-                R.append(Word(ww if ww is not None else width(w), [(style, w, offs[i])], HS))
+                R.append((ww if ww is not None else width(w), [(style, w, offs[i])], HS))
         last = S[-1]
         W.append((style, last, offs[-1]))
         ww = cache.get(last)
         n += ww if ww is not None else width(last)
         if text[-1] in STRING_WHITESPACE:
-            R.append(Word(n, W, HS))
+            R.append((n, W, HS))
             W, n = [], 0.0
     if W:
-        R.append(Word(n, W, 0))
+        R.append((n, W, 0))
     if not R and frags:
         f = frags[0]
-        R = [Word(0.0, [(f.style if f.style != BREAK else TEXT, "", f.first())], 0)]
+        R = [(0.0, [(f.style if f.style != BREAK else TEXT, "", f.first())], 0)]
     return R
 
 
@@ -227,11 +225,11 @@ def rejoin_words(words: Sequence[Word]) -> list[Word]:
     R: list[Word] = []
     W: list[Word] = []
     for w in words:
-        if w.kind & INJECTED:
+        if w[KIND] & INJECTED:
             continue
-        if w.kind & SPLIT:
+        if w[KIND] & SPLIT:
             W.append(w)
-            if w.kind & HS:
+            if w[KIND] & HS:
                 R.append(_rejoin(W))
                 W = []
         else:
@@ -248,10 +246,10 @@ def _rejoin(parts: list[Word]) -> Word:
     width = 0.0
     pieces: list[tuple[int, str, int]] = []
     for p in parts:
-        width += p.width
-        pieces.extend(p.pieces)  # each cut piece is its own frag clone: never merged
+        width += p[WIDTH]
+        pieces.extend(p[PIECES])  # each cut piece is its own frag clone: never merged
     last = parts[-1]
-    return Word(width, pieces, HS if last.kind & HS else 0)
+    return (width, pieces, HS if last[KIND] & HS else 0)
 
 
 def _split_frag_word(w: Word, max_width: float, max_widths: Sequence[float], lineno: int,
@@ -265,7 +263,7 @@ def _split_frag_word(w: Word, max_width: float, max_widths: Sequence[float], lin
     frag_text = ""
     word_width = 0.0
     width = m.width
-    pieces = w.pieces
+    pieces = w[PIECES]
     cur = 0  # index of the piece the current text belongs to
     cur_start = pieces[0][2]
     for pi, (_style, text, src) in enumerate(pieces):
@@ -278,7 +276,7 @@ def _split_frag_word(w: Word, max_width: float, max_widths: Sequence[float], lin
             if pi != cur or too_long:
                 W.append((pieces[cur][0], frag_text, cur_start))
                 if too_long:
-                    R.append(Word(word_width, W, SPLIT))
+                    R.append((word_width, W, SPLIT))
                     lineno += 1
                     max_width = max_next
                     max_next = max_widths[min(maxlineno, lineno + 1)]
@@ -292,7 +290,7 @@ def _split_frag_word(w: Word, max_width: float, max_widths: Sequence[float], lin
             frag_text += c
             line_width = new_line_width
     W.append((pieces[cur][0], frag_text, cur_start))
-    R.append(Word(word_width, W, SPLIT | SPLIT_END | (w.kind & HS)))
+    R.append((word_width, W, SPLIT | SPLIT_END | (w[KIND] & HS)))
     return R
 
 
@@ -452,10 +450,10 @@ class Paragraph:
                 space_width = current = 0.0
                 spaces = []
                 lo = hi = -1
-            word_width = w.width
-            pieces = w.pieces
+            word_width = w[WIDTH]
+            pieces = w[PIECES]
             style, ntext, src = pieces[0]
-            kind = w.kind
+            kind = w[KIND]
             new_width = current + space_width + word_width if word_width > 0 else current
             shrink = space_width
             for ns in spaces:
@@ -485,7 +483,7 @@ class Paragraph:
                     and word_width > max_widths[min(lineno, maxlineno)]):
                 parts = _split_frag_word(w, max_width - space_width - current, max_widths,
                                          lineno, m)
-                inj = Word(0.0, [(TEXT, "", src)], INJECTED | LINEBREAK)
+                inj = (0.0, [(TEXT, "", src)], INJECTED | LINEBREAK)
                 queue.extendleft(reversed([parts[0], inj, *parts[1:]]))
                 FW.pop()
                 continue
@@ -639,21 +637,30 @@ class Paragraph:
             a = lines[0].sfw
             b = lines[s].sfw
             head = FW[a:b]
-            while head and head[-1].kind & INJECTED:
+            while head and head[-1][KIND] & INJECTED:
                 head.pop()
             p1 = Paragraph(None, self.m, first_indent=self.first_indent, words=head,
                            **common)
             if not lines[s - 1].line_break and not any(
-                    w.kind & (SPLIT | INJECTED | LINEBREAK) for w in head[-1:]) and not any(
-                    w.kind & (SPLIT | INJECTED) for w in head):
+                    w[KIND] & (SPLIT | INJECTED | LINEBREAK) for w in head[-1:]) and not any(
+                    w[KIND] & (SPLIT | INJECTED) for w in head):
                 p1.prebroken = lines[:s]
                 p1.kind = 1
                 p1.words_used = head
             rest = FW[b:]
-            if not self.split_blank and rest and rest[0].kind & LINEBREAK and not (
-                    rest[0].kind & INJECTED):
+            if not self.split_blank and rest and rest[0][KIND] & LINEBREAK and not (
+                    rest[0][KIND] & INJECTED):
                 rest = rest[1:]  # opt out of reportlab's empty line atop the next page
             p2 = Paragraph(None, self.m, first_indent=0.0, words=rest, **common)
+            first = rest[0] if rest else None
+            if (first is not None and not (first[KIND] & ~HS) and first[PIECES][0][1]
+                    and not any(w[KIND] & (SPLIT | INJECTED) for w in rest)):
+                # The remainder starts with an ordinary word, which the breaker handles from
+                # an empty line exactly as it did when that word opened line s: re-breaking it
+                # gives back lines[s:] (the next page's frame is as wide).
+                p2.prebroken = [dataclasses.replace(ln, sfw=ln.sfw - b) for ln in lines[s:]]
+                p2.kind = 1
+                p2.words_used = rest
         p1.cjk_kind = self.kind
         last = lines[s - 1]
         p1.justify_last = not (self.kind == 1 and last.line_break)

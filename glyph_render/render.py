@@ -91,9 +91,18 @@ class RenderResult:
             "profile": self.profile,
             "missing_chars": self.missing,
             "config": self.config.to_dict(),
+            "font": font_report(self.config),
             "seconds": round(self.seconds, 4),
             "output_dir": self.output_dir,
         }
+
+
+def font_report(cfg: RenderConfig) -> dict[str, Any]:
+    """The font files the pages were drawn with, and how a named font was found."""
+    chain = font_chain(cfg.font_chain)
+    primary = chain.primary
+    return {"path": primary.path, "family": primary.family, "note": cfg.font_note,
+            "fallbacks": list(cfg.font_chain[1:])}
 
 
 def with_last(pages: Iterator[Page]) -> Iterator[tuple[Page, bool]]:

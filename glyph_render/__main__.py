@@ -1,0 +1,7 @@
+"""``python -m glyph_render``: the ``glyph-render`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
