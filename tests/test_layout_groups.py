@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from glyph_render import RenderConfig, layout
+from glyph_render import RenderConfig
+from glyph_render.layout import MARKER, layout
 
 CFG = RenderConfig.preset("glyph-en")
-
-
-def baselines(text: str, cfg: RenderConfig = CFG) -> list[list[float]]:
-    return [[ln.baseline for ln in p.lines] for p in layout(text, cfg)]
 
 
 def test_blank_line_ending_a_group_draws_nothing():
     # Source line 29 (0-based) is the last of the first group: a blank there takes no slot.
     lines = [f"line {i}" for i in range(60)]
     lines[29] = ""
-    (page,) = baselines("\n".join(lines))
-    assert len(page) == 59
-    assert page[28] == 25 + 28 * 10 and page[29] == 25 + 29 * 10  # no gap where line 29 was
-    lines[29], lines[28] = "line 29", ""  # any other blank line keeps its slot
-    (page,) = baselines("\n".join(lines))
-    assert len(page) == 59 and page[28] == 25 + 29 * 10
+    (page,) = layout("\n".join(lines), CFG)
+    assert [ln.text for ln in page.lines] == lines[:29] + lines[30:]
+    assert [ln.baseline for ln in page.lines] == [25 + 10 * i for i in range(59)]
+    assert page.lines[28].block == 0 and page.lines[29].block == 1  # no gap where line 29 was
+    lines[29], lines[28] = "line 29", ""  # any other blank line keeps its slot, drawing nothing
+    (page,) = layout("\n".join(lines), CFG)
+    assert [ln.text for ln in page.lines] == lines
+    assert [ln.baseline for ln in page.lines] == [25 + 10 * i for i in range(60)]
+    assert page.lines[28].runs == [] and page.lines[29].baseline == 25 + 29 * 10
 
 
 def long_line(wrapped_lines: int) -> str:
@@ -77,6 +77,49 @@ def test_marker_mode_breaks_at_group_boundaries():
     # 65 source lines -> groups 0-29, 30-59, 60-64: each opens a line; markers flow within.
     starts = {ln.start for ln in page.lines}
     assert {0, src.index("w30"), src.index("w60")} <= starts
-    markers = sum(1 for ln in page.lines for _x, _t, style in ln.words if style == 1)
+    markers = sum(t.count("\\n") for ln in page.lines for t, style in ln.runs if style == MARKER)
     assert markers == 64 - 2  # every newline but the two group boundaries draws a marker
     assert len(page.lines) < 65 // 2
+
+
+SIXTY_FIVE = "\n".join(f"l{i}" for i in range(65))  # groups l0-l29, l30-l59, l60-l64
+
+
+def test_each_group_is_one_placed_paragraph():
+    (page,) = layout(SIXTY_FIVE, CFG)
+    assert len(page.blocks) == 3
+    firsts = [ln.text for i, ln in enumerate(page.lines)
+              if i == 0 or ln.block != page.lines[i - 1].block]
+    assert firsts == ["l0", "l30", "l60"]
+
+
+def test_first_line_indent_applies_once_per_30_line_group():
+    cfg = CFG.replace(**{"first-line-indent": 20})
+    (page,) = layout(SIXTY_FIVE, cfg)
+    assert [ln.text for ln in page.lines if ln.x == 16 + 20] == ["l0", "l30", "l60"]
+    assert all(ln.x == 16 for ln in page.lines if ln.text not in ("l0", "l30", "l60"))
+    # a blank line does not start a paragraph of its own (Glyph joins the lines with <br/>)
+    text = "\n".join(["one", "", "two"] + [f"x{i}" for i in range(40)])
+    (page,) = layout(text, cfg)
+    assert [ln.text for ln in page.lines if ln.x != 16] == ["one", "x27"]  # x27: line 30
+
+
+@pytest.mark.parametrize(("before", "after", "gap"), [(8, 12, 12), (15, 4, 15), (0, 6, 6)])
+def test_space_before_and_after_separate_groups(before, after, gap):
+    # reportlab's frame: space after, plus whatever space before exceeds it; none at the top
+    cfg = CFG.replace(**{"space-before": before, "space-after": after})
+    (page,) = layout(SIXTY_FIVE, cfg)
+    at = {ln.text: ln.baseline for ln in page.lines}
+    assert at["l0"] == 25 and at["l29"] == 25 + 29 * 10
+    assert at["l30"] == at["l29"] + 10 + gap
+    assert at["l60"] == at["l59"] + 10 + gap
+    assert at["l31"] - at["l30"] == 10  # inside a group the pitch is the leading
+
+
+def test_a_split_after_a_wrapped_line_opens_the_next_page_with_text():
+    # the empty line atop a page comes only from a split right after a <br/>
+    text = " ".join(["word"] * 2000)  # one source line wrapping into 91 lines
+    pages = list(layout(text, CFG))
+    assert [len(p.lines) for p in pages] == [81, 10]
+    assert pages[1].lines[0].text.startswith("word word")
+    assert pages[1].lines[0].baseline == 25
