@@ -102,6 +102,7 @@ class Result:
     sizes_same: int = 0
     means: list[float] = field(default_factory=list)
     max_diff: int = 0
+    exact: int = 0  # pages identical to the last pixel
     ink_ref: float = 0.0
     ink_ours: float = 0.0
     cer_ref: float | None = None
@@ -204,7 +205,9 @@ def compare(variant: str, name: str, text: str, cfg: dict[str, Any], original: A
             res.sizes_same += 1
             d = np.abs(ga - gb)
             res.means.append(float(d.mean()))
-            res.max_diff = max(res.max_diff, int(np.abs(a.astype(int) - b.astype(int)).max()))
+            worst = int(np.abs(a.astype(int) - b.astype(int)).max())
+            res.max_diff = max(res.max_diff, worst)
+            res.exact += worst == 0
         else:
             res.means.append(float("inf"))
     if ocr and pages:
@@ -246,6 +249,10 @@ def _fmt_cer(v: float | None) -> str:
     return "-" if v is None else f"{v:.1%}"
 
 
+def _speed(rs: list[Result]) -> float:
+    return sum(r.seconds_ref for r in rs) / max(sum(r.seconds_ours for r in rs), 1e-9)
+
+
 def report(results: list[Result]) -> None:
     print(f"{'variant':<9} {'file':<34} {'pages':>9} {'breaks':>7} {'sizes':>7} "
           f"{'worst':>7} {'mean':>7} {'max':>4} {'ink':>6} {'CER ref/ours':>13} {'ref s':>6} "
@@ -270,7 +277,8 @@ def report(results: list[Result]) -> None:
               f"breaks identical {sum(r.breaks_same for r in rs)}/{pages}, sizes identical "
               f"{sum(r.sizes_same for r in rs)}/{pages}, worst page mean "
               f"{max(means, default=0):.4f}, max pixel diff {max(r.max_diff for r in rs)}, "
-              f"speed ours {sum(r.seconds_ref for r in rs) / max(sum(r.seconds_ours for r in rs), 1e-9):.0f}x "
+              f"pixel-identical pages {sum(r.exact for r in rs)}/{pages}, "
+              f"in-process speed {_speed(rs):.0f}x "
               f"{'OK' if all(r.ok for r in rs) else 'MISS'}")
 
 
@@ -322,6 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     report(results)
     ok &= all(r.ok for r in results)
+    pages = sum(max(r.ref_pages, r.our_pages) for r in results)
+    print(f"\ntotal: {pages} pages, breaks identical {sum(r.breaks_same for r in results)}, "
+          f"sizes identical {sum(r.sizes_same for r in results)}, pixel-identical "
+          f"{sum(r.exact for r in results)}, worst page mean "
+          f"{max((m for r in results for m in r.means), default=0):.4f}")
     print("\nall variants identical in breaks and sizes, <= 1 grey level per page" if ok
           else "\nMISS: see the table")
     return 0 if ok or not args.check else 1

@@ -14,7 +14,8 @@ The default text is 400,000 characters of flowing English prose: the corpus's En
 with their hard-wrapped lines joined into paragraphs (one source line per paragraph), repeated
 to length when the corpus is short.
 
-    python benchmarks/render_speed.py --font path/to/Verdana.ttf --original path/to/word2png_function.py
+    python benchmarks/render_speed.py --font Verdana.ttf \
+        --original path/to/scripts/word2png_function.py
 """
 
 from __future__ import annotations

@@ -114,6 +114,61 @@ Word = tuple
 WIDTH, PIECES, KIND = 0, 1, 2
 
 
+class Run:
+    """Consecutive one-piece words of one frag, each followed by a space: the bulk of a long
+    paragraph, kept as parallel lists rather than a tuple per word (``words[pos:]`` of it).
+
+    The breaker takes a run's words in one tight loop while they fill the current line, and
+    falls back to one word at a time at line ends; both give reportlab's arithmetic exactly.
+    """
+
+    __slots__ = ("style", "texts", "widths", "offs", "pos")
+
+    def __init__(self, style: int, texts: list[str], widths: list[float], offs: list[int],
+                 pos: int = 0):
+        self.style = style
+        self.texts = texts
+        self.widths = widths
+        self.offs = offs
+        self.pos = pos
+
+    def __len__(self) -> int:
+        return len(self.texts) - self.pos
+
+    def word(self, i: int) -> Word:
+        return (self.widths[i], [(self.style, self.texts[i], self.offs[i])], HS)
+
+
+def later_width(p: Paragraph) -> float:
+    """The width of a paragraph's lines after the first, as ``Paragraph.wrap`` computes it."""
+    return p.width - p.left_indent - p.right_indent
+
+
+def _kind(item: Word | Run) -> int:
+    return HS if type(item) is Run else item[KIND]
+
+
+def take(items: Sequence, a: int, b: int | None = None) -> list:
+    """Words ``a`` to ``b`` of a breaker's record (words and ``(run, start, stop)`` slices),
+    as words and runs, without spelling runs out word by word."""
+    out: list = []
+    i = 0
+    for it in items:
+        if type(it) is Run:
+            it = (it, it.pos, len(it.texts))
+        if type(it) is tuple and type(it[0]) is Run:
+            run, s, e = it
+            lo, hi = max(s, a - i + s), e if b is None else min(e, b - i + s)
+            if lo < hi:
+                out.append(Run(run.style, run.texts[lo:hi], run.widths[lo:hi], run.offs[lo:hi]))
+            i += e - s
+        else:
+            if i >= a and (b is None or i < b):
+                out.append(it)
+            i += 1
+    return out
+
+
 @dataclass(slots=True)
 class Line:
     """A broken line: the frags it draws (``[style, text, lo, hi]``), reportlab's figures."""
@@ -182,7 +237,7 @@ def frag_words(frags: Sequence[Frag], m: Metrics) -> list[Word]:
                 whs = False
                 W, n = [], 0.0
             else:
-                whs = bool(R) and bool(R[-1][KIND] & HS)
+                whs = bool(R) and (type(R[-1]) is Run or bool(R[-1][KIND] & HS))
             if not whs:
                 S.insert(0, "")
                 offs.insert(0, offs[0] if offs else f.first())
@@ -200,11 +255,19 @@ def frag_words(frags: Sequence[Frag], m: Metrics) -> list[Word]:
                 start = 1
             else:
                 start = 0
-            for i in range(start, len(S) - 1):
-                w = S[i]
-                ww = cache.get(w)
-                # a word on its own: n = 0 + width, which is width exactly
-                R.append((ww if ww is not None else width(w), [(style, w, offs[i])], HS))
+            stop = len(S) - 1
+            if stop - start >= 4 and style == TEXT and all(S[start:stop]):
+                texts = S[start:stop]
+                ws = [cache.get(w) for w in texts]
+                if None in ws:
+                    ws = [v if v is not None else width(w) for v, w in zip(ws, texts, strict=True)]
+                R.append(Run(style, texts, ws, offs[start:stop]))
+            else:
+                for i in range(start, stop):
+                    w = S[i]
+                    ww = cache.get(w)
+                    # a word on its own: n = 0 + width, which is width exactly
+                    R.append((ww if ww is not None else width(w), [(style, w, offs[i])], HS))
         last = S[-1]
         W.append((style, last, offs[-1]))
         ww = cache.get(last)
@@ -225,6 +288,12 @@ def rejoin_words(words: Sequence[Word]) -> list[Word]:
     R: list[Word] = []
     W: list[Word] = []
     for w in words:
+        if type(w) is Run:  # whole words, each followed by a space: never cut
+            if W:
+                R.append(_rejoin(W))
+                W = []
+            R.append(w)
+            continue
         if w[KIND] & INJECTED:
             continue
         if w[KIND] & SPLIT:
@@ -417,8 +486,9 @@ class Paragraph:
     def _break_kind1(self, max_widths: list[float]) -> None:
         """breakLines' general case (kind 1): frag words, <br/>, colours.
 
-        The hot loop of a render: written with locals and a fast path for the common word (one
-        piece, the line's style, fits) that does exactly what the general path would.
+        The hot loop of a render: written with locals, a fast path for the common word (one
+        piece, the line's style, fits) and a tighter one for a :class:`Run`'s words, each doing
+        exactly what the general path would.
         """
         m = self.m
         self.kind = 1
@@ -426,8 +496,9 @@ class Paragraph:
             self.frags, m)
         queue = deque(src_words)
         popleft = queue.popleft
-        FW: list[Word] = []
+        FW: list = []  # the words taken, as words and (run, start, stop) slices
         fw_append = FW.append
+        taken = 0  # words in FW
         lines: list[Line] = []
         lineno = 0
         maxlineno = len(max_widths) - 1
@@ -444,7 +515,43 @@ class Paragraph:
         lo = hi = -1  # source span of the line's drawn text
         while queue:
             w = popleft()
+            if type(w) is Run:
+                k = w.pos
+                texts = w.texts
+                end = len(texts)
+                if (words and g_style == w.style and space_width == space
+                        and not g[1].endswith(" ")):
+                    widths = w.widths
+                    prefix = space_width
+                    for ns in spaces[:-1]:
+                        if ns:
+                            prefix += ns * space
+                    ns_last = spaces[-1]
+                    start = k
+                    while k < end:
+                        ww = widths[k]
+                        nw = current + space + ww
+                        shrink = prefix + ns_last * space if ns_last else prefix
+                        if ww <= 0 or nw > max_width + shrink * SPACE_SHRINKAGE:
+                            break
+                        current = nw
+                        ns_last += 1
+                        k += 1
+                    if k > start:
+                        g[1] += " " + " ".join(texts[start:k])
+                        spaces[-1] = ns_last
+                        n += k - start
+                        hi = w.offs[k - 1] + len(texts[k - 1])
+                        fw_append((w, start, k))
+                        taken += k - start
+                        space_width = space
+                if k < end:  # the word at k goes the general way; the rest stays a run
+                    if k + 1 < end:
+                        queue.appendleft(Run(w.style, texts, w.widths, w.offs, k + 1))
+                    queue.appendleft(w.word(k))
+                continue
             fw_append(w)
+            taken += 1
             if not words:
                 n = 0
                 space_width = current = 0.0
@@ -486,6 +593,7 @@ class Paragraph:
                 inj = (0.0, [(TEXT, "", src)], INJECTED | LINEBREAK)
                 queue.extendleft(reversed([parts[0], inj, *parts[1:]]))
                 FW.pop()
+                taken -= 1
                 continue
             end_line = (new_width > lim and n > 0) or line_break
             if not end_line:
@@ -543,7 +651,7 @@ class Paragraph:
                     llb = False
                 lines.append(Line(words, max_width - current, n, llb, max_width, sfw,
                                   lo=lo if lo >= 0 else src, hi=hi if lo >= 0 else src))
-                sfw = len(FW) - 1
+                sfw = taken - 1
                 lineno += 1
                 max_width = max_widths[min(maxlineno, lineno)]
                 if line_break:
@@ -636,29 +744,48 @@ class Paragraph:
             FW = self.words_used
             a = lines[0].sfw
             b = lines[s].sfw
-            head = FW[a:b]
-            while head and head[-1][KIND] & INJECTED:
+            head = take(FW, a, b)
+            while head and _kind(head[-1]) & INJECTED:
                 head.pop()
             p1 = Paragraph(None, self.m, first_indent=self.first_indent, words=head,
                            **common)
-            if not lines[s - 1].line_break and not any(
-                    w[KIND] & (SPLIT | INJECTED | LINEBREAK) for w in head[-1:]) and not any(
-                    w[KIND] & (SPLIT | INJECTED) for w in head):
-                p1.prebroken = lines[:s]
+            if not any(_kind(w) & (SPLIT | INJECTED) for w in head):
+                # reportlab breaks the first part again from its words; with no cut word among
+                # them that gives back lines[:s], except that the <br/> ending line s-1 (the
+                # remainder's first word) is gone: the line loses it, and an empty line that
+                # was only that <br/> disappears.
+                pre = lines[:s]
+                last = pre[-1]
+                if last.frags and last.frags[-1][0] == BREAK:
+                    if all(f[0] == BREAK for f in last.frags):
+                        pre = pre[:-1]
+                    else:
+                        pre[-1] = dataclasses.replace(last, frags=last.frags[:-1],
+                                                      line_break=False)
+                p1.prebroken = pre
                 p1.kind = 1
                 p1.words_used = head
-            rest = FW[b:]
-            if not self.split_blank and rest and rest[0][KIND] & LINEBREAK and not (
-                    rest[0][KIND] & INJECTED):
-                rest = rest[1:]  # opt out of reportlab's empty line atop the next page
+            rest = take(FW, b)
+            lead: list[Line] = []
+            if rest and _kind(rest[0]) & LINEBREAK and not (_kind(rest[0]) & INJECTED):
+                if not self.split_blank:
+                    rest = rest[1:]  # opt out of reportlab's empty line atop the next page
+                    b += 1
+                else:
+                    # re-broken, the remainder opens with that <br/>: an empty line
+                    src = rest[0][PIECES][0][2]
+                    lead = [Line([[BREAK, "", src]], later_width(self) - 0.0, 0, True,
+                                 later_width(self), 0, lo=src, hi=src)]
             p2 = Paragraph(None, self.m, first_indent=0.0, words=rest, **common)
-            first = rest[0] if rest else None
-            if (first is not None and not (first[KIND] & ~HS) and first[PIECES][0][1]
-                    and not any(w[KIND] & (SPLIT | INJECTED) for w in rest)):
-                # The remainder starts with an ordinary word, which the breaker handles from
-                # an empty line exactly as it did when that word opened line s: re-breaking it
-                # gives back lines[s:] (the next page's frame is as wide).
-                p2.prebroken = [dataclasses.replace(ln, sfw=ln.sfw - b) for ln in lines[s:]]
+            first = rest[len(lead)] if len(rest) > len(lead) else None
+            if (first is not None and (type(first) is Run or (
+                    not (first[KIND] & ~HS) and first[PIECES][0][1]))
+                    and not any(_kind(w) & (SPLIT | INJECTED) for w in rest)):
+                # The remainder's first word is an ordinary one, which the breaker handles
+                # from an empty line exactly as it did when that word opened line s: breaking
+                # again gives back lines[s:] (the next page's frame is as wide).
+                p2.prebroken = lead + [dataclasses.replace(ln, sfw=ln.sfw - b)
+                                       for ln in lines[s:]]
                 p2.kind = 1
                 p2.words_used = rest
         p1.cjk_kind = self.kind
