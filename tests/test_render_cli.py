@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from glyph_render import RenderConfig, render
+from glyph_render import RenderConfig
 from glyph_render.fonts import bundled_font
+from glyph_render.render import render
 
 try:
     from corpus_data import text_path
@@ -270,17 +271,59 @@ def test_layout_subcommand_json_has_line_spans(work: Path, run_cli, corpus_dir: 
     assert report["chars"] == len(text)
     pages = report["pages"]
     assert len(pages) > 10
-    prev = 0
+    prev = empty = 0
     for page in pages:
         assert page["file"] is None
         lines = page["lines"]
         assert 0 < len(lines) <= 81
         for start, end in lines:
-            assert page["start"] <= start < end <= page["end"]
-            assert start >= prev and text[start:end].strip()
+            # a line that draws nothing (a blank source line, the empty line atop a page
+            # split after a <br/>) has an empty span where it sits
+            assert page["start"] <= start <= end <= page["end"]
+            assert start >= prev and (start == end or text[start:end].strip())
             prev = end
+        empty += sum(1 for start, end in lines if start == end)
     assert pages[-1]["end"] == len(text)
+    assert 0 < empty < sum(len(p["lines"]) for p in pages) // 4
     assert [p.name for p in work.iterdir()] == ["doc.txt"]  # layout writes nothing
+
+
+def test_the_preset_font_note_goes_to_stdout_not_stderr(work: Path, run_cli) -> None:
+    # glyph-en names Verdana.ttf as Glyph's config does: found on the system or stood in for
+    # by the bundled DejaVu Sans, the summary says which; a preset's note is no warning
+    proc = run_cli(["doc.txt", "-o", "out"], cwd=work)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    notes = [ln for ln in proc.stdout.splitlines() if ln.startswith("font: ")]
+    assert len(notes) == 1 and "Verdana.ttf" in notes[0]
+    proc = run_cli(["doc.txt", "-o", "out", "--json"], cwd=work)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    font = json.loads(proc.stdout)["font"]
+    assert font["note"] == notes[0].removeprefix("font: ")
+    assert Path(font["path"]).is_file()
+    assert font["fallbacks"] and all(Path(f).is_file() for f in font["fallbacks"])
+    if "bundled DejaVuSans" in font["note"]:
+        assert font["family"] == "DejaVu Sans" and font["path"] == bundled_font("DejaVuSans")
+    else:
+        assert Path(font["path"]).name.lower() == "verdana.ttf"
+
+
+def test_an_explicit_font_found_by_lookup_warns_once(work: Path, run_cli) -> None:
+    proc = run_cli(["doc.txt", "-o", "out", "--font", "Verdana.ttf", "--json"], cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    warning = proc.stderr.splitlines()
+    assert len(warning) == 1 and warning[0].startswith("glyph-render: warning: ")
+    assert json.loads(proc.stdout)["font"]["note"] in warning[0]
+
+
+def test_a_font_given_by_path_needs_no_note(work: Path, run_cli) -> None:
+    mono = bundled_font("DejaVuSansMono")
+    proc = run_cli(["doc.txt", "-o", "out", "--font", mono], cwd=work)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert "font: " not in proc.stdout
+    font = json.loads(run_cli(["doc.txt", "-o", "out", "--font", mono, "--json"],
+                              cwd=work).stdout)["font"]
+    assert font == {"path": mono, "family": "DejaVu Sans Mono", "note": None, "fallbacks": [
+        bundled_font(f) for f in ("DejaVuSans", "DroidSansFallbackFull", "NotoColorEmoji")]}
 
 
 def test_installed_entry_point_runs(work: Path) -> None:
