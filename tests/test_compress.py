@@ -10,8 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from glyph_render import BudgetError, RenderConfig, image_tokens, layout, render
+from glyph_render import BudgetError, RenderConfig, image_tokens
 from glyph_render.compress import compress, context_budget, ladder
+from glyph_render.layout import layout
+from glyph_render.render import page_sizes, render
 
 try:
     from corpus_data import bulk, read_text
@@ -131,17 +133,19 @@ def test_ladder_order():
 
 
 def test_geometry_only_layout_matches_full_layout():
+    # the planner prices pages from a geometry-only layout: spans, lines and the pixel sizes
+    # they give must be the full layout's
     for text in DOCS.values():
         for cfg in (RenderConfig.preset("glyph-en"),
                     RenderConfig.preset("glyph-en").replace(alignment="CENTER",
                                                             first_line_indent=20)):
-            full = [(p.start, p.end, p.content_right, p.content_bottom)
-                    for p in layout(text, cfg)]
-            fast = [(p.start, p.end, p.content_right, p.content_bottom)
-                    for p in layout(text, cfg, geometry_only=True)]
-            assert [f[:2] for f in full] == [f[:2] for f in fast]
-            for f, g in zip(full, fast, strict=True):
-                assert f[2:] == pytest.approx(g[2:], abs=1e-6)
+            full = list(layout(text, cfg))
+            fast = list(layout(text, cfg, geometry_only=True))
+            assert [(p.start, p.end) for p in full] == [(p.start, p.end) for p in fast]
+            assert [[(ln.start, ln.end, ln.x, ln.baseline) for ln in p.lines] for p in full] == \
+                [[(ln.start, ln.end, ln.x, ln.baseline) for ln in p.lines] for p in fast]
+            for dpi in (72, 96):
+                assert page_sizes(full, cfg, dpi=dpi) == page_sizes(fast, cfg, dpi=dpi)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
