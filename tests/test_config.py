@@ -6,12 +6,21 @@ import dataclasses
 import json
 import math
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
 
 from glyph_render import PRESETS, ConfigError, RenderConfig, detect_preset
+from glyph_render import config as config_module
+from glyph_render.config import FontNotice
 from glyph_render.fonts import bundled_font
+
+
+@pytest.fixture
+def no_system_fonts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine without Verdana or Source Han Sans: the bundled stand-ins are used."""
+    monkeypatch.setattr(config_module, "find_system_font", lambda name: None)
 
 # Every key of Glyph's config_en.json, each set away from its default so a key that is dropped
 # or misread cannot go unnoticed.
@@ -121,14 +130,45 @@ def test_relative_font_path_resolves_against_the_config_folder_not_the_cwd(
     ],
 )
 def test_glyph_fonts_we_cannot_ship_fall_back_with_a_warning(
-        tmp_path: Path, font_path: str, substitute: str) -> None:
+        tmp_path: Path, font_path: str, substitute: str, no_system_fonts: None) -> None:
     path = tmp_path / "config.json"
     path.write_text(json.dumps({**PRESETS["glyph-en"], "preset-name": None,
                                 "font-path": font_path}), encoding="utf-8")
-    with pytest.warns(UserWarning, match=Path(font_path).name.replace(".", r"\.")) as rec:
+    with pytest.warns(FontNotice, match=Path(font_path).name.replace(".", r"\.")) as rec:
         cfg = RenderConfig.from_json(path)
-    assert substitute in str(rec[0].message)
+    notices = [str(w.message) for w in rec if issubclass(w.category, FontNotice)]
+    assert len(notices) == 1 and substitute in notices[0]
     assert cfg.font_path == bundled_font(substitute)
+    assert cfg.font_note == notices[0]
+
+
+def test_a_named_font_found_on_the_system_is_used_and_noted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    found = bundled_font("DejaVuSansMono")  # stands in for the system's Verdana.ttf
+    monkeypatch.setattr(config_module, "find_system_font",
+                        lambda name: found if name == "Verdana.ttf" else None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a preset's note is reported by the CLI, not warned
+        cfg = RenderConfig.preset("glyph-en")
+    assert cfg.font_path == found
+    assert "Verdana.ttf" in cfg.font_note and found in cfg.font_note
+    assert "found on this system" in cfg.font_note
+    with pytest.warns(FontNotice, match="found on this system"):  # named explicitly: warned
+        explicit = RenderConfig.from_dict({"font-path": "Verdana.ttf"})
+    assert explicit.font_path == found and explicit.font_note == cfg.font_note
+
+
+def test_presets_note_their_font_without_warning(no_system_fonts: None) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        en, zh = RenderConfig.preset("glyph-en"), RenderConfig.preset("glyph-zh")
+    assert "'Verdana.ttf' not found" in en.font_note and "bundled DejaVuSans" in en.font_note
+    assert "'SourceHanSansHWSC-VF.ttf' not found" in zh.font_note
+    assert "bundled DroidSansFallbackFull" in zh.font_note
+    # the note is no config value: not written out, not compared
+    assert "font-note" not in en.to_dict() and "font_note" not in en.to_dict()
+    assert en.replace(font_note=None) == en
+    assert RenderConfig.from_dict({"font-path": bundled_font("DejaVuSans")}).font_note is None
 
 
 def test_a_missing_font_that_has_no_substitute_is_an_error(tmp_path: Path) -> None:
@@ -163,6 +203,19 @@ def test_to_dict_round_trips_a_config_with_every_key_changed(tmp_path: Path,
         assert getattr(again, f.name) == getattr(cfg, f.name) or f.name == "preset_name"
 
 
+@pytest.mark.parametrize(("changes", "tab_size", "split"), [
+    ({}, 0, True), ({"tab-size": 1}, 1, True), ({"tab-size": 32}, 32, True),
+    ({"tab-size": 4, "split-blank-line": False}, 4, False),
+    ({"split-blank-line": "false"}, 0, False)])
+def test_tab_size_and_split_blank_line_round_trip(changes: dict, tab_size: int,
+                                                  split: bool) -> None:
+    cfg = RenderConfig.preset("glyph-en").replace(**changes)
+    assert (cfg.tab_size, cfg.split_blank_line) == (tab_size, split)
+    data = cfg.to_dict()
+    assert (data["tab-size"], data["split-blank-line"]) == (tab_size, split)
+    assert RenderConfig.from_dict(json.loads(json.dumps(data))) == cfg
+
+
 def test_snake_case_and_glyph_keys_mean_the_same() -> None:
     base = RenderConfig.preset("glyph-en")
     a = base.replace(**{"margin-x": 20, "font-color": "#FF0000", "auto-crop-width": False})
@@ -187,6 +240,10 @@ BAD_CONFIGS = [
     ({"auto-crop-width": "sometimes"}, "auto-crop-width", "sometimes"),
     ({"alignment": "MIDDLE"}, "alignment", "MIDDLE"),
     ({"tab-size": 2.5}, "tab-size", "2.5"),
+    ({"tab-size": 33}, "tab-size", "33"),
+    ({"tab-size": -1}, "tab-size", "-1"),
+    ({"tab-size": True}, "tab-size", "True"),
+    ({"split-blank-line": "maybe"}, "split-blank-line", "maybe"),
     ({"dpi": 0}, "dpi", "0"),
     ({"dpi": -72}, "dpi", "-72"),
     ({"margin-x": 300}, "margin-x", "300"),
@@ -244,7 +301,7 @@ def test_a_config_file_that_is_not_a_json_object_is_a_config_error(tmp_path: Pat
         RenderConfig.from_json(path)
 
 
-def test_glyph_en_preset_is_glyphs_published_english_config() -> None:
+def test_glyph_en_preset_is_glyphs_published_english_config(no_system_fonts: None) -> None:
     cfg = RenderConfig.preset("glyph-en")
     assert cfg.page_size == (595.0, 842.0)
     assert (cfg.dpi, cfg.margin_x, cfg.margin_y) == (72.0, 10.0, 10.0)
@@ -258,15 +315,19 @@ def test_glyph_en_preset_is_glyphs_published_english_config() -> None:
     assert cfg.auto_crop_width is True and cfg.auto_crop_last_page is True
     assert cfg.newline.line_break
     assert cfg.preset_name == "glyph-en"
+    assert PRESETS["glyph-en"]["font-path"] == "Verdana.ttf"  # named as Glyph's config names it
+    # the reference's own behaviour by default: tabs collapse, the split empty line is drawn
+    assert cfg.tab_size == 0 and cfg.split_blank_line is True
 
 
-def test_glyph_zh_preset_differs_only_in_fonts() -> None:
+def test_glyph_zh_preset_differs_only_in_fonts(no_system_fonts: None) -> None:
     en, zh = RenderConfig.preset("glyph-en"), RenderConfig.preset("glyph-zh")
+    assert PRESETS["glyph-zh"]["font-path"] == "SourceHanSansHWSC-VF.ttf"
     assert zh.font_path == bundled_font("DroidSansFallbackFull")
     assert zh.font_chain[0] == bundled_font("DroidSansFallbackFull")
     assert bundled_font("NotoColorEmoji") in zh.font_chain
     same = {f.name for f in dataclasses.fields(RenderConfig)} - {
-        "font_path", "fallback_fonts", "preset_name"}
+        "font_path", "fallback_fonts", "preset_name", "font_note"}
     for name in same:
         assert getattr(en, name) == getattr(zh, name), name
 
