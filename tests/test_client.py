@@ -38,11 +38,11 @@ from glyph_render import (
     StreamInterrupted,
     compress_and_ask,
     encode_png,
-    render,
 )
 from glyph_render.answer import StreamSplitter, split_reasoning
 from glyph_render.client import GLYPH_SAMPLING
 from glyph_render.reliability import RetryPolicy, parse_context_overflow, parse_retry_after
+from glyph_render.render import render
 
 NEEDLE = "The secret code is 7F3K-92QX."
 QUESTION = "What is the secret code?"
