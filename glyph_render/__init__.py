@@ -4,8 +4,10 @@ Stages, one module each, data flowing one way: ``document`` (read) -> ``layout``
 pages in points) -> ``raster`` (pixels at a DPI) -> ``encode`` (PNG bytes); ``vision_tokens`` and
 ``text_tokens`` price the result.
 
-Names load on first use (PEP 562), so ``import glyph_render`` costs nothing and the render
-command never imports the client, openai or the tokenizer it does not need.
+The render pipeline is imported eagerly: three of its functions share their module's name
+(``layout``, ``render``, ``compress``), and binding them here, after their modules load, is
+what keeps ``glyph_render.layout`` the function whichever import came first. The client and
+its answers (openai, httpx) load on first use (PEP 562), so rendering never imports them.
 """
 
 from __future__ import annotations
@@ -13,27 +15,49 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .compress import Plan, compress, context_budget
+from .config import PRESETS, RenderConfig, detect_preset, parse_newline_markup
+from .document import read_document
+from .encode import encode_png, write_pdf
+from .errors import (
+    AuthError,
+    BudgetError,
+    ClientError,
+    ConfigError,
+    ContextOverflow,
+    EndpointUnreachable,
+    FontError,
+    GlyphRenderError,
+    ImageSizeError,
+    InputError,
+    MalformedReply,
+    OutputError,
+    ProfileError,
+    RequestRejected,
+    RequestTimeout,
+    ServerBusy,
+    ServerError,
+    StreamInterrupted,
+    TokenizerError,
+)
+from .layout import Line, Page, layout
+from .raster import page_pixel_size, rasterize
+from .render import RenderedPage, RenderResult, iter_pages, page_sizes, render, render_to_dir
+from .text_tokens import count_tokens, get_tokenizer
+from .vision_tokens import (
+    VisionProfile,
+    get_profile,
+    image_token_info,
+    image_tokens,
+    prompt_tokens,
+    smart_resize,
+)
+
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "answer": ("Answer", "StreamEvent"),
     "client": ("AsyncGlyphClient", "GlyphClient", "ModelInfo", "compress_and_ask"),
-    "compress": ("Plan", "compress", "context_budget"),
-    "config": ("PRESETS", "RenderConfig", "detect_preset", "parse_newline_markup"),
-    "document": ("read_document",),
-    "encode": ("encode_png", "write_pdf"),
-    "errors": ("AuthError", "BudgetError", "ClientError", "ConfigError", "ContextOverflow",
-               "EndpointUnreachable", "FontError", "GlyphRenderError", "ImageSizeError",
-               "InputError", "MalformedReply", "OutputError", "ProfileError", "RequestRejected",
-               "RequestTimeout", "ServerBusy", "ServerError", "StreamInterrupted",
-               "TokenizerError"),
-    "layout": ("Line", "Page", "layout"),
-    "raster": ("page_pixel_size", "rasterize"),
-    "render": ("RenderedPage", "RenderResult", "iter_pages", "page_sizes", "render",
-               "render_to_dir"),
-    "text_tokens": ("count_tokens", "get_tokenizer"),
-    "vision_tokens": ("VisionProfile", "get_profile", "image_token_info", "image_tokens",
-                      "prompt_tokens", "smart_resize"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = ["Answer", "AsyncGlyphClient", "AuthError", "BudgetError", "ClientError", "ConfigError",
@@ -61,43 +85,6 @@ def __dir__() -> list[str]:
     return __all__
 
 
-if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+if TYPE_CHECKING:  # for type checkers and IDEs: the lazy names, imported eagerly
     from .answer import Answer, StreamEvent
     from .client import AsyncGlyphClient, GlyphClient, ModelInfo, compress_and_ask
-    from .compress import Plan, compress, context_budget
-    from .config import PRESETS, RenderConfig, detect_preset, parse_newline_markup
-    from .document import read_document
-    from .encode import encode_png, write_pdf
-    from .errors import (
-        AuthError,
-        BudgetError,
-        ClientError,
-        ConfigError,
-        ContextOverflow,
-        EndpointUnreachable,
-        FontError,
-        GlyphRenderError,
-        ImageSizeError,
-        InputError,
-        MalformedReply,
-        OutputError,
-        ProfileError,
-        RequestRejected,
-        RequestTimeout,
-        ServerBusy,
-        ServerError,
-        StreamInterrupted,
-        TokenizerError,
-    )
-    from .layout import Line, Page, layout
-    from .raster import page_pixel_size, rasterize
-    from .render import RenderedPage, RenderResult, iter_pages, page_sizes, render, render_to_dir
-    from .text_tokens import count_tokens, get_tokenizer
-    from .vision_tokens import (
-        VisionProfile,
-        get_profile,
-        image_token_info,
-        image_tokens,
-        prompt_tokens,
-        smart_resize,
-    )

@@ -173,7 +173,8 @@ def _line_frags(text: str, a: int, b: int, tokens: re.Pattern, words_re: re.Patt
             trail = bool(is_ws.match(text, e - 1))
             body = " ".join(w for w, _o in words)
             t = (" " if lead else "") + body + (" " if trail and words else "")
-            yield Frag(TEXT, t, [o for _w, o in words])
+            # whitespace alone collapses to one space, placed where the run starts
+            yield Frag(TEXT, t, [o for _w, o in words]) if words else Frag(TEXT, t, [], s)
         elif kind == "nb":
             s, e = m.span()
             yield from (Frag(TEXT, "\xa0", [k]) for k in range(s, e))
@@ -187,6 +188,8 @@ def _clean_ends(frags: list[Frag]) -> None:
         f = frags[0]
         t = f.text.lstrip(" ")
         if t:
+            if f.base >= 0:  # a frag aligned with its source: the text now starts later
+                f.base += len(f.text) - len(t)
             f.text = t
             break
         frags.pop(0)

@@ -103,9 +103,14 @@ class Frag:
     text: str
     starts: list[int]
     base: int = -1
+    chars: list[int] | None = None  # each character's source offset (frags a split hands on)
 
     def first(self) -> int:
-        return self.base if self.base >= 0 else (self.starts[0] if self.starts else 0)
+        if self.base >= 0:
+            return self.base
+        if self.chars:
+            return self.chars[0]
+        return self.starts[0] if self.starts else 0
 
 
 #: A frag word: ``(width, pieces, kind)``, pieces being ``(style, text, source offset)``.
@@ -875,12 +880,17 @@ def _hard_split(lines: list[Line], start: int, stop: int) -> list[Frag]:
 
 
 def _frag_from_line_frag(f: list) -> Frag:
-    """A frag handed on by a CJK split: its characters are consecutive from its offset."""
-    return Frag(f[0], f[1], [], f[2])
+    """A frag handed on by a CJK split, with each character's source offset."""
+    chars = f[3] if len(f) > 3 and f[3] else None  # a <br/> carries none: it sits at f[2]
+    return Frag(f[0], f[1], [], -1 if chars is not None else f[2], chars)
 
 
 def _frag_chars(f: Frag) -> list[tuple[str, int]]:
     """Each character of a frag with its source offset (spaces take the next word's)."""
+    if f.chars is not None:
+        offs = f.chars
+        last = offs[-1] + 1 if offs else f.first()
+        return [(c, offs[i] if i < len(offs) else last) for i, c in enumerate(f.text)]
     if f.base >= 0:
         base = f.base
         return [(c, base + i) for i, c in enumerate(f.text)]
@@ -892,7 +902,8 @@ def _frag_chars(f: Frag) -> list[tuple[str, int]]:
     for c in f.text:
         if c == " ":
             in_word = False
-            out.append((c, starts[k] if k < len(starts) else (starts[-1] if starts else 0)))
+            # a space takes the next word's offset; one after the last word, that word's end
+            out.append((c, starts[k] if k < len(starts) else (pos if k else f.first())))
             continue
         if not in_word:
             pos = starts[k] if k < len(starts) else pos
@@ -948,16 +959,18 @@ def _dumb_split(chars: list[tuple[str, int]], max_widths: Sequence[float],
             stripped = text.strip()
             lead = len(text) - len(text.lstrip())
             lo = seg[lead][1] if stripped else (seg[0][1] if seg else 0)
-            lines.append(Line([[TEXT, stripped, lo]], extra, 1, False, max_width, lo=lo,
-                              hi=lo + len(stripped)))
+            hi = seg[lead + len(stripped) - 1][1] + 1 if stripped else lo
+            lines.append(Line([[TEXT, stripped, lo]], extra, 1, False, max_width, lo=lo, hi=hi))
             max_width = max_widths[min(len(lines), len(max_widths) - 1)]
             start = i
             used = 0.0
     if used > 0:
         seg = chars[start:]
         text = "".join(ch for ch, _o in seg)
+        inked = [o for ch, o in seg if not ch.isspace()]
+        lo = inked[0] if inked else seg[0][1]
         lines.append(Line([[TEXT, text, seg[0][1]]], max_width - used, 1, False, max_width,
-                          lo=seg[0][1], hi=seg[-1][1] + 1))
+                          lo=lo, hi=inked[-1] + 1 if inked else lo))
     return lines
 
 
@@ -1030,11 +1043,12 @@ def _cjk_make_line(U: list, max_width: float, extra: float, line_break: bool) ->
     for c, style, src, _w, brk in U:
         key = BREAK if brk else style
         if prev is None or key != prev or key == BREAK:
-            frags.append([key, c, src])
+            frags.append([key, c, src, [src] if c else []])
             prev = key
         else:
             frags[-1][1] += c
-        if c and not brk:
+            frags[-1][3].append(src)
+        if c and not brk and c != " " and c != "\xa0":  # spaces draw nothing: not in the span
             if lo < 0:
                 lo = src
             hi = max(hi, src + 1)
