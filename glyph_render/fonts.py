@@ -297,9 +297,3 @@ class FontChain:
 def font_chain(paths: tuple[str, ...]) -> FontChain:
     return FontChain(paths)
 
-
-def describe_font(path: str) -> str:
-    """One line naming a font file for notices and reports."""
-    face = load_face(path)
-    return f"{face.family} ({path})"
-

@@ -330,9 +330,8 @@ def _nbsp_count(text: str) -> int:
 class _Placer:
     """Draws placed paragraphs onto pages: blocks, pens, lines, spans."""
 
-    def __init__(self, cfg: RenderConfig, m: Metrics, omap: list[int] | None):
+    def __init__(self, cfg: RenderConfig, omap: list[int] | None):
         self.cfg = cfg
-        self.m = m
         self.omap = omap
         self.size_pv = pdf_value(cfg.font_size)
         pad = cfg.border_padding
@@ -433,7 +432,7 @@ def layout(text: str, cfg: RenderConfig, *, geometry_only: bool = False) -> Iter
     markup = _Markup(cfg)
     cjk = bool(CJK_TRIGGER.search(text))
     frame = _Frame(cfg)
-    placer = _Placer(cfg, m, omap)
+    placer = _Placer(cfg, omap)
     w, h = cfg.page_size
     page = Page(number=1, start=0, end=0, width=w, height=h, font_size=placer.size_pv)
     common = dict(left_indent=cfg.left_indent, right_indent=cfg.right_indent,

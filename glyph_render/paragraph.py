@@ -85,9 +85,6 @@ class Metrics:
                 self._cache[text] = w
         return w
 
-    def char(self, c: str) -> float:
-        return self.width(c)
-
 
 @dataclass(slots=True)
 class Frag:
@@ -136,9 +133,6 @@ class Run:
         self.widths = widths
         self.offs = offs
         self.pos = pos
-
-    def __len__(self) -> int:
-        return len(self.texts) - self.pos
 
     def word(self, i: int) -> Word:
         return (self.widths[i], [(self.style, self.texts[i], self.offs[i])], HS)

@@ -337,7 +337,7 @@ class _CharTable:
         return cid
 
     def ids(self, text: str) -> np.ndarray:
-        cps = np.frombuffer(text.encode("utf-32-le"), np.uint32)
+        cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
         if not len(cps):
             return np.zeros(0, np.int64)
         if cps.max() < self.BMP:

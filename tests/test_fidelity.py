@@ -63,7 +63,8 @@ def glyph_config(font: str, **over) -> dict:
 def assert_same_pages(text: str, cfg: dict) -> None:
     want = [np.asarray(im) for im in ref.render_reference(text, cfg)]
     ours_cfg = RenderConfig.from_dict({**cfg, "fallback-fonts": []})
-    got = [np.asarray(p.image.convert("RGB")) for p in render(text, ours_cfg, keep_image=True).pages]
+    result = render(text, ours_cfg, keep_image=True)
+    got = [np.asarray(p.image.convert("RGB")) for p in result.pages]
     assert len(got) == len(want), (len(got), len(want))
     for i, (a, b) in enumerate(zip(want, got, strict=True)):
         assert a.shape == b.shape, (i, a.shape, b.shape)
