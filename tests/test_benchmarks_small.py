@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from glyph_render import RenderConfig, render
+from glyph_render import RenderConfig
 from glyph_render.niah import PACKAGE_CORPUS
+from glyph_render.render import render
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = PACKAGE_CORPUS  # the corpus shipped in the package: each benchmark is pointed at it

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from glyph_render import RenderConfig, render
+from glyph_render import RenderConfig
+from glyph_render.render import render
 
 TESSERACT = shutil.which("tesseract")
 pytestmark = pytest.mark.skipif(TESSERACT is None,
