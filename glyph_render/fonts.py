@@ -17,6 +17,7 @@ import functools
 import os
 import shutil
 import subprocess
+import threading
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,12 @@ def find_system_font(filename: str) -> str | None:
 
 # ---- one font file -----------------------------------------------------------------------
 
+#: FreeType's faces (and the library that opens them) are not thread-safe, and threads render
+#: concurrently (the async client, eval --concurrency, bench serve). Every call into FreeType,
+#: and every cache that grows from one, is made holding this lock; warm lookups take none.
+FT_LOCK = threading.RLock()
+
+
 def _freetype() -> Any:
     try:
         import freetype
@@ -139,11 +146,12 @@ class FontFace:
         """Glyph id for a code point, 0 when the font has none (a no-break space is a space)."""
         g = self._glyphs.get(cp)
         if g is None:
-            g = self.ft.get_char_index(cp)
-            if cp == 0xA0 or cp == 0x20:
-                space = self.ft.get_char_index(0x20)
-                g = space or self.ft.get_char_index(0xA0)
-            self._glyphs[cp] = g
+            with FT_LOCK:
+                g = self.ft.get_char_index(cp)
+                if cp == 0xA0 or cp == 0x20:
+                    space = self.ft.get_char_index(0x20)
+                    g = space or self.ft.get_char_index(0xA0)
+                self._glyphs[cp] = g
         return g
 
     def has(self, cp: int) -> bool:
@@ -154,7 +162,8 @@ class FontFace:
         w = self._widths.get(gid)
         if w is None:
             ft = _freetype()
-            aw = self.ft.get_advance(gid, ft.FT_LOAD_NO_SCALE)
+            with FT_LOCK:
+                aw = self.ft.get_advance(gid, ft.FT_LOAD_NO_SCALE)
             upem = self.units_per_em
             w = float(aw) if upem == 1000 else aw * (1000 / upem)
             self._widths[gid] = w
@@ -171,7 +180,8 @@ def load_face(path: str) -> FontFace:
         raise FontError(f"font file {path!r} is a directory")
     ft = _freetype()
     try:
-        face = ft.Face(str(p), 0)
+        with FT_LOCK:
+            face = ft.Face(str(p), 0)
         upem = face.units_per_EM
         color = bool(face.has_fixed_sizes) and not face.is_scalable
         strike = int(face.available_sizes[0].y_ppem / 64) if face.num_fixed_sizes else 109
@@ -240,7 +250,8 @@ class FontChain:
     def face(self, i: int) -> FontFace:
         f = self._faces[i]
         if f is None:
-            f = self._faces[i] = load_face(self.paths[i])
+            with FT_LOCK:
+                f = self._faces[i] = load_face(self.paths[i])
         return f
 
     def _replacement_glyph(self) -> tuple[int, int, float]:
@@ -258,6 +269,13 @@ class FontChain:
         return self._replacement
 
     def resolve(self, ch: str) -> tuple[int, int, float]:
+        hit = self.lookup.get(ch)
+        if hit is not None:
+            return hit
+        with FT_LOCK:
+            return self._resolve(ch)
+
+    def _resolve(self, ch: str) -> tuple[int, int, float]:
         hit = self.lookup.get(ch)
         if hit is not None:
             return hit

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from .config import RenderConfig
-from .fonts import FontChain, font_chain
+from .fonts import FT_LOCK, FontChain, font_chain
 from .layout import MARKER, Page
 from .pdfnum import pdf_value
 
@@ -142,8 +142,15 @@ class GlyphAtlas:
         key = (face, gid, phase)
         i = self.ids.get(key)
         if i is None:
+            with FT_LOCK:
+                return self._new_glyph(key)
+        return i
+
+    def _new_glyph(self, key: tuple[int, int, int]) -> int:
+        face, gid, phase = key
+        i = self.ids.get(key)
+        if i is None:
             i = len(self._dy)
-            self.ids[key] = i
             arr, left, top = self._render(face, gid, phase)
             if arr is None:
                 self._dy.append(np.zeros(0, np.int64))
@@ -157,6 +164,7 @@ class GlyphAtlas:
                 self._alpha.append(arr[ys, xs].astype(np.int64))
                 self.box.append((left, -top, arr.shape[1], arr.shape[0]))
             self._packed = None
+            self.ids[key] = i  # published last: a reader finds the glyph complete
         return i
 
     @property
@@ -197,8 +205,26 @@ class GlyphAtlas:
             self._flat_cache[key] = hit
         return hit[1], hit[2]
 
+    def packed_flat(self, width: int) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
+        """``packed()`` and ``flat(width)`` of one and the same moment (threads add glyphs)."""
+        packed = self._packed
+        hit = self._flat_cache.get(("flat", width))
+        if packed is not None and hit is not None and hit[0] is packed:
+            return packed, hit[1], hit[2]
+        with FT_LOCK:
+            packed = self.packed()
+            flat, alpha8 = self.flat(width)
+            return packed, flat, alpha8
+
     def packed(self) -> tuple[np.ndarray, ...]:
         """(dy, dx, alpha, start, count, left, top, width, height) over all ids."""
+        packed = self._packed
+        if packed is not None:
+            return packed
+        with FT_LOCK:
+            return self._pack()
+
+    def _pack(self) -> tuple[np.ndarray, ...]:
         if self._packed is None:
             counts = np.fromiter((len(a) for a in self._dy), np.int64, len(self._dy))
             starts = np.concatenate(([0], np.cumsum(counts)[:-1])) if len(counts) else counts
@@ -238,12 +264,21 @@ class GlyphAtlas:
     # -- characters, vectorised -----------------------------------------------------------
     def ids_for(self, table: _CharTable, cids: np.ndarray, phases: np.ndarray) -> np.ndarray:
         """Atlas ids of (character id, phase) pairs; new glyphs are rendered on the way."""
+        keys = cids * PHASES + phases
+        char_ids = self.char_ids
+        if len(char_ids) >= len(table.faces) * PHASES:
+            out = char_ids[keys]
+            if not (out < 0).any():
+                return out
+        with FT_LOCK:
+            return self._ids_locked(table, keys)
+
+    def _ids_locked(self, table: _CharTable, keys: np.ndarray) -> np.ndarray:
         need = len(table.faces) * PHASES
         if len(self.char_ids) < need:
             grown = np.full(max(need, 2 * len(self.char_ids)), -1, np.int32)
             grown[:len(self.char_ids)] = self.char_ids
             self.char_ids = grown
-        keys = cids * PHASES + phases
         out = self.char_ids[keys]
         miss = out < 0
         if miss.any():
@@ -293,10 +328,12 @@ def atlas_for(cfg: RenderConfig, dpi: float | None = None) -> GlyphAtlas:
     key = (cfg.font_chain, size, k)
     a = _ATLASES.get(key)
     if a is None:
-        if len(_ATLASES) > 16:
-            _ATLASES.clear()
-        a = GlyphAtlas(font_chain(cfg.font_chain), size, k)
-        _ATLASES[key] = a
+        with FT_LOCK:
+            a = _ATLASES.get(key)
+            if a is None:
+                if len(_ATLASES) > 16:
+                    _ATLASES.clear()
+                a = _ATLASES[key] = GlyphAtlas(font_chain(cfg.font_chain), size, k)
     return a
 
 
@@ -344,10 +381,16 @@ class _CharTable:
             out = self.lut[cps]
             miss = out < 0
             if miss.any():
-                for cp in np.unique(cps[miss]).tolist():
-                    self.lut[cp] = self._add(cp)
+                with FT_LOCK:
+                    for cp in np.unique(cps[miss]).tolist():
+                        if self.lut[cp] < 0:
+                            self.lut[cp] = self._add(cp)
                 out = self.lut[cps]
             return out.astype(np.int64)
+        with FT_LOCK:
+            return self._ids_astral(cps)
+
+    def _ids_astral(self, cps: np.ndarray) -> np.ndarray:
         out = np.empty(len(cps), np.int64)
         for i, cp in enumerate(cps.tolist()):
             if cp < self.BMP:
@@ -363,11 +406,15 @@ class _CharTable:
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(advance per id, is-space per id, drawable per id)."""
-        if self._arrays is None:
-            faces = np.array(self.faces, np.int64)
-            spaces = np.array(self.spaces, bool)
-            self._arrays = (np.array(self.widths, np.float64), spaces, (faces >= 0) & ~spaces)
-        return self._arrays
+        arrays = self._arrays
+        if arrays is None:
+            with FT_LOCK:
+                n = len(self.faces)  # the lists grow together, under the lock
+                faces = np.array(self.faces[:n], np.int64)
+                spaces = np.array(self.spaces[:n], bool)
+                arrays = (np.array(self.widths[:n], np.float64), spaces, (faces >= 0) & ~spaces)
+                self._arrays = arrays
+        return arrays
 
 
 _TABLES: dict[tuple[str, ...], _CharTable] = {}
@@ -376,7 +423,10 @@ _TABLES: dict[tuple[str, ...], _CharTable] = {}
 def _table(cfg: RenderConfig) -> _CharTable:
     t = _TABLES.get(cfg.font_chain)
     if t is None:
-        t = _TABLES[cfg.font_chain] = _CharTable(font_chain(cfg.font_chain))
+        with FT_LOCK:
+            t = _TABLES.get(cfg.font_chain)
+            if t is None:
+                t = _TABLES[cfg.font_chain] = _CharTable(font_chain(cfg.font_chain))
     return t
 
 
@@ -585,9 +635,9 @@ def _blend_block(canvas: _Canvas, atlas: GlyphAtlas, p: _Placed, lo_line: int, h
     b = np.searchsorted(p.line, hi_line, side="left")
     if a >= b:
         return
-    _dy, _dx, _alpha, start, count, left, top, bw, bh = atlas.packed()
     W, H = canvas.dev.width, canvas.dev.height
-    flat, alpha8 = atlas.flat(W)
+    packed, flat, alpha8 = atlas.packed_flat(W)
+    _dy, _dx, _alpha, start, count, left, top, bw, bh = packed
     ids = p.ids[a:b]
     px = p.px[a:b]
     py = p.py[a:b]
@@ -725,9 +775,10 @@ def _outline_right(face, gid: int) -> float:
         import freetype
 
         try:
-            face.ft.load_glyph(gid, freetype.FT_LOAD_NO_SCALE | freetype.FT_LOAD_NO_HINTING)
-            m = face.ft.glyph.metrics
-            v = (m.horiBearingX + m.width) / face.units_per_em
+            with FT_LOCK:
+                face.ft.load_glyph(gid, freetype.FT_LOAD_NO_SCALE | freetype.FT_LOAD_NO_HINTING)
+                m = face.ft.glyph.metrics
+                v = (m.horiBearingX + m.width) / face.units_per_em
         except freetype.FT_Exception:
             v = 0.0
         cache[gid] = v
