@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -124,15 +125,16 @@ class Run:
     falls back to one word at a time at line ends; both give reportlab's arithmetic exactly.
     """
 
-    __slots__ = ("style", "texts", "widths", "offs", "pos")
+    __slots__ = ("style", "texts", "widths", "offs", "pos", "stop")
 
     def __init__(self, style: int, texts: list[str], widths: list[float], offs: list[int],
-                 pos: int = 0):
+                 pos: int = 0, stop: int | None = None):
         self.style = style
-        self.texts = texts
+        self.texts = texts  # shared by the runs a split cuts from one: words pos..stop-1
         self.widths = widths
         self.offs = offs
         self.pos = pos
+        self.stop = len(texts) if stop is None else stop
 
     def word(self, i: int) -> Word:
         return (self.widths[i], [(self.style, self.texts[i], self.offs[i])], HS)
@@ -150,21 +152,24 @@ def _kind(item: Word | Run) -> int:
 def take(items: Sequence, a: int, b: int | None = None) -> list:
     """Words ``a`` to ``b`` of a breaker's record (words and ``(run, start, stop)`` slices),
     as words and runs, without spelling runs out word by word."""
+    sizes = [(it[2] - it[1] if type(it[0]) is Run else 1) if type(it) is tuple
+             else (it.stop - it.pos if type(it) is Run else 1) for it in items]
+    ends = list(accumulate(sizes))  # words up to and including each item
+    first = bisect_right(ends, a)  # the item holding word a
+    last = len(items) if b is None else min(len(items), bisect_left(ends, b) + 1)
     out: list = []
-    i = 0
-    for it in items:
+    for j in range(first, last):
+        it = items[j]
+        i = ends[j] - sizes[j]  # the item's first word
         if type(it) is Run:
-            it = (it, it.pos, len(it.texts))
+            it = (it, it.pos, it.stop)
         if type(it) is tuple and type(it[0]) is Run:
             run, s, e = it
             lo, hi = max(s, a - i + s), e if b is None else min(e, b - i + s)
             if lo < hi:
-                out.append(Run(run.style, run.texts[lo:hi], run.widths[lo:hi], run.offs[lo:hi]))
-            i += e - s
-        else:
-            if i >= a and (b is None or i < b):
-                out.append(it)
-            i += 1
+                out.append(Run(run.style, run.texts, run.widths, run.offs, lo, hi))
+        elif i >= a and (b is None or i < b):
+            out.append(it)
     return out
 
 
@@ -517,7 +522,7 @@ class Paragraph:
             if type(w) is Run:
                 k = w.pos
                 texts = w.texts
-                end = len(texts)
+                end = w.stop
                 if (words and g_style == w.style and space_width == space
                         and not g[1].endswith(" ")):
                     widths = w.widths
@@ -546,7 +551,7 @@ class Paragraph:
                         space_width = space
                 if k < end:  # the word at k goes the general way; the rest stays a run
                     if k + 1 < end:
-                        queue.appendleft(Run(w.style, texts, w.widths, w.offs, k + 1))
+                        queue.appendleft(Run(w.style, texts, w.widths, w.offs, k + 1, end))
                     queue.appendleft(w.word(k))
                 continue
             fw_append(w)
@@ -783,7 +788,8 @@ class Paragraph:
                 # The remainder's first word is an ordinary one, which the breaker handles
                 # from an empty line exactly as it did when that word opened line s: breaking
                 # again gives back lines[s:] (the next page's frame is as wide).
-                p2.prebroken = lead + [dataclasses.replace(ln, sfw=ln.sfw - b)
+                p2.prebroken = lead + [Line(ln.frags, ln.extra, ln.count, ln.line_break,
+                                            ln.max_width, ln.sfw - b, ln.lo, ln.hi, ln.kind0)
                                        for ln in lines[s:]]
                 p2.kind = 1
                 p2.words_used = rest
