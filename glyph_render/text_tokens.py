@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -265,11 +266,18 @@ def _to_rank_cache(name: str, encoding: Any) -> None:
 
 
 def count_in_background(text: str, tokenizer: str | TextTokenizer = "cl100k_base"):
-    """Start counting ``text`` in a thread; returns a function that waits for the count.
+    """Start counting ``text`` beside the caller; returns a function that waits for the count.
 
-    tiktoken's Rust core releases the GIL, so the count overlaps rendering on a second core.
-    Errors (an unknown tokenizer) surface when the result is asked for.
+    A tokenizer this process has not loaded yet is loaded and run in a forked child (POSIX,
+    while the process has a single thread): building tiktoken's BPE tables holds the GIL for
+    ~0.1 s, which would stall rendering even on a second core. Otherwise a thread counts
+    (tiktoken's encoder releases the GIL). Errors (an unknown tokenizer) surface when the
+    result is asked for, as the same exception.
     """
+    if _fork_worthwhile(tokenizer):
+        forked = _count_in_child(text, tokenizer)  # type: ignore[arg-type]
+        if forked is not None:
+            return forked
     box: dict[str, Any] = {}
 
     def run() -> None:
@@ -287,6 +295,68 @@ def count_in_background(text: str, tokenizer: str | TextTokenizer = "cl100k_base
         if "error" in box:
             raise box["error"]
         return box["value"]
+
+    return result
+
+
+def _fork_worthwhile(tokenizer: str | TextTokenizer) -> bool:
+    if not isinstance(tokenizer, str) or not hasattr(os, "fork") or sys.platform == "darwin":
+        return False  # macOS: system frameworks are not fork-safe
+    if os.environ.get("GLYPH_RENDER_NO_FORK"):
+        return False
+    with _CACHE_LOCK:
+        loaded = tokenizer.strip() in _CACHE
+    return not loaded and tokenizer.strip() != "bytes" and threading.active_count() == 1
+
+
+def _count_in_child(text: str, tokenizer: str) -> Callable[[], tuple[str, int]] | None:
+    """Fork a child that loads ``tokenizer`` and counts ``text``; None if fork fails."""
+    import pickle
+
+    r, w = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(r)
+        os.close(w)
+        return None
+    if pid == 0:  # the child: count, report, leave without running the parent's cleanup
+        code = 0
+        try:
+            os.close(r)
+            try:
+                tok = get_tokenizer(tokenizer)
+                msg: Any = ("value", (tok.name, tok.count(text)))
+            except BaseException as exc:
+                try:
+                    pickle.dumps(exc)
+                    msg = ("error", exc)
+                except Exception:
+                    msg = ("error", TokenizerError(f"{exc.__class__.__name__}: {exc}"))
+            data = pickle.dumps(msg)
+            with os.fdopen(w, "wb") as f:
+                f.write(data)
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(w)
+    done: dict[str, Any] = {}
+
+    def result() -> tuple[str, int]:
+        if not done:
+            with os.fdopen(r, "rb") as f:
+                data = f.read()
+            os.waitpid(pid, 0)
+            try:
+                kind, value = pickle.loads(data)
+            except Exception:
+                kind, value = "error", TokenizerError(
+                    f"counting tokens with {tokenizer!r} failed in a child process")
+            done[kind] = value
+        if "error" in done:
+            raise done["error"]
+        return done["value"]
 
     return result
 
