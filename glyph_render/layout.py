@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from .config import FRAME_PADDING, RenderConfig
 from .fonts import font_chain
-from .paragraph import BREAK, CJK_TRIGGER, MARKER, TEXT, WSC, Frag, Metrics, Paragraph
+from .paragraph import BREAK, CJK_TRIGGER, MARKER, TEXT, WSC, Frag, Paragraph, metrics_for
 from .paragraph import Line as PLine
 from .pdfnum import fp_str, pdf_value
 
@@ -428,7 +428,7 @@ def layout(text: str, cfg: RenderConfig, *, geometry_only: bool = False) -> Iter
     """
     stext, omap = _source(text, cfg.tab_size)
     chain = font_chain(cfg.font_chain)
-    m = Metrics(chain, cfg.font_size)
+    m = metrics_for(chain, cfg.font_size)
     markup = _Markup(cfg)
     cjk = bool(CJK_TRIGGER.search(text))
     frame = _Frame(cfg)

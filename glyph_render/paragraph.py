@@ -20,6 +20,7 @@ Everything is in points; nothing here knows about pixels.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from bisect import bisect_left, bisect_right
 from collections import deque
@@ -65,6 +66,18 @@ def rl_split(text: str) -> list[str]:
     return _WSC_SPLIT(text) if "\xa0" in text else text.split()
 
 
+#: Words whose widths one :class:`Metrics` remembers (~100 bytes each); a document's vocabulary
+#: is typically 10-30 thousand words.
+WIDTH_CACHE_WORDS = 100_000
+
+
+@functools.lru_cache(maxsize=8)
+def metrics_for(chain: FontChain, size: float) -> Metrics:
+    """One :class:`Metrics` per font chain and size for the process, so a word measured for
+    one document is not measured again for the next."""
+    return Metrics(chain, size)
+
+
 class Metrics:
     """reportlab's ``stringWidth`` for one font chain and size, memoised per string."""
 
@@ -82,7 +95,7 @@ class Metrics:
             lookup = self.chain.lookup
             resolve = self.chain.resolve
             w = self.k * sum([(lookup.get(c) or resolve(c))[2] for c in text])
-            if len(self._cache) < 400_000:
+            if len(self._cache) < WIDTH_CACHE_WORDS:
                 self._cache[text] = w
         return w
 
