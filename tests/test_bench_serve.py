@@ -24,11 +24,6 @@ except ImportError:  # tests/ imported as a package
 REPO = Path(__file__).resolve().parents[1]
 CHARS = (600, 3000)
 PROMPTS = 5
-# bench serve renders its documents in 4 threads, and the raster is not thread-safe yet: runs
-# crash or raise at random (test_raster's strict xfail test_pages_render_concurrently_from_threads
-# reproduces it every time). Not strict, as a run may get lucky; make these plain tests again
-# when that test passes.
-RENDER_RACE = pytest.mark.xfail(strict=False, reason="concurrent renders race in the raster")
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +46,6 @@ def _table_value(block: str, label: str) -> str:
     return match.group(1)
 
 
-@RENDER_RACE
 def test_report_has_a_seed_layout_block_per_arm_and_length(bench):
     stdout, data, _ = bench
     blocks = re.findall(r"=+ Serving Benchmark Result =+\n.*?\n={50}", stdout, re.DOTALL)
@@ -77,7 +71,6 @@ def test_report_has_a_seed_layout_block_per_arm_and_length(bench):
     assert "Text vs pages" in stdout
 
 
-@RENDER_RACE
 def test_figures_are_sane_and_add_up(bench):
     _, data, _ = bench
     assert data["settings"]["num_prompts"] == PROMPTS
@@ -111,7 +104,6 @@ def test_figures_are_sane_and_add_up(bench):
         assert s["total_input_vision_tokens"] == sum(r["vision_tokens"] for r in reqs)
 
 
-@RENDER_RACE
 def test_same_documents_both_arms_and_pages_cost_less(bench):
     _, data, _ = bench
     runs = {(r["arm"], r["input_chars"]): r for r in data["runs"]}
@@ -126,7 +118,6 @@ def test_same_documents_both_arms_and_pages_cost_less(bench):
     assert max(starts) > 0  # Poisson arrivals at 40/s, not all at once
 
 
-@RENDER_RACE
 def test_plot_is_a_png(bench):
     _, _, png = bench
     with Image.open(png) as img:
@@ -135,7 +126,6 @@ def test_plot_is_a_png(bench):
         img.verify()
 
 
-@RENDER_RACE
 def test_failures_are_counted_not_fatal(run_cli, tmp_path):
     """The text arm overflows a small context; the same documents as pages fit."""
     with serve_ocr("--no-ocr", "--max-model-len", "1500") as url:

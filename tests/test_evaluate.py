@@ -37,10 +37,6 @@ from glyph_render.text_tokens import get_tokenizer
 
 CORPUS = PACKAGE_CORPUS
 TOK = get_tokenizer("cl100k_base")
-# One item at a time: the raster is not thread-safe yet (concurrent renders crash or raise; see
-# test_raster's strict xfail test_pages_render_concurrently_from_threads). The niah run used
-# --concurrency 2: restore it when that test passes.
-SERIAL = ("--concurrency", 1)
 
 
 try:
@@ -85,7 +81,7 @@ def test_niah_end_to_end_scores_the_grid(server: ServeOcr, tmp_path: Path) -> No
     out = tmp_path / "niah"
     proc = glyph_eval("niah", "--endpoint", server.url, "--haystack", CORPUS,
                       "--lengths", "1000,2000", "--depths", "0.1,0.5,0.9", "--kinds", "number",
-                      "--dpi", 96, *SERIAL, "-o", out, "--json")
+                      "--dpi", 96, "--concurrency", 2, "-o", out, "--json")
     assert proc.returncode == 0, proc.stderr
     res = json.loads(proc.stdout)
     assert res == json.loads((out / "results.json").read_text())
@@ -211,7 +207,7 @@ def test_longbench_scores_each_dataset_with_its_metric(server: ServeOcr, tmp_pat
     data.write_text("".join(json.dumps(it) + "\n" for it in LONGBENCH_ITEMS) + '{"_id": 7}\n')
     out = tmp_path / "lb"
     proc = glyph_eval("longbench", "--endpoint", server.url, "--data", data, "--dpi", 96,
-                      *SERIAL, "-o", out, "--json")
+                      "-o", out, "--json")
     assert proc.returncode == 1, proc.stderr  # the invalid line is reported, not scored
     res = json.loads(proc.stdout)
     assert res["items"] == 3 and res["ok"] == 3 and res["invalid"] == 1
@@ -297,8 +293,7 @@ def test_mrcr_end_to_end(server: ServeOcr, tmp_path: Path) -> None:
                                                            "n_needles": 4}) + "\n")
     out = tmp_path / "mrcr"
     before = len(server.chat_lines())
-    proc = glyph_eval("mrcr", "--endpoint", server.url, "--data", data, "--dpi", 96, *SERIAL,
-                      "-o", out)
+    proc = glyph_eval("mrcr", "--endpoint", server.url, "--data", data, "--dpi", 96, "-o", out)
     assert proc.returncode == 0, proc.stderr
     assert "| needles" in proc.stdout and "| context tokens" in proc.stdout
     assert all(" pages=1 " in ln for ln in server.chat_lines()[before:])

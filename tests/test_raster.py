@@ -707,15 +707,11 @@ def test_same_input_gives_byte_identical_pngs_twice_and_in_a_fresh_process() -> 
     assert out.stdout.split() == first
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "raster and fonts share FreeType faces, glyph atlases and char tables across threads with no "
-    "lock: concurrent renders segfault, abort (heap corruption) or raise IndexError. When this "
-    "passes, restore --concurrency 2 in test_evaluate's niah test and drop test_bench_serve's "
-    "RENDER_RACE marks"))
 def test_pages_render_concurrently_from_threads() -> None:
     # what AsyncGlyphClient (asyncio.to_thread), eval --concurrency and bench serve do: price
     # and raster pages from several threads; each DPI builds a new glyph atlas. Rounds of 16
-    # threads, in a child process, since the failure may be a crash.
+    # threads, in a child process, since the failure may be a crash (shared FreeType faces,
+    # atlases and char tables once segfaulted, corrupted the heap or raised IndexError).
     script = textwrap.dedent("""
         import sys, threading
         from glyph_render.config import RenderConfig
