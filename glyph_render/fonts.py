@@ -283,6 +283,8 @@ class FontChain:
         primary = self.primary
         g = primary.glyph(cp) if not 0xD800 <= cp <= 0xDFFF else 0
         if g or len(self.paths) == 1:
+            if not g:  # the single font lacks it: drawn as its .notdef, as the reference does
+                self.missing_chars.add(ch)
             res = (0, g, primary.glyph_width(g))
         else:
             for i in range(1, len(self.paths)):

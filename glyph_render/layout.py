@@ -51,7 +51,8 @@ class Line:
     baseline: float  # pt from the page's top edge
     x: float  # pt from the page's left edge
     forced: bool = False  # ended by a source newline
-    width: float = 0.0  # pt: reportlab's measured width of the line (trailing space excluded)
+    width: float = 0.0  # pt: reportlab's measured width (max width - extraSpace; CJK mode
+    # counts the spaces it strips off the line's ends, as reportlab does)
 
     @property
     def text(self) -> str:

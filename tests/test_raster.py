@@ -568,6 +568,7 @@ def test_an_empty_fallback_chain_draws_notdef_boxes_as_the_reference() -> None:
     (pa, a), (_pb, b) = draw1("\u4e2d", bare), draw1("\u6728", bare)
     assert np.array_equal(np.asarray(a), np.asarray(b))
     assert pa.lines[0].width == pytest.approx(0.6 * 9, abs=0.01)  # DejaVu's .notdef advance
+    assert pa.missing == 1  # drawn, but as .notdef: the report still counts it
     box = ink(a)
     left, top, right, bottom = bbox(box)
     assert box[top, left + 1:right].all() and box[top + 1:bottom, right].all()

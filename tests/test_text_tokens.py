@@ -165,3 +165,40 @@ def test_hf_without_tokenizers_package(tmp_path: Path, monkeypatch: pytest.Monke
     with pytest.raises(TokenizerError, match=r"'tokenizers' package.*glyph-render\[hf\]") as exc:
         get_tokenizer(str(path))
     assert str(path) in str(exc.value)
+
+
+COUNT_IN_CHILD = """
+import json, os, sys
+from glyph_render import text_tokens as T
+text = "The quick brown fox. " * 5000
+result = T.count_in_background(text, sys.argv[1])
+try:
+    name, n = result()
+    out = {"name": name, "n": n}
+except Exception as exc:
+    out = {"error": type(exc).__name__, "message": str(exc)}
+out["loaded_here"] = sys.argv[1] in T._CACHE
+out["expected"] = len(T.get_tokenizer("cl100k_base").encode(text))
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "thread"])
+def test_background_count_in_a_child_or_a_thread(fork: bool) -> None:
+    # a tokenizer the process has not loaded is loaded and counted in a forked child (its
+    # tables would hold the GIL against rendering); GLYPH_RENDER_NO_FORK keeps it in a thread
+    env = {k: v for k, v in os.environ.items() if k != "GLYPH_RENDER_NO_FORK"}
+    if not fork:
+        env["GLYPH_RENDER_NO_FORK"] = "1"
+    run = subprocess.run([sys.executable, "-c", COUNT_IN_CHILD, "cl100k_base"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["name"] == "cl100k_base" and out["n"] == out["expected"]
+    if hasattr(os, "fork") and sys.platform != "darwin":
+        assert out["loaded_here"] is not fork
+    bad = subprocess.run([sys.executable, "-c", COUNT_IN_CHILD, "no_such_encoding"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert bad.returncode == 0, bad.stderr
+    err = json.loads(bad.stdout)
+    assert err["error"] == "TokenizerError" and "no_such_encoding" in err["message"]
