@@ -17,18 +17,22 @@ auto``). Measured on 9 pt English pages (two books, mean CER): at 5/6/7/8/9/10 p
 1.0%, and em -> 27 px 30.7/23.4/6.9/5.6/2.9/1.0%. Samples are the first page of text from
 paragraph starts spread over the middle of each book (no front matter).
 
-Result (Tesseract 5.3, DejaVu Sans / Droid Sans Fallback): CER depends on px/em alone, not on
-the font size. English/Russian median CER: 20/36% at 6 px/em, 13/9% at 6.5, 7/6% at 6.75,
-~5% at 7.0, a 4-6% plateau to 8.0, 2/0.8% at 8.5, 1/0.4% at 9. So 7.0 px/em is the first size
-under 5%, ~0.3 px/em above the 10% cliff. CJK needs more: zh (chi_tra) 67% at 7 px/em, 20% at
-9, 7-8% at 11-12, a ~5% Tesseract baseline from 14; ja 50% at 7, 17% at 9, ~2% from 14.
+Result (Tesseract 5.3, DejaVu Sans / Droid Sans Fallback, pages drawn as Glyph's renderer
+draws them: unhinted FreeType glyphs at quarter-pixel phases): CER depends on px/em alone, not
+on the font size (7 and 9 pt agree within a point). English/Russian median CER, 3 pages each:
+17/19% at 5.5 px/em, 9/11% at 6, 7/7% at 6.25, 4/7% at 6.5, 3/6% at 6.75, 2/4% at 7.0, 1.4/1.3%
+at 7.5, 0.9/0.2% at 8, 0.6/0.1% at 9. So 7.0 px/em stays the floor: the first size under 5% for
+both scripts (English alone would allow 6.5), ~1 px/em above the 10% cliff. The unhinted pages
+read better than the hinted ones this floor was first set on (then ~5% at 7 px/em, 20/36% at 6).
+CJK needs more: zh (chi_tra) 72% at 7 px/em, 52% at 8, 23% at 9, 17% at 10, 9% at 12, 7% at 14;
+ja 31% at 7, 17% at 8, 15% at 9, 8% at 11, 4% at 14. The knee lies between 8 and 9 px/em, so the
+CJK floor stays 9.
 
-    # the grids behind the floor (2 cores: ~13, ~4 and ~13 minutes)
-    python benchmarks/legibility.py --scripts en,ru --pages 3 --plot enru.png
-    python benchmarks/legibility.py --scripts zh,ja --dpi 48,64,72,96,120,144 --pages 1 \
-        --chars 3000 --plot cjk.png
-    python benchmarks/legibility.py --scripts en,ru --font-size 6,7,9 --pages 2 \
-        --px-per-em 6,6.25,6.5,6.75,7,7.25,7.5,8,8.5,9 --plot knee.png --json knee.json
+    # the grids behind the floor (2 cores: ~5 and ~2 minutes)
+    python benchmarks/legibility.py --scripts en,ru --font-size 7,9 --pages 3 \
+        --px-per-em 5.5,6,6.25,6.5,6.75,7,7.5,8,9 --plot knee.png --json knee.json
+    python benchmarks/legibility.py --scripts zh,ja --font-size 9 --pages 2 --chars 3000 \
+        --px-per-em 7,8,9,10,11,12,14 --plot cjk.png
 """
 
 from __future__ import annotations

@@ -182,8 +182,8 @@ print(json.dumps(dict(pages=n, cold=cold, warm=warm, layout=lay, raster=ras, enc
         f.write(text)
     try:
         out = subprocess.run([sys.executable, "-c", code, f.name], capture_output=True,
-                             text=True, check=True, env=user_env(), preexec_fn=lambda: os.sched_setaffinity(
-                                 0, {min(os.sched_getaffinity(0))}))
+                             text=True, check=True, env=user_env(), preexec_fn=lambda: (
+                                 os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})))
     finally:
         os.unlink(f.name)
     return json.loads(out.stdout)

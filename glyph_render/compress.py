@@ -25,11 +25,12 @@ text is drawn smaller than the floor.
 
 The legibility floor is in pixels per em (font size x DPI / 72), because that is what legibility
 depends on: ``benchmarks/legibility.py`` finds Tesseract's character error rate a function of
-px/em alone, whatever the point size. On DejaVu Sans prose it measured (median CER, English /
-Russian): 6.0 px/em 20% / 36%, 6.5 px/em 13% / 9%, 7.0 px/em 5% / 5%, 8.5 px/em 2% / 0.8%, 9 px/em
-(Glyph's published 9 pt at 72 DPI) 1% / 0.4%. So the default floor is 7 px/em, the first size
-near 5%, with the 10% cliff only ~0.4 px/em below it. CJK needs more: 50-67% at 7 px/em, ~20% at
-9, 7-12% at 11 (Tesseract is a weak proxy for a VLM, and weakest on CJK), so CJK-dominant text
+px/em alone, whatever the point size. On DejaVu Sans prose drawn as Glyph's renderer draws it
+(unhinted) it measured (median CER, English / Russian): 6.0 px/em 9% / 11%, 6.5 px/em 4% / 7%,
+7.0 px/em 2% / 4%, 8 px/em 0.9% / 0.2%, 9 px/em (Glyph's published 9 pt at 72 DPI) 0.6% / 0.1%.
+So the default floor is 7 px/em, the first size under 5% in both scripts, ~1 px/em above the
+10% cliff. CJK needs more: 31-72% at 7 px/em, 15-23% at 9, 8-13% at 11 (Tesseract is a weak
+proxy for a VLM, and weakest on CJK), the knee between 8 and 9 px/em, so CJK-dominant text
 gets 9 px/em, Glyph's own published setting.
 """
 
