@@ -767,6 +767,22 @@ class _InkCandidates:
     bottom: list[tuple[int, int, float, object, int]]
 
 
+def _face_reach(chain: FontChain, n: int) -> np.ndarray:
+    """Per face of the chain: how far right of its pen (in em) any glyph's outline can reach,
+    from the font's bounding box (at least 1 em, in case a font's box understates it)."""
+    reach = _REACH.get(chain.paths)
+    if reach is None:
+        out = []
+        for i in range(n):
+            f = chain.face(i)
+            out.append(max(1.0, f.bbox[2] / f.units_per_em if f.units_per_em else 1.0))
+        reach = _REACH[chain.paths] = np.array(out, np.float64)
+    return reach
+
+
+_REACH: dict[tuple[str, ...], np.ndarray] = {}
+
+
 def _outline_right(face, gid: int) -> float:
     """Right edge of a glyph's outline in em (unscaled, unhinted), memoised on the face."""
     cache = face.__dict__.setdefault("_xmax", {})
@@ -805,21 +821,27 @@ def _candidates(page: Page, cfg: RenderConfig) -> _InkCandidates:
             if drawable[cid]:
                 yield faces[cid], gids[cid], float(g.x[j])
 
-    # Cheap bound per line: pen start + drawn advance; refine only lines near the maximum.
-    approx = [ln.ux + ln.width + abs(ln.word_space) * 4 for ln in lines]
+    # The rightmost outline: a glyph's right edge lies within its font's bounding box of its pen
+    # x, so glyphs are measured exactly in order of that bound until it falls 1 pt short.
     right: list = []
-    if approx:
-        top = max(approx)
+    keep = np.flatnonzero(drawable[g.cids]) if len(g.cids) else np.zeros(0, np.int64)
+    if len(keep):
+        reach = _face_reach(chain, len(chain.paths))
+        cface = np.asarray(faces, np.int64)[g.cids[keep]]
+        bound = g.x[keep] + fs * reach[cface]
+        best = -math.inf
         found: list = []
-        for i in range(n_lines):
-            if approx[i] < top - (0.6 * fs + 2.0):
-                continue
-            for face, gid, x in glyphs_of(i):
-                found.append((x + _outline_right(chain.face(face), gid) * fs, face, gid, x, i))
-        if found:
-            best = max(r for r, *_ in found)
-            right = [(face, gid, x, lines[i], lines[i].block) for r, face, gid, x, i in found
-                     if r >= best - 1.0]
+        for k in np.argsort(-bound, kind="stable").tolist():
+            if bound[k] < best - 1.0:
+                break
+            j = int(keep[k])
+            cid = int(g.cids[j])
+            face, gid, x = faces[cid], gids[cid], float(g.x[j])
+            r = x + _outline_right(chain.face(face), gid) * fs
+            found.append((r, face, gid, x, int(g.line[j])))
+            best = max(best, r)
+        right = [(face, gid, x, lines[i], lines[i].block) for r, face, gid, x, i in found
+                 if r >= best - 1.0]
     bottom: list = []
     inked = [i for i in range(n_lines) if any(t.strip() for t, _s in lines[i].runs)]
     for i in inked[-2:]:
