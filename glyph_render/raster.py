@@ -193,6 +193,18 @@ class GlyphAtlas:
             self._ink[key] = rows
         return rows
 
+    def ink_span(self, gi: int, threshold: int) -> tuple[int, int, int, int] | None:
+        """Of ``ink_rows``: first and last row, and the least and greatest rightmost column;
+        None when no pixel reaches ``threshold``."""
+        key = (gi, threshold, "span")
+        span = self._ink.get(key)
+        if span is None:
+            rows = self.ink_rows(gi, threshold)
+            cols = [c for _r, c in rows]
+            span = (rows[0][0], rows[-1][0], min(cols), max(cols)) if rows else ()
+            self._ink[key] = span
+        return span or None
+
     def flat(self, width: int) -> tuple[np.ndarray, np.ndarray]:
         """Per packed pixel: offset from the pen pixel in a page ``width`` wide, and coverage
         shifted left 8 bits (the blend table's row)."""
@@ -765,6 +777,7 @@ class _InkCandidates:
 
     right: list[tuple[int, int, float, object, int]]
     bottom: list[tuple[int, int, float, object, int]]
+    block_last: dict[int, object]  # each block's last line (the next block's fill cuts it)
 
 
 def _face_reach(chain: FontChain, n: int) -> np.ndarray:
@@ -846,7 +859,10 @@ def _candidates(page: Page, cfg: RenderConfig) -> _InkCandidates:
     inked = [i for i in range(n_lines) if any(t.strip() for t, _s in lines[i].runs)]
     for i in inked[-2:]:
         bottom.extend((face, gid, x, lines[i], lines[i].block) for face, gid, x in glyphs_of(i))
-    ink = _InkCandidates(right, bottom)
+    block_last: dict[int, object] = {}
+    for ln in lines:
+        block_last[ln.block] = ln
+    ink = _InkCandidates(right, bottom, block_last)
     page.ink = ink
     return ink
 
@@ -970,24 +986,36 @@ def _ink_extent(page: Page, cfg: RenderConfig, dev: Device, *, want_bottom: bool
         phase = math.floor((xt - x0) * PHASES) if atlas.fractional(face) else 0
         return atlas.glyph_id(face, gid, phase), x0, math.floor(yt)
 
-    block_last: dict[int, object] = {}
-    for ln in page.lines:
-        block_last[ln.block] = ln
+    block_last = cands.block_last
     for face, gid, x, ln, bi in cands.right:
         gi, x0, y0 = place(face, gid, x, ln, bi)
-        cut = cut_rows.get(bi, 1 << 30) if block_last.get(bi) is ln else 1 << 30
+        span = atlas.ink_span(gi, thr)
+        if span is None:
+            continue
+        limit = min(H, cut_rows.get(bi, 1 << 30) if block_last.get(bi) is ln else H)
+        if y0 + span[0] >= 0 and y0 + span[1] < limit:  # every inked row is on the page
+            col = x0 + span[3]
+            if col > right:
+                right = min(col, W - 1) if col >= 0 else right
+            continue
         for dy, dx in atlas.ink_rows(gi, thr):
             row, col = y0 + dy, x0 + dx
-            if 0 <= row < min(H, cut) and col > right:
+            if 0 <= row < limit and col > right:
                 right = min(col, W - 1) if col >= 0 else right
     if want_bottom:
         for face, gid, x, ln, bi in cands.bottom:
             gi, x0, y0 = place(face, gid, x, ln, bi)
-            cut = cut_rows.get(bi, 1 << 30) if block_last.get(bi) is ln else 1 << 30
             if x0 + atlas.box[gi][0] >= W:
+                continue
+            span = atlas.ink_span(gi, thr)
+            if span is None:
+                continue
+            limit = min(H, cut_rows.get(bi, 1 << 30) if block_last.get(bi) is ln else H)
+            if x0 + span[2] >= 0 and y0 + span[1] < limit:  # every inked row counts
+                bottom = max(bottom, y0 + span[1])
                 continue
             for dy, dx in atlas.ink_rows(gi, thr):
                 row = y0 + dy
-                if bottom < row < min(H, cut) and x0 + dx >= 0:
+                if bottom < row < limit and x0 + dx >= 0:
                     bottom = row
     return right, bottom
