@@ -86,17 +86,29 @@ class Metrics:
         self.size = size
         self.k = 0.001 * size
         self._cache: dict[str, float] = {}
+        self._char = _CharWidths(chain)
         self.space = self.width(" ")
 
     def width(self, text: str) -> float:
-        """``0.001 * size * sum(widths)``, summed by ``sum`` as reportlab sums."""
+        """``0.001 * size * sum(widths)``, summed by ``sum`` as reportlab sums (left to right;
+        ``map`` over the characters keeps a first-seen word's cost low)."""
         w = self._cache.get(text)
         if w is None:
-            lookup = self.chain.lookup
-            resolve = self.chain.resolve
-            w = self.k * sum([(lookup.get(c) or resolve(c))[2] for c in text])
+            w = self.k * sum(map(self._char.__getitem__, text))
             if len(self._cache) < WIDTH_CACHE_WORDS:
                 self._cache[text] = w
+        return w
+
+
+class _CharWidths(dict):
+    """Character -> width in 1/1000 em, filled from the font chain on first use."""
+
+    def __init__(self, chain: FontChain):
+        super().__init__()
+        self.chain = chain
+
+    def __missing__(self, ch: str) -> float:
+        w = self[ch] = self.chain.resolve(ch)[2]
         return w
 
 
