@@ -11,9 +11,7 @@ page splits right after a <br/>, 30-line group boundaries, long words, entities,
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,18 +32,12 @@ REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "glyph_render" / "data" / "corpus"
 
 
-def _load_reference():
-    name = "benchmarks.reference_glyph"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / "reference_glyph.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+try:
+    from reference_loader import load_reference
+except ImportError:  # tests/ imported as a package
+    from tests.reference_loader import load_reference
 
-
-ref = _load_reference()
+ref = load_reference()
 
 
 def corpus(name: str, start: int, chars: int) -> str:

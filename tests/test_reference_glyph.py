@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,18 +16,12 @@ if not (shutil.which("pdftoppm") and shutil.which("pdfinfo") and shutil.which("p
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _load():
-    name = "benchmarks.reference_glyph"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / "reference_glyph.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+try:
+    from reference_loader import load_reference
+except ImportError:  # tests/ imported as a package
+    from tests.reference_loader import load_reference
 
-
-rg = _load()
+rg = load_reference()
 
 LONG = " ".join(f"word{i}" for i in range(160))  # wraps over several 563 pt lines
 TEXT = "\n".join(

@@ -1,0 +1,22 @@
+"""``benchmarks/reference_glyph.py`` (the re-creation of Glyph's renderer) as a module, loaded
+once however many test files use it: benchmarks/ is not a package."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_reference() -> ModuleType:
+    name = "benchmarks.reference_glyph"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / "reference_glyph.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
