@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -176,8 +177,14 @@ def ocr_cer(image: np.ndarray, truth: str, lang: str) -> float | None:
     im = im.resize((im.width * 2, im.height * 2), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     im.save(buf, "PNG")
-    proc = subprocess.run(["tesseract", "stdin", "stdout", "--psm", "6", "-l", lang],
-                          input=buf.getvalue(), capture_output=True, timeout=300, check=False)
+    # one thread: Tesseract's OpenMP workers spin in the kernel for minutes on CJK pages
+    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+    try:
+        proc = subprocess.run(["tesseract", "stdin", "stdout", "--psm", "6", "-l", lang],
+                              input=buf.getvalue(), capture_output=True, timeout=300,
+                              check=False, env=env)
+    except subprocess.TimeoutExpired:
+        return None
     if proc.returncode != 0:
         return None
     # OCR breaks lines where the page wrapped them (and spaces CJK out): compare ink only
