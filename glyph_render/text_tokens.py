@@ -268,11 +268,12 @@ def _to_rank_cache(name: str, encoding: Any) -> None:
 def count_in_background(text: str, tokenizer: str | TextTokenizer = "cl100k_base"):
     """Start counting ``text`` beside the caller; returns a function that waits for the count.
 
-    A tokenizer this process has not loaded yet is loaded and run in a forked child (POSIX,
+    The first count with a tokenizer this process has not loaded runs in a forked child (POSIX,
     while the process has a single thread): building tiktoken's BPE tables holds the GIL for
-    ~0.1 s, which would stall rendering even on a second core. Otherwise a thread counts
-    (tiktoken's encoder releases the GIL). Errors (an unknown tokenizer) surface when the
-    result is asked for, as the same exception.
+    ~0.1 s, which would stall rendering even on a second core, and a one-document command
+    never needs the tables itself. Otherwise a thread counts (tiktoken's encoder releases the
+    GIL). Errors (an unknown tokenizer) surface when the result is asked for, as the same
+    exception.
     """
     if _fork_worthwhile(tokenizer):
         forked = _count_in_child(text, tokenizer)  # type: ignore[arg-type]
@@ -304,9 +305,17 @@ def _fork_worthwhile(tokenizer: str | TextTokenizer) -> bool:
         return False  # macOS: system frameworks are not fork-safe
     if os.environ.get("GLYPH_RENDER_NO_FORK"):
         return False
+    key = tokenizer.strip()
     with _CACHE_LOCK:
-        loaded = tokenizer.strip() in _CACHE
-    return not loaded and tokenizer.strip() != "bytes" and threading.active_count() == 1
+        if key in _CACHE or key in _FORKED or key == "bytes" or threading.active_count() != 1:
+            return False
+        # once per process: a program that renders many documents loads the tokenizer for
+        # itself from the second on, instead of paying the load in a child every time
+        _FORKED.add(key)
+    return True
+
+
+_FORKED: set[str] = set()
 
 
 def _count_in_child(text: str, tokenizer: str) -> Callable[[], tuple[str, int]] | None:

@@ -178,6 +178,9 @@ try:
 except Exception as exc:
     out = {"error": type(exc).__name__, "message": str(exc)}
 out["loaded_here"] = sys.argv[1] in T._CACHE
+if "n" in out:  # a second document: the process loads the tokenizer for itself, once
+    out["second"] = T.count_in_background(text, sys.argv[1])()[1]
+    out["second_loaded_here"] = sys.argv[1] in T._CACHE
 out["expected"] = len(T.get_tokenizer("cl100k_base").encode(text))
 print(json.dumps(out))
 """
@@ -197,6 +200,7 @@ def test_background_count_in_a_child_or_a_thread(fork: bool) -> None:
     assert out["name"] == "cl100k_base" and out["n"] == out["expected"]
     if hasattr(os, "fork") and sys.platform != "darwin":
         assert out["loaded_here"] is not fork
+    assert out["second"] == out["n"] and out["second_loaded_here"]
     bad = subprocess.run([sys.executable, "-c", COUNT_IN_CHILD, "no_such_encoding"], cwd=REPO,
                          capture_output=True, text=True, timeout=120, env=env, check=False)
     assert bad.returncode == 0, bad.stderr
