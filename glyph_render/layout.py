@@ -496,16 +496,22 @@ def _count_missing(page: Page, chain) -> Page:
     return page
 
 
+def _space_left(frame: _Frame, cfg: RenderConfig) -> tuple[float, float]:
+    """The space before the next paragraph (none at the frame's top; what the previous
+    paragraph's space after already gave is subtracted) and the height left below it."""
+    s = 0.0
+    if not frame.at_top:
+        s = cfg.space_before
+        s = max(s - frame.prev_after, 0)
+    return s, frame.y - frame.y1p - s
+
+
 def _add(frame: _Frame, f: Paragraph, cfg: RenderConfig, placer: _Placer, page: Page,
          force: bool = False) -> bool:
     """reportlab's Frame.add: wrap in the space left, draw if it fits."""
     y = frame.y
     p = frame.y1p
-    s = 0.0
-    if not frame.at_top:
-        s = cfg.space_before
-        s = max(s - frame.prev_after, 0)
-    h = y - p - s
+    s, h = _space_left(frame, cfg)
     if h > 0 or force:
         _w, h = f.wrap(frame.aW, h)
     else:
@@ -525,13 +531,8 @@ def _add(frame: _Frame, f: Paragraph, cfg: RenderConfig, placer: _Placer, page: 
 
 
 def _split(frame: _Frame, f: Paragraph, cfg: RenderConfig) -> list[Paragraph]:
-    y = frame.y
-    p = frame.y1p
-    s = 0.0
-    if not frame.at_top:
-        s = cfg.space_before
-        s = max(s - frame.prev_after, 0)
-    h = y - p - s
+    """reportlab's Frame.split: the paragraph cut to the height left."""
+    _s, h = _space_left(frame, cfg)
     if h <= 0:
         return []
     return f.split(frame.aW, h)
