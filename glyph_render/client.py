@@ -309,7 +309,7 @@ class _ClientCore:
         fitting = None if ctx is None else self._context_budget(ctx, question, o, info)
         budget = o.budget
         if budget is None:
-            sizes = page_sizes(list(layout(text, cfg, geometry_only=True)), cfg)
+            sizes = page_sizes(list(layout(text, cfg)), cfg)
             need = self._predict(sizes, question, o)
             if ctx is None or need + o.max_tokens <= ctx:
                 return _Job(cfg, [(0, len(text))], self.tokenizer.count(text), None,

@@ -238,7 +238,7 @@ def compress(text: str, budget: int, *, model: str | VisionProfile = "glyph",
         hi = max(max_dpi, lo)
         if lo > hi:
             continue
-        pages = list(layout(text, cfg, geometry_only=True))
+        pages = list(layout(text, cfg))
         priced = _Priced(cfg, pages, prof, per_image_tokens)
         dpi = _best_dpi(priced, budget, lo, hi)
         entry: dict[str, Any] = {
@@ -287,7 +287,7 @@ def _split(text: str, budget: int, base: RenderConfig, prof: VisionProfile, tok:
     """
     lo = min_px_per_em * 72.0 / base.font_size
     dpi = min(max(base.dpi, lo), max(max_dpi, lo))
-    pages = list(layout(text, base, geometry_only=True))
+    pages = list(layout(text, base))
     single_max = max(image_tokens(*page_pixel_size(p, base, last=False, dpi=lo), prof)
                      for p in pages) + per_image
     if single_max > budget:
@@ -333,7 +333,7 @@ def _split(text: str, budget: int, base: RenderConfig, prof: VisionProfile, tok:
 
 def _chunk_pages(chunk: str, cfg: RenderConfig, prof: VisionProfile, per_image: int,
                  offset: int) -> list[PagePlan]:
-    pages = list(layout(chunk, cfg, geometry_only=True))
+    pages = list(layout(chunk, cfg))
     n = len(pages)
     out = []
     for k, p in enumerate(pages):
