@@ -5,6 +5,7 @@ and page spans that index the extracted text ``dump_text`` writes out."""
 from __future__ import annotations
 
 import io
+import subprocess
 import sys
 from pathlib import Path
 
@@ -186,3 +187,12 @@ def test_a_missing_extra_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
                                          r"'glyph-render\[docs\]'") as exc:
         read_document(tmp_path / name)
     assert "\n" not in str(exc.value)
+
+
+def test_stdin_is_recognised_by_its_content() -> None:
+    code = "import sys; from glyph_render import read_document; print(read_document('-'))"
+    for data in (make_pdf([["Piped PDF text."]]), make_docx()):
+        proc = subprocess.run([sys.executable, "-c", code], input=data, capture_output=True,
+                              timeout=120, check=True)
+        first = proc.stdout.decode("utf-8").split("\n")[0]
+        assert first in ("Piped PDF text.", "Quarterly report")
