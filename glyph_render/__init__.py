@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .compat import text_to_images
 from .compress import Plan, compress, context_budget
 from .config import PRESETS, RenderConfig, detect_preset, parse_newline_markup
 from .document import read_document
@@ -69,7 +70,8 @@ __all__ = ["Answer", "AsyncGlyphClient", "AuthError", "BudgetError", "ClientErro
     "context_budget", "count_tokens", "detect_preset", "encode_png", "get_profile",
     "get_tokenizer", "image_token_info", "image_tokens", "iter_pages", "layout",
     "page_pixel_size", "page_sizes", "parse_newline_markup", "prompt_tokens", "rasterize",
-    "read_document", "render", "render_to_dir", "smart_resize", "write_pdf", "__version__"]
+    "read_document", "render", "render_to_dir", "smart_resize", "text_to_images", "write_pdf",
+    "__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -56,12 +56,20 @@ def encode_png(img: Image.Image, dpi: float | None = None, level: int | None = N
     return b"".join(parts)
 
 
-def write_pdf(images: Iterable[Image.Image], path: str | Path, dpi: float) -> None:
-    """All pages in one PDF at the page size the DPI implies (Pillow holds the pages meanwhile)."""
-    it = iter(images)
-    try:
-        first = next(it)
-    except StopIteration:
-        raise ValueError("no pages to write") from None
-    rest = list(it)
-    first.save(str(path), "PDF", save_all=True, append_images=rest, resolution=float(dpi))
+def write_pdf(images: Iterable[Image.Image | bytes], path: str | Path, dpi: float) -> None:
+    """All pages in one PDF, losslessly: each page's image stream is its PNG's pixel data.
+
+    Pages may be PNG bytes (as :func:`encode_png` made them) or images, which are encoded
+    here with :func:`encode_png` at ``dpi``, so they are byte for byte the PNGs ``render``
+    writes. img2pdf embeds a PNG's deflate stream as it is (FlateDecode with the PNG predictor),
+    so nothing is re-compressed or re-sampled; the page size is the image size at ``dpi``,
+    and the file carries no date, so the same pages make the same PDF.
+    """
+    import img2pdf  # a base dependency; imported here so rendering alone never loads pikepdf
+
+    pngs = [p if isinstance(p, bytes) else encode_png(p, dpi) for p in images]
+    if not pngs:
+        raise ValueError("no pages to write")
+    layout = img2pdf.get_fixed_dpi_layout_fun((float(dpi), float(dpi)))
+    with open(path, "wb") as f:
+        img2pdf.convert(pngs, layout_fun=layout, outputstream=f, nodate=True)

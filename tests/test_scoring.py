@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
@@ -12,6 +13,7 @@ from glyph_render.scoring import (
     DATASET_METRICS,
     METRICS,
     character_error_rate,
+    check_zh_tokens,
     classification_score,
     code_sim_score,
     count_score,
@@ -29,6 +31,7 @@ from glyph_render.scoring import (
     rouge_l_score,
     rouge_zh_score,
     score,
+    zh_words,
 )
 
 
@@ -55,8 +58,20 @@ def test_qa_f1_hand_worked():
 def test_qa_f1_zh_per_character():
     # pred 北京是首都 (5 chars after dropping 。), gold 首都北京 (4): overlap 4
     # P = 4/5, R = 4/4, F1 = 2 * 0.8 / 1.8 = 8/9
-    assert qa_f1_zh_score("北京是首都。", "首都北京") == pytest.approx(8 / 9)
-    assert qa_f1_zh_score("上海", "北京") == 0.0
+    assert qa_f1_zh_score("北京是首都。", "首都北京", zh_tokens="char") == pytest.approx(8 / 9)
+    assert qa_f1_zh_score("上海", "北京", zh_tokens="char") == 0.0
+    assert METRICS["qa_f1_zh_char_score"]("北京是首都。", "首都北京") == pytest.approx(8 / 9)
+
+
+def test_qa_f1_zh_with_jieba_words_as_longbench():
+    # jieba: 北京/是/中国/的/首都/。 -> normalised, 。 emptied and dropped: 5 words;
+    # gold 中国/的/首都 (3): overlap 3 -> P = 3/5, R = 1, F1 = 1.2 / 1.6 = 0.75
+    assert qa_f1_zh_score("北京是中国的首都。", "中国的首都") == pytest.approx(0.75)
+    # jieba keeps 首都北京 one word, so it shares nothing with 北京/是/首都 (per character: 8/9)
+    assert qa_f1_zh_score("北京是首都。", "首都北京") == 0.0
+    # one word 北京大学 shares no word with 北京 (per character it would score 2/3)
+    assert qa_f1_zh_score("北京大学", "北京") == 0.0
+    assert qa_f1_zh_score("北京大学", "北京", zh_tokens="char") == pytest.approx(2 / 3)
 
 
 def test_rouge_l_single_sentence():
@@ -90,7 +105,62 @@ def test_rouge_l_quirks_kept():
 
 def test_rouge_zh_per_character():
     # ref 我 爱 上 海 (m = 4), hyp 我 爱 北 京 (n = 4), LCS 我 爱 = 2 -> P = R = 0.5, F = 0.5
-    assert rouge_zh_score("我爱北京", "我爱上海") == pytest.approx(0.5)
+    assert rouge_zh_score("我爱北京", "我爱上海", zh_tokens="char") == pytest.approx(0.5)
+    assert METRICS["rouge_zh_char_score"]("我爱北京", "我爱上海") == pytest.approx(0.5)
+
+
+def test_rouge_zh_with_jieba_words_as_longbench():
+    # jieba: hyp 我/爱/北京/天安门 (n = 4), ref 我/爱/北京 (m = 3), LCS 3 words
+    # R = 1, P = 3/4, F = 2 * 0.75 / 1.75 = 6/7 (per character: 8/11)
+    assert rouge_zh_score("我爱北京天安门", "我爱北京") == pytest.approx(6 / 7)
+    assert rouge_zh_score("我爱北京天安门", "我爱北京", zh_tokens="char") == pytest.approx(8 / 11)
+    # ref 我/爱/上海 (m = 3), hyp 我/爱/北京 (n = 3), LCS 2 -> F = 2/3
+    assert rouge_zh_score("我爱北京", "我爱上海") == pytest.approx(2 / 3)
+
+
+def test_zh_tokens_through_score_and_dataset_names():
+    # multifieldqa_zh is qa_f1_zh_score, dureader and vcsum rouge_zh_score (LongBench's eval.py)
+    assert score("北京大学", ["北京"], "multifieldqa_zh") == 0.0
+    assert score("北京大学", ["北京"], "multifieldqa_zh", zh_tokens="char") == pytest.approx(2 / 3)
+    assert score("我爱北京天安门", "我爱北京", "dureader") == pytest.approx(6 / 7)
+    assert score("我爱北京天安门", "我爱北京", "vcsum", zh_tokens="char") == pytest.approx(8 / 11)
+    with pytest.raises(ValueError, match="zh_tokens must be one of jieba, char"):
+        score("a", "a", "qa_f1_score", zh_tokens="words")
+    assert zh_words("我爱北京天安门") == ["我", "爱", "北京", "天安门"]
+    assert zh_words("北京", "char") == ["北", "京"]
+    check_zh_tokens("jieba")  # jieba is installed (the longbench extra)
+
+
+def _longbench_rouge_zh(prediction: str, ground_truth: str) -> float:
+    """LongBench's ``rouge_zh_score`` as its metrics.py writes it: jieba, then ``rouge``."""
+    import jieba
+    from rouge import Rouge
+
+    pred = " ".join(jieba.cut(prediction, cut_all=False))
+    gold = " ".join(jieba.cut(ground_truth, cut_all=False))
+    try:
+        return Rouge().get_scores([pred], [gold], avg=True)["rouge-l"]["f"]
+    except Exception:  # LongBench's bare except: an empty side scores 0
+        return 0.0
+
+
+def test_rouge_zh_equals_longbench_on_real_chinese():
+    """Our ROUGE-L on jieba words against the ``rouge`` package LongBench calls."""
+    import random
+    from pathlib import Path
+
+    import glyph_render
+
+    corpus = Path(glyph_render.__file__).parent / "data" / "corpus"
+    text = (corpus / "zh_luxun_zhaohua_xishi.txt").read_text(encoding="utf-8")
+    sentences = [s.strip() for s in text.replace("\n", "").split("。") if 4 <= len(s.strip()) <= 60]
+    rng = random.Random(7)
+    for _ in range(60):
+        a, b = rng.sample(sentences, 2)
+        pred = a + "。" + b if rng.random() < 0.5 else a
+        gold = b[: len(b) // 2] + a[len(a) // 3:]
+        assert rouge_zh_score(pred, gold) == pytest.approx(_longbench_rouge_zh(pred, gold),
+                                                           abs=1e-9), (pred, gold)
 
 
 def test_classification():
@@ -218,3 +288,19 @@ def test_cer_is_fast_on_page_length_strings():
     assert time.perf_counter() - t0 < 2.0
     # 200 substitutions, plus one deletion for each "ss" (2 per sentence x 90)
     assert cer == pytest.approx((200 + 180) / len(ref))
+
+
+def test_missing_jieba_is_one_line_naming_the_extra(monkeypatch):
+    # The test environment has jieba; hiding it from import is the only way to meet its absence.
+    from glyph_render import scoring
+    from glyph_render.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "jieba", None)
+    scoring._jieba.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match=r"glyph-render\[longbench\]") as exc:
+            rouge_zh_score("我爱北京", "我爱上海")
+        assert "\n" not in str(exc.value)
+        assert rouge_zh_score("我爱北京", "我爱上海", zh_tokens="char") == pytest.approx(0.5)
+    finally:
+        scoring._jieba.cache_clear()
