@@ -201,20 +201,19 @@ def render_to_dir(text: str, cfg: RenderConfig, out_dir: str | Path, *,
         stage = _staging_dir(out)
     except OSError as exc:
         raise OutputError(f"{out}: cannot create output folder ({exc.strerror or exc})") from None
-    pdf_images: list[Image.Image] = []
+    pdf_pngs: list[bytes] = []  # the PDF's pages are the PNGs, not encoded a second time
     pages: list[RenderedPage] = []
     bar = _progress(len(text), progress)
     done = False
     try:
-        for rp in iter_pages(text, cfg, profile=profile, keep_image=pdf is not None):
+        for rp in iter_pages(text, cfg, profile=profile):
             name = f"page_{rp.number:03d}.png"
             assert rp.png is not None
             _write(stage / name, rp.png, out)
             rp.file = str(out / name)
+            if pdf is not None:
+                pdf_pngs.append(rp.png)
             rp.png = None
-            if rp.image is not None:
-                pdf_images.append(rp.image)
-                rp.image = None
             pages.append(rp)
             if on_page:
                 on_page(rp)
@@ -224,7 +223,7 @@ def render_to_dir(text: str, cfg: RenderConfig, out_dir: str | Path, *,
         if pdf is not None:
             part = Path(str(pdf) + ".part")
             try:
-                write_pdf(pdf_images, part, cfg.dpi)
+                write_pdf(pdf_pngs, part, cfg.dpi)
                 os.replace(part, pdf)
             except OSError as exc:
                 with contextlib.suppress(OSError):
