@@ -49,10 +49,15 @@ class Device:
     height: int
     ctm4: float
     ctm5: float
+    page_w: float  # the MediaBox as poppler read it
+    page_h: float
 
     @classmethod
     @functools.lru_cache(maxsize=256)
     def for_page(cls, page_w: float, page_h: float, dpi: float) -> Device:
+        # poppler sizes the page from the MediaBox reportlab wrote with fp_str: exact A4's
+        # 841.8897637795277 pt arrives as 841.8898, and every baseline hangs off that height
+        page_w, page_h = pdf_value(page_w), pdf_value(page_h)
         k = dpi / 72.0
         pg_w = page_w * (dpi / 72.0)
         pg_h = page_h * (dpi / 72.0)
@@ -70,7 +75,11 @@ class Device:
         # "1 0 0 1 0 0 cm" at the top of reportlab's page stream
         ctm4 = (0.0 * k + 0.0 * 0.0) + ctm4
         ctm5 = (0.0 * 0.0 + 0.0 * -k) + ctm5
-        return cls(k, max(w, 1), max(h, 1), ctm4, ctm5)
+        return cls(k, max(w, 1), max(h, 1), ctm4, ctm5, page_w, page_h)
+
+    def page_box(self) -> tuple[int, int, int, int]:
+        """Pixel box of the page background, ``0 0 w h re f`` (w, h written as the MediaBox)."""
+        return self.rect(0.0, 0.0, self.page_w, self.page_h, self.ctm4, self.ctm5)
 
     def block(self, ex: float, ey: float) -> tuple[float, float]:
         """(ctm4, ctm5) after ``1 0 0 1 ex ey cm``."""
@@ -551,7 +560,7 @@ def rasterize(page: Page, cfg: RenderConfig, *, last: bool = False,
     nl = cfg.newline
     marker_col = _colour(nl.color, grey) if (not nl.line_break and nl.color) else text_col
     # onPage: the page background rectangle
-    canvas.fill(dev.rect(0.0, 0.0, page.width, page.height, dev.ctm4, dev.ctm5), page_bg)
+    canvas.fill(dev.page_box(), page_bg)
     atlas = atlas_for(cfg, d)
     table = _table(cfg)
     glyphs = _page_glyphs(page, table)
@@ -916,7 +925,7 @@ def _ink_extent(page: Page, cfg: RenderConfig, dev: Device, *, want_bottom: bool
     """Rightmost and lowest pixel that will differ from the top-left colour by over 5 levels."""
     W, H = dev.width, dev.height
     paper = (255, 255, 255)
-    page_box = dev.rect(0.0, 0.0, page.width, page.height, dev.ctm4, dev.ctm5)
+    page_box = dev.page_box()
     boxes = []
     for b in page.blocks:
         c4, c5 = dev.block(b.ex, b.ey)

@@ -89,8 +89,6 @@ def test_defaults_names_and_return_value_as_the_script(tmp_path: Path) -> None:
         assert im.size == (596, 842)
 
 
-@pytest.mark.xfail(strict=True, reason="raster.py draws a page of fractional height (exact A4, "
-                   "the script's default) about 0.1 px higher than poppler does")
 def test_a4_pages_match_the_reference_pixel_for_pixel(tmp_path: Path) -> None:
     text = corpus("en_alice_in_wonderland.txt", 3_000)
     paths = text_to_images(text, tmp_path, config_dict={"font-path": DEJAVU})
