@@ -57,8 +57,8 @@ from .vision_tokens import (
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "answer": ("Answer", "StreamEvent"),
-    "client": ("AsyncGlyphClient", "GlyphClient", "ModelInfo", "compress_and_ask"),
+    "client": ("Answer", "AsyncGlyphClient", "GlyphClient", "ModelInfo", "StreamEvent",
+               "compress_and_ask"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = ["Answer", "AsyncGlyphClient", "AuthError", "BudgetError", "ClientError", "ConfigError",
@@ -88,5 +88,11 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the lazy names, imported eagerly
-    from .answer import Answer, StreamEvent
-    from .client import AsyncGlyphClient, GlyphClient, ModelInfo, compress_and_ask
+    from .client import (
+        Answer,
+        AsyncGlyphClient,
+        GlyphClient,
+        ModelInfo,
+        StreamEvent,
+        compress_and_ask,
+    )

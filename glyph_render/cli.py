@@ -7,7 +7,6 @@ line ``glyph-render: error: ...`` and exits 2; no traceback.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -17,147 +16,66 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import PRESETS, RenderConfig, detect_preset
+from .config import RenderConfig
 from .document import STDIN, read_document
-from .errors import GlyphRenderError
-
-PROG = "glyph-render"
-
-# Config keys exposed as flags: (flag, type, help).
-_BOOL_FLAGS = ("auto-crop-width", "auto-crop-last-page", "remove-line-breaks",
-               "split-blank-line")
-
-
-def _config_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("rendering config (Glyph's JSON keys as flags; override --config)")
-    g.add_argument("--preset", default="auto",
-                   help=f"base config: {', '.join(PRESETS)} or auto (CJK text -> glyph-zh)")
-    g.add_argument("--config", metavar="FILE", help="a Glyph rendering config JSON")
-    for f in dataclasses.fields(RenderConfig):
-        if f.name == "preset_name":
-            continue
-        key = f.name.replace("_", "-")
-        dest = "cfg_" + f.name
-        if key in _BOOL_FLAGS:
-            g.add_argument("--" + key, dest=dest, action=argparse.BooleanOptionalAction,
-                           default=None)
-        elif key == "font-path":
-            g.add_argument("--font", "--font-path", dest=dest, metavar="PATH",
-                           help="any TTF/OTF (e.g. your own Verdana.ttf)")
-        else:
-            g.add_argument("--" + key, dest=dest, metavar=key.split("-")[-1].upper())
+from .errors import ConfigError, GlyphRenderError
+from .settings import (
+    PROG,
+    EndpointSettings,
+    Parser,
+    RenderSettings,
+    add_document_flags,
+    add_endpoint_flags,
+    add_render_flags,
+    at_least,
+    non_empty,
+)
 
 
-def _build_config(args: argparse.Namespace, text: str) -> RenderConfig:
-    preset = args.preset
-    if preset == "auto":
-        preset = detect_preset(text)
-    cfg = RenderConfig.preset(preset)
-    if args.config:
-        cfg = RenderConfig.from_json(args.config, base=cfg)
-    overrides: dict[str, Any] = {}
-    for f in dataclasses.fields(RenderConfig):
-        v = getattr(args, "cfg_" + f.name, None)
-        if v is None:
-            continue
-        overrides[f.name.replace("_", "-")] = _flag_value(f.name, v)
-    return cfg.replace(**overrides) if overrides else cfg
+class _ModelIsServed(argparse.Action):
+    """``--model`` on a command with no endpoint: it once named the vision profile here."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        raise ConfigError(f"--model {values}: --model names the served model (ask, batch, "
+                          f"eval, doctor, bench); the vision-token profile is --profile")
 
 
-def preset_bases(args: argparse.Namespace) -> dict[str, RenderConfig]:
-    """The flags' config on each preset ``--preset auto`` may choose between, for jobs that
-    pick per document (batch, eval): flags and ``--config`` apply over each."""
-    import copy
-
-    names = list(PRESETS) if args.preset == "auto" else [args.preset]
-    bases = {}
-    for name in names:
-        ns = copy.copy(args)
-        ns.preset = name
-        bases[name] = _build_config(ns, "")
-    return bases
+def _refuse_model(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", action=_ModelIsServed, help=argparse.SUPPRESS)
 
 
-def _flag_value(name: str, v: Any) -> Any:
-    if not isinstance(v, str):
-        return v
-    if name == "tab_size":
-        try:
-            return int(v)
-        except ValueError:
-            return v  # the config reports it
-    if name in ("page_size", "newline_markup", "font_path", "alignment", "fallback_fonts") \
-            or name.endswith("_color"):
-        return v
-    try:
-        return float(v)
-    except ValueError:
-        return v
-
-
-def _doc_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("document", help="text file to render, or - for standard input")
-    p.add_argument("--encoding", default="utf-8", help="text encoding of the document")
-
-
-def _token_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", "--profile", dest="profile", default="glyph",
-                   help="vision-token profile: glyph, qwen2.5-vl, qwen3-vl or a "
-                        "preprocessor_config.json")
-    p.add_argument("--tokenizer", default="cl100k_base",
-                   help="text tokenizer for the ratio: a tiktoken name, 'bytes' or a "
-                        "tokenizer.json")
-
-
-def _budget_args(p: argparse.ArgumentParser, required: bool = False) -> None:
-    g = p.add_argument_group("vision-token budget")
-    g.add_argument("--budget", type=int, required=required, metavar="TOKENS",
-                   help="choose the most legible config whose vision tokens fit this budget")
-    g.add_argument("--min-px-per-em", type=float, default=None, metavar="PX",
-                   help="legibility floor: never draw text smaller than this many pixels per "
-                        "em (default 7; 9 for CJK text)")
-    g.add_argument("--max-dpi", type=float, default=None, metavar="DPI",
-                   help="most legible DPI the budget search may pick (default 120)")
-    g.add_argument("--overflow", choices=("error", "split"), default="error",
-                   help="when nothing fits: fail, or split into chunks that each fit")
-
-
-def _plan(args: argparse.Namespace, text: str, cfg: RenderConfig):
-    from .compress import DEFAULT_MAX_DPI, compress
-
-    return compress(
-        text, args.budget, model=args.profile, config=cfg, tokenizer=args.tokenizer,
-        min_px_per_em=args.min_px_per_em, max_dpi=args.max_dpi or DEFAULT_MAX_DPI,
-        overflow=args.overflow,
-    )
-
-
-def _render_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def _render_parser() -> Parser:
+    p = Parser(
         prog=PROG, description="Render a long text into dense page images for Glyph.",
-        epilog="Subcommands: demo, layout, plan, ask, batch, serve, serve-ocr, doctor, bench, eval "
-               "(run 'glyph-render SUBCOMMAND -h').",
+        epilog=f"Subcommands: {', '.join(SUBCOMMANDS)} (run 'glyph-render SUBCOMMAND -h').",
     )
-    _doc_args(p)
-    p.add_argument("-o", "--output", metavar="DIR",
+    add_document_flags(p)
+    p.add_argument("-o", "--output", metavar="DIR", type=non_empty,
                    help="folder for page_001.png ... (default: <name>_pages)")
-    p.add_argument("--pdf", metavar="FILE", help="also write all pages into one PDF")
+    p.add_argument("--pdf", metavar="FILE", type=non_empty,
+                   help="also write all pages into one PDF")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: for long documents on a terminal)")
-    _token_args(p)
-    _budget_args(p)
-    _config_flags(p)
+    add_render_flags(p)
+    _refuse_model(p)
     return p
+
+
+def _document(args: argparse.Namespace, s: RenderSettings) -> tuple[str, RenderConfig]:
+    """The document's text and its config (the flags are checked before it is read)."""
+    text = read_document(args.document, args.encoding)
+    return text, s.config_for(text)[0]
 
 
 def cmd_render(argv: Sequence[str]) -> int:
     from .render import render_to_dir
 
     args = _render_parser().parse_args(argv)
-    text = read_document(args.document, args.encoding)
-    cfg = _build_config(args, text)
-    plan = _plan(args, text, cfg) if args.budget is not None else None
+    s = RenderSettings.from_args(args)
+    text, cfg = _document(args, s)
+    plan = s.plan(text, cfg) if s.budget is not None else None
     if plan is not None:
         cfg = plan.config
     out = args.output or (
@@ -188,24 +106,21 @@ def cmd_render(argv: Sequence[str]) -> int:
 def cmd_layout(argv: Sequence[str]) -> int:
     from .layout import layout
     from .render import page_sizes
-    from .text_tokens import get_tokenizer
-    from .vision_tokens import get_profile, image_tokens
+    from .vision_tokens import image_tokens
 
-    p = argparse.ArgumentParser(prog=f"{PROG} layout",
-                                description="Print the layout (lines and pages) without "
-                                            "rastering.")
-    _doc_args(p)
+    p = Parser(prog=f"{PROG} layout",
+               description="Print the layout (lines and pages) without rastering.")
+    add_document_flags(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    _token_args(p)
-    _config_flags(p)
+    add_render_flags(p, budget=False)
+    _refuse_model(p)
     args = p.parse_args(argv)
     t0 = time.perf_counter()
-    text = read_document(args.document, args.encoding)
-    cfg = _build_config(args, text)
+    s = RenderSettings.from_args(args)
+    text, cfg = _document(args, s)
     pages = list(layout(text, cfg))
     sizes = page_sizes(pages, cfg)
-    prof = get_profile(args.profile)
-    tok = get_tokenizer(args.tokenizer)
+    prof, tok = s.vision_profile, s.text_tokenizer
     out_pages = []
     for pg, (w, h) in zip(pages, sizes, strict=False):
         out_pages.append({
@@ -241,17 +156,16 @@ def _plan_line(plan) -> str:
 
 
 def cmd_plan(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog=f"{PROG} plan",
-                                description="Choose the rendering config for a vision-token "
-                                            "budget, without rastering.")
-    _doc_args(p)
+    p = Parser(prog=f"{PROG} plan",
+               description="Choose the rendering config for a vision-token budget, without "
+                           "rastering.")
+    add_document_flags(p)
     p.add_argument("--json", action="store_true", help="print the plan as one JSON object")
-    _token_args(p)
-    _budget_args(p, required=True)
-    _config_flags(p)
+    add_render_flags(p, budget_required=True)
+    _refuse_model(p)
     args = p.parse_args(argv)
-    text = read_document(args.document, args.encoding)
-    plan = _plan(args, text, _build_config(args, text))
+    s = RenderSettings.from_args(args)
+    plan = s.plan(*_document(args, s))
     if args.json:
         _print_json(plan.to_json())
     else:
@@ -281,100 +195,44 @@ def cmd_serve_ocr(argv: Sequence[str]) -> int:
     return int(serve_main(list(argv)) or 0)
 
 
-def cmd_ask(argv: Sequence[str]) -> int:
-    """Render a document and ask a Glyph endpoint (vLLM/SGLang) a question about it."""
-    from .client import GlyphClient
-    from .compress import DEFAULT_MAX_DPI
-
-    p = argparse.ArgumentParser(
-        prog=f"{PROG} ask", conflict_handler="resolve",
+def _ask_parser() -> Parser:
+    p = Parser(
+        prog=f"{PROG} ask",
         description="Render a document into pages and ask a Glyph endpoint about them. The "
                     "pages are fitted to the model's context (read from /v1/models); a document "
                     "that cannot fit is answered chunk by chunk and the answers combined "
-                    "(N+1 calls). The API key comes from $OPENAI_API_KEY.",
+                    "(N+1 calls). The API key comes from $OPENAI_API_KEY (see --api-key-env).",
     )
-    _doc_args(p)
+    add_document_flags(p)
     p.add_argument("question", help="what to ask about the document")
-    p.add_argument("--endpoint", metavar="URL",
-                   help="OpenAI-compatible base URL (default $GLYPH_BASE_URL, $OPENAI_BASE_URL, "
-                        "else http://127.0.0.1:8000/v1)")
     p.add_argument("--stream", action="store_true",
                    help="print the answer as it arrives (reasoning dimmed on stderr)")
-    p.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=None,
-                   help="turn the model's thinking on or off (default: the server's)")
-    p.add_argument("--system", metavar="TEXT", help="system prompt")
-    p.add_argument("--max-tokens", type=int, default=8192, metavar="N",
-                   help="answer length limit (default 8192, Glyph's)")
     p.add_argument("--fit", choices=("auto", "error"), default="auto",
                    help="when the pages do not fit the context: re-plan them (auto) or fail")
-    p.add_argument("--timeout", type=float, default=600.0, metavar="S",
-                   help="seconds to wait for a reply (default 600)")
-    p.add_argument("--retries", type=int, default=3, metavar="N",
-                   help="retries of 429/5xx replies (default 3)")
-    p.add_argument("--concurrency", type=int, default=4, metavar="N",
+    p.add_argument("--concurrency", type=at_least(1), default=4, metavar="N",
                    help="chunks asked at once when a document is split (default 4)")
     p.add_argument("--json", action="store_true", help="print the answer as one JSON object")
-    _token_args(p)
-    p.add_argument("--model", dest="served_model", metavar="NAME",
-                   help="served model name (default: the first one /v1/models lists)")
-    _budget_args(p)
-    p.set_defaults(overflow="split")
-    _config_flags(p)
-    args = p.parse_args(argv)
-    if args.budget is not None and args.cfg_dpi is not None:
-        p.error("give --dpi or --budget, not both")
-    for flag, value in (("--max-tokens", args.max_tokens), ("--concurrency", args.concurrency)):
-        if value < 1:
-            p.error(f"{flag} must be at least 1")
-    if args.retries < 0 or not args.timeout > 0:
-        p.error("--retries must be >= 0 and --timeout > 0")
-    text = read_document(args.document, args.encoding)
-    cfg = _build_config(args, text)
-    client = GlyphClient(
-        args.endpoint, model=args.served_model, profile=args.profile, tokenizer=args.tokenizer,
-        timeout=args.timeout, max_retries=args.retries, max_concurrency=args.concurrency,
-        min_px_per_em=args.min_px_per_em,
-        max_dpi=args.max_dpi or DEFAULT_MAX_DPI,
-    )
-    ask_kw: dict[str, Any] = dict(
-        config=cfg, budget=args.budget, system=args.system, thinking=args.thinking,
-        max_tokens=args.max_tokens, overflow=args.overflow, fit=args.fit,
-    )
+    add_endpoint_flags(p)
+    add_render_flags(p, overflow="split")
+    return p
 
-    def show_stream(events: Any, out: Any) -> Any:
-        """Print deltas live: reasoning dimmed (or marked) on stderr, the answer on ``out``."""
-        dim = sys.stderr.isatty()
-        in_reasoning = False
-        answer = None
-        for ev in events:
-            if ev.kind == "reasoning":
-                if not in_reasoning:
-                    sys.stderr.write("\x1b[2m" if dim else "[thinking] ")
-                    in_reasoning = True
-                sys.stderr.write(ev.text)
-                sys.stderr.flush()
-                continue
-            if in_reasoning:
-                sys.stderr.write("\x1b[0m\n" if dim else "\n")
-                in_reasoning = False
-            if ev.kind == "content":
-                out.write(ev.text)
-                out.flush()
-            elif ev.kind == "part":
-                first, last = ev.answer.pages[0].number, ev.answer.pages[-1].number
-                sys.stderr.write(f"[pages {first}-{last}] {ev.text}\n")
-            elif ev.kind == "done":
-                answer = ev.answer
-        if in_reasoning:
-            sys.stderr.write("\x1b[0m\n" if dim else "\n")
-        out.write("\n")
-        out.flush()
-        return answer
 
+def cmd_ask(argv: Sequence[str]) -> int:
+    """Render a document and ask a Glyph endpoint (vLLM/SGLang) a question about it."""
+    from .client import GlyphClient
+
+    args = _ask_parser().parse_args(argv)
+    render = RenderSettings.from_args(args)
+    endpoint = EndpointSettings.from_args(args)
+    text, cfg = _document(args, render)
+    client = GlyphClient(endpoint.endpoint, max_concurrency=args.concurrency,
+                         **endpoint.client_kwargs(render))
+    ask_kw: dict[str, Any] = dict(config=cfg, budget=render.budget, overflow=render.overflow,
+                                  fit=args.fit, **endpoint.ask_kwargs())
     with client:
         if args.stream:
-            answer = show_stream(client.ask_stream(text, args.question, **ask_kw),
-                                 sys.stderr if args.json else sys.stdout)
+            answer = _show_stream(client.ask_stream(text, args.question, **ask_kw),
+                                  sys.stderr if args.json else sys.stdout)
         else:
             answer = client.ask(text, args.question, **ask_kw)
             if not args.json:
@@ -382,13 +240,58 @@ def cmd_ask(argv: Sequence[str]) -> int:
     if args.json:
         _print_json(answer.to_json())
     else:
-        usage = answer.usage or {}
-        calls = f" in {answer.calls} calls" if answer.calls > 1 else ""
-        print(f"{PROG}: {len(answer.pages)} pages at {answer.dpi or 0:g} DPI{calls}, "
-              f"{usage.get('prompt_tokens', '?')} prompt tokens (predicted "
-              f"{answer.predicted_prompt_tokens}), {usage.get('completion_tokens', '?')} "
-              f"completion tokens, {answer.timings.get('total') or 0:.1f} s", file=sys.stderr)
+        print(_answer_line(answer), file=sys.stderr)
     return 0
+
+
+def _show_stream(events: Any, out: Any) -> Any:
+    """Print deltas live: reasoning dimmed (or marked) on stderr, the answer on ``out``;
+    returns the final answer."""
+    dim = sys.stderr.isatty()
+    in_reasoning = False
+    answer = None
+    for ev in events:
+        if ev.kind == "reasoning":
+            if not in_reasoning:
+                sys.stderr.write("\x1b[2m" if dim else "[thinking] ")
+                in_reasoning = True
+            sys.stderr.write(ev.text)
+            sys.stderr.flush()
+            continue
+        if in_reasoning:
+            sys.stderr.write("\x1b[0m\n" if dim else "\n")
+            in_reasoning = False
+        if ev.kind == "content":
+            out.write(ev.text)
+            out.flush()
+        elif ev.kind == "part":
+            first, last = ev.answer.pages[0].number, ev.answer.pages[-1].number
+            sys.stderr.write(f"[pages {first}-{last}] {ev.text}\n")
+        elif ev.kind == "done":
+            answer = ev.answer
+    if in_reasoning:
+        sys.stderr.write("\x1b[0m\n" if dim else "\n")
+    out.write("\n")
+    out.flush()
+    return answer
+
+
+def _answer_line(answer: Any) -> str:
+    usage = answer.usage or {}
+    calls = f" in {answer.calls} calls" if answer.calls > 1 else ""
+    return (f"{PROG}: {len(answer.pages)} pages at {answer.dpi or 0:g} DPI{calls}, "
+            f"{usage.get('prompt_tokens', '?')} prompt tokens (predicted "
+            f"{answer.predicted_prompt_tokens}), {usage.get('completion_tokens', '?')} "
+            f"completion tokens, {answer.timings.get('total') or 0:.1f} s")
+
+
+def _lazy(module: str) -> Callable[[Sequence[str]], int]:
+    """A subcommand living in its own module (``main(argv)``), imported only when used."""
+    def run(argv: Sequence[str]) -> int:
+        import importlib
+
+        return int(importlib.import_module(f".{module}", __package__).main(list(argv)) or 0)
+    return run
 
 
 SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
@@ -398,19 +301,14 @@ SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "plan": cmd_plan,
     "demo": cmd_demo,
     "serve-ocr": cmd_serve_ocr,
-    "serve": lambda argv: _lazy_main("recipes", argv),
-    "batch": lambda argv: _lazy_main("jobs", argv),
-    "doctor": lambda argv: _lazy_main("doctor", argv),
-    "bench": lambda argv: _lazy_main("bench_serve", argv),
-    "eval": lambda argv: _lazy_main("evaluate", argv),
+    "serve": _lazy("serving.recipes"),
+    "batch": _lazy("jobs"),
+    "doctor": _lazy("serving.doctor"),
+    "bench": _lazy("serving.bench_serve"),
+    "eval": _lazy("evaluate"),
 }
-
-
-def _lazy_main(module: str, argv: Sequence[str]) -> int:
-    """Subcommands living in their own modules, imported only when used."""
-    import importlib
-
-    return int(importlib.import_module(f".{module}", __package__).main(list(argv)) or 0)
+"""Subcommand name -> handler(argv) -> exit status. A new command adds one entry (its parser
+and handler live together, in its own module when it has one: ``_lazy("pkg.module")``)."""
 
 
 def _print_json(obj: Any) -> None:

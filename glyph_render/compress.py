@@ -52,7 +52,6 @@ from .vision_tokens import VisionProfile, get_profile, image_tokens, prompt_toke
 DEFAULT_MIN_PX_PER_EM = 7.0  # Latin, Cyrillic, Greek...
 DEFAULT_MIN_PX_PER_EM_CJK = 9.0  # Han, kana, Hangul: denser glyphs need more pixels
 DEFAULT_MAX_DPI = 120.0
-MIN_USE = 0.9  # share of the budget a plan must use when it had to compress
 
 
 @dataclass(frozen=True)
@@ -368,3 +367,104 @@ def context_budget(max_context: int, question: str, max_output_tokens: int, *,
 
 __all__ = ["Chunk", "PagePlan", "Plan", "compress", "context_budget",
            "ladder"]
+
+
+# ---- fitting a document to a model's context -------------------------------------------------
+
+
+@dataclass
+class ContextFit:
+    """How to send a document: its config and the source spans, one per request (one unless
+    split), with the text tokens and the budget it was planned for (None: as given)."""
+
+    config: RenderConfig
+    spans: list[tuple[int, int]]
+    text_tokens: int
+    budget: int | None
+    seconds: float
+
+
+def fit_to_context(text: str, question: str, *, config: RenderConfig | None = None,
+                   profile: VisionProfile, tokenizer: TextTokenizer,
+                   max_context: int | None, max_tokens: int, system: str | None = None,
+                   model_name: str = "the model", dpi: float | None = None,
+                   budget: int | None = None, fit: Literal["auto", "error"] = "auto",
+                   overflow: Literal["error", "split"] = "split",
+                   min_px_per_em: float | None = None, max_dpi: float = DEFAULT_MAX_DPI,
+                   chunk_question: str | None = None) -> ContextFit:
+    """Choose the rendering (and the chunks) that fit a prompt in ``max_context`` tokens,
+    leaving ``max_tokens`` for the answer.
+
+    A document that fits as configured is sent as it is. Otherwise ``fit="auto"`` plans the
+    budget that fits the context (``fit="error"`` raises :class:`ContextOverflow` naming it);
+    a given ``budget`` is capped by that one. When no legible rendering fits, ``overflow=
+    "split"`` cuts the document into chunks that each fit beside ``chunk_question`` (the
+    longest question a chunk carries), else :class:`ContextOverflow` is raised. With no known
+    context (``max_context=None``) only the budget applies.
+    """
+    from .errors import ContextOverflow
+    from .render import page_sizes  # render imports this module
+
+    t0 = time.perf_counter()
+    check_text(text)
+    cfg = config or RenderConfig.preset(detect_preset(text))
+    if dpi is not None:
+        cfg = cfg.replace(dpi=float(dpi))
+    ctx = max_context
+
+    def room(q: str) -> int:
+        assert ctx is not None
+        try:
+            return context_budget(ctx, q, max_tokens, model=profile, system=system,
+                                  tokenizer=tokenizer)
+        except BudgetError as exc:
+            raise ContextOverflow(f"{exc}; lower max_tokens (model {model_name})",
+                                  max_context=ctx) from None
+
+    def plan(b: int, how: Literal["error", "split"]) -> Plan:
+        return compress(text, b, model=profile, config=cfg, tokenizer=tokenizer,
+                        min_px_per_em=min_px_per_em, max_dpi=max_dpi, overflow=how,
+                        per_image_tokens=profile.image_wrapper_tokens)
+
+    fitting = None if ctx is None else room(question)
+    if budget is None:
+        sizes = page_sizes(list(layout(text, cfg)), cfg)
+        need = prompt_tokens(sizes, question, profile=profile, system=system,
+                             tokenizer=tokenizer)
+        if ctx is None or need + max_tokens <= ctx:
+            return ContextFit(cfg, [(0, len(text))], tokenizer.count(text), None,
+                              time.perf_counter() - t0)
+        if fit == "error":
+            raise ContextOverflow(
+                f"the document needs {need:,} prompt tokens at {cfg.dpi:g} DPI plus "
+                f"{max_tokens:,} for the answer, over {model_name}'s context of {ctx:,}; "
+                f"a vision-token budget of {fitting:,} would fit (budget={fitting})",
+                prompt_tokens=need, max_context=ctx, fitting_budget=fitting)
+        budget = fitting
+    elif fitting is not None and fit == "auto":
+        budget = min(budget, fitting)
+    assert budget is not None
+    try:
+        chosen = plan(budget, "error")
+    except BudgetError as exc:
+        if overflow == "error":
+            if ctx is None:
+                raise
+            raise ContextOverflow(f"the document does not fit {model_name}'s context of "
+                                  f"{ctx:,} tokens: {exc}", max_context=ctx,
+                                  fitting_budget=fitting) from None
+        if ctx is not None:  # chunks carry a longer question: price the longest
+            budget = min(budget, room(chunk_question or question))
+        try:
+            chosen = plan(budget, "split")
+        except BudgetError as exc2:
+            if ctx is None:
+                raise
+            raise ContextOverflow(f"the document cannot be split to fit {model_name}'s "
+                                  f"context of {ctx:,} tokens: {exc2}", max_context=ctx,
+                                  fitting_budget=fitting) from None
+    spans = [(c.start, c.end) for c in chosen.chunks] or [(0, len(text))]
+    return ContextFit(chosen.config, spans, chosen.text_tokens, budget, time.perf_counter() - t0)
+
+
+__all__ += ["ContextFit", "fit_to_context"]

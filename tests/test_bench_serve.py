@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from glyph_render.bench_report import RequestRecord, Run, format_result
-from glyph_render.bench_serve import main as bench_main
-from glyph_render.bench_workload import arrivals, documents, load_corpus
+from glyph_render.serving.bench_report import RequestRecord, Run, format_result
+from glyph_render.serving.bench_serve import main as bench_main
+from glyph_render.serving.bench_workload import arrivals, documents, load_corpus
 
 try:
     from test_doctor import serve_ocr

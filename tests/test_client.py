@@ -39,9 +39,9 @@ from glyph_render import (
     compress_and_ask,
     encode_png,
 )
-from glyph_render.answer import StreamSplitter, split_reasoning
 from glyph_render.client import GLYPH_SAMPLING
-from glyph_render.reliability import RetryPolicy, parse_context_overflow, parse_retry_after
+from glyph_render.client.answer import StreamSplitter, split_reasoning
+from glyph_render.client.reliability import RetryPolicy, parse_context_overflow, parse_retry_after
 from glyph_render.render import render
 
 NEEDLE = "The secret code is 7F3K-92QX."
@@ -243,10 +243,9 @@ def test_split_reasoning_forms() -> None:
 def test_request_fields() -> None:
     """What goes on the wire: Glyph's sampling, extras in extra_body, thinking switch."""
     with GlyphClient("http://127.0.0.1:9", model="m", max_model_len=100_000) as c:
-        o = c._options(thinking=False, extra_body={"min_p": 0.1}, seed=7, system="Be brief.")
-        req = c._prepare_pages([encode_png(Image.new("L", (300, 400), 255))], "Q?", o,
-                               c.model_info())
-        args = c._create_args(req, o, "m", stream=True)
+        req = c.prepare("Q?", [encode_png(Image.new("L", (300, 400), 255))], thinking=False,
+                        extra_body={"min_p": 0.1}, sampling={"seed": 7}, system="Be brief.")
+        args = req.body(stream=True)
     assert args["temperature"] == GLYPH_SAMPLING["temperature"] and args["top_p"] == 1.0
     assert args["seed"] == 7 and args["max_tokens"] == 8192
     assert args["extra_body"] == {"top_k": 1, "repetition_penalty": 1.1, "min_p": 0.1,

@@ -81,11 +81,8 @@ def test_text_ask_and_reasoning_field(client: GlyphClient, long_text: str, serve
     assert a.usage["prompt_tokens"] == a.predicted_prompt_tokens
     # The same request, sent raw: with --reasoning-parser glm45 the random model's output is
     # in ``reasoning`` (no </think>, so no content); greedy sampling makes it repeatable.
-    o = client._options(dpi=72, thinking=False)
-    req = client._prepare_text(long_text[:5_000], client._plan(long_text[:5_000], QUESTION, o,
-                                                               client.model_info()),
-                               QUESTION, o, client.model_info())[0]
-    args = client._create_args(req, o, server.model, stream=False)
+    pages = render(long_text[:5_000], RenderConfig.preset("glyph-en").replace(dpi=72)).pages
+    args = client.prepare(QUESTION, pages, thinking=False).body()
     status, body = server.post_json("/v1/chat/completions",
                                     {**{k: v for k, v in args.items() if k != "extra_body"},
                                      **args["extra_body"]})

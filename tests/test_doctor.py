@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from glyph_render.doctor import main as doctor_main
+from glyph_render.serving.doctor import main as doctor_main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -189,8 +189,8 @@ def test_sglang_server_info(nested):
     import asyncio
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from glyph_render.bench_request import ChatEndpoint
-    from glyph_render.doctor import _prefix_check, _server_facts
+    from glyph_render.serving.bench_request import ChatEndpoint
+    from glyph_render.serving.doctor import _prefix_check, _server_facts
 
     args = {"disable_radix_cache": False, "context_length": 32768, "tp_size": 4}
     body = {"server_args": args, "version": "0.5.6.post1"} if nested else {

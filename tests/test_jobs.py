@@ -24,9 +24,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from glyph_render.files import RecordWriter
 from glyph_render.jobs.inputs import BadLine, Item, iter_entries
 from glyph_render.jobs.naming import HASH_CHARS, PREFIX_CHARS, item_dir, safe_name
-from glyph_render.jobs.records import RecordWriter, compact, latest_records, scan_output
+from glyph_render.jobs.records import compact, latest_records, scan_output
 from glyph_render.jobs.summary import score_answer, summary_path
 
 HOSTILE_IDS: list[Any] = [

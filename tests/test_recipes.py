@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from glyph_render import recipes as R
 from glyph_render.errors import ConfigError, GlyphRenderError
+from glyph_render.serving import recipes as R
 
 try:
     from corpus_data import SEEDS as VENDORED_SEEDS
@@ -383,7 +383,7 @@ def test_bad_install_and_bench_combinations():
 
 
 def test_cli_errors_are_one_line_exit_2():
-    res = subprocess.run([sys.executable, "-m", "glyph_render.recipes", "--engine", "vllm",
+    res = subprocess.run([sys.executable, "-m", "glyph_render.serving.recipes", "--engine", "vllm",
                           "--hardware", "b200", "--seed-exact"], capture_output=True, text=True)
     assert res.returncode == 2 and res.stdout == ""
     assert res.stderr.count("\n") == 1
@@ -465,7 +465,7 @@ if os.environ.get("GLYPH_FAKE_WAIT") == "1":
 def _entry_points() -> list[list[str]]:
     from glyph_render import cli
 
-    points = [[sys.executable, "-m", "glyph_render.recipes"]]
+    points = [[sys.executable, "-m", "glyph_render.serving.recipes"]]
     if "serve" in cli.SUBCOMMANDS:
         points.append([sys.executable, "-m", "glyph_render.cli", "serve"])
     return points
@@ -532,8 +532,9 @@ def test_run_execs_vllm_in_place(fake_bin, tmp_path, entry):
 def test_run_execs_sglang_python3(fake_bin, tmp_path):
     record = tmp_path / "record.json"
     env = {"PATH": str(fake_bin), "GLYPH_FAKE_RECORD": str(record)}
-    res = subprocess.run([sys.executable, "-m", "glyph_render.recipes", "--engine", "sglang",
-                          "--hardware", "mi355x", "--quant", "fp8", "--tool-calls", "--run"],
+    res = subprocess.run([sys.executable, "-m", "glyph_render.serving.recipes", "--engine",
+                          "sglang", "--hardware", "mi355x", "--quant", "fp8", "--tool-calls",
+                          "--run"],
                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     got = json.loads(record.read_text())
@@ -547,7 +548,7 @@ def test_run_execs_sglang_python3(fake_bin, tmp_path):
 def test_run_without_the_engine_is_one_line_exit_2(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    res = subprocess.run([sys.executable, "-m", "glyph_render.recipes", "--engine", "vllm",
+    res = subprocess.run([sys.executable, "-m", "glyph_render.serving.recipes", "--engine", "vllm",
                           "--hardware", "h100", "--run"], env={"PATH": str(empty)},
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2

@@ -88,6 +88,19 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], tuple[str, ...]]]:
         "unknown-encoding": (["doc.txt", "--encoding", "klingon"], ("klingon",)),
         "nan-font-size": (["doc.txt", "--font-size", "nan"], ("font-size", "nan")),
         "tiny-dpi": (["doc.txt", "--dpi", "0.5"], ("dpi",)),
+        # Flag values checked before anything is read or written: one line naming flag and value.
+        "max-dpi-negative": (["doc.txt", "--max-dpi", "-1"], ("--max-dpi", "-1")),
+        "max-dpi-nan": (["doc.txt", "--max-dpi", "nan"], ("--max-dpi", "nan")),
+        "max-dpi-inf": (["doc.txt", "--max-dpi", "inf"], ("--max-dpi", "inf")),
+        "min-px-per-em-inf": (["doc.txt", "--min-px-per-em", "inf"], ("--min-px-per-em", "inf")),
+        "empty-output": (["doc.txt", "-o", ""], ("--output", "''")),
+        "budget-nan": (["doc.txt", "--budget", "nan"], ("--budget", "nan")),
+        "page-size-negative": (["doc.txt", "--page-size", "-595,842"], ("page-size", "-595,842")),
+        "tokenizer-unknown": (["doc.txt", "-o", "o", "--tokenizer", "bogus"], ("bogus",)),
+        "profile-unknown": (["doc.txt", "-o", "o", "--profile", "bogus"], ("bogus",)),
+        "fallback-font-missing": (["doc.txt", "-o", "o", "--fallback-fonts", "gone.ttf"],
+                                  ("gone.ttf",)),
+        "model-is-not-the-profile": (["doc.txt", "--model", "glyph"], ("--model", "--profile")),
     }
 
 
@@ -96,6 +109,9 @@ BAD_CASES = [
     "whitespace-only", "font-not-a-font", "font-missing", "output-under-a-file",
     "pdf-under-a-file", "huge-dpi-config", "huge-dpi-flag", "unknown-config-key",
     "bad-flag-value", "bad-colour-flag", "unknown-encoding", "nan-font-size", "tiny-dpi",
+    "max-dpi-negative", "max-dpi-nan", "max-dpi-inf", "min-px-per-em-inf", "empty-output",
+    "budget-nan", "page-size-negative", "tokenizer-unknown", "profile-unknown",
+    "fallback-font-missing", "model-is-not-the-profile",
 ]
 
 
@@ -107,6 +123,27 @@ def test_bad_input_exits_2_with_one_line_and_leaves_nothing(case: str, work: Pat
     assert_clean_failure(proc, *causes)
     assert proc.stdout == ""
     assert leftovers(work) == []
+
+
+def test_a_bad_tokenizer_fails_before_any_page_is_written(work: Path, run_cli) -> None:
+    # The tokenizer is loaded before rendering starts: no page (and no folder) is left behind.
+    proc = run_cli(["doc.txt", "-o", "o", "--tokenizer", "bogus"], cwd=work)
+    assert_clean_failure(proc, "bogus")
+    assert not (work / "o").exists()
+
+
+@pytest.mark.parametrize("command", [["plan", "doc.txt", "--budget", "900"],
+                                     ["ask", "doc.txt", "Why?"],
+                                     ["batch", "plan", "doc.txt", "-o", "out.jsonl"],
+                                     ["eval", "niah"]])
+@pytest.mark.parametrize("flag", [["--max-dpi", "nan"], ["--min-px-per-em", "-inf"],
+                                  ["--page-size", "-595,842"]])
+def test_every_command_checks_the_shared_flags_alike(command: list[str], flag: list[str],
+                                                     work: Path, run_cli) -> None:
+    # One home for the flags: the same bad value fails the same way in every command.
+    proc = run_cli([*command, *flag], cwd=work)
+    assert_clean_failure(proc, flag[0].lstrip("-"), flag[1])
+    assert sorted(p.name for p in work.iterdir()) == ["doc.txt"]
 
 
 def test_a_font_that_is_not_a_font_creates_no_output_folder(work: Path, run_cli) -> None:

@@ -10,12 +10,12 @@ docs/evaluation.md.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from collections.abc import Sequence
 
-from ..jobs.records import json_bytes
+from ..files import json_bytes
+from ..settings import Parser
 
 __all__ = ["TASKS", "build_parser", "main"]
 
@@ -30,8 +30,8 @@ TASKS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def build_parser() -> Parser:
+    p = Parser(
         prog="glyph-render eval",
         description="Score a Glyph endpoint (vLLM/SGLang) on a long-context benchmark. Every "
                     "score is reported with the compression ratio and prompt tokens it took; "
@@ -42,8 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, (module, help_text) in TASKS.items():
         mod = importlib.import_module(f".{module}", __package__)
-        tp = sub.add_parser(name, help=help_text, description=help_text + ".",
-                            conflict_handler="resolve")
+        tp = sub.add_parser(name, help=help_text, description=help_text + ".")
         mod.add_arguments(tp)
         add_common_args(tp)
     return p

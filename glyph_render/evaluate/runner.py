@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
 import warnings
 from collections import Counter
@@ -25,10 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import RenderConfig, detect_preset
-from ..errors import ConfigError, ContextOverflow, GlyphRenderError, OutputError
-from ..jobs.records import RecordWriter, json_bytes
+from ..config import RenderConfig
+from ..errors import ContextOverflow, GlyphRenderError, OutputError
+from ..files import RecordWriter, atomic_write, json_bytes
 from ..jobs.summary import Progress
+from ..settings import (
+    EndpointSettings,
+    RenderSettings,
+    add_endpoint_flags,
+    add_render_flags,
+    at_least,
+    non_empty,
+)
 from ..text_tokens import TextTokenizer
 from ..vision_tokens import prompt_tokens
 
@@ -52,7 +59,7 @@ __all__ = [
     "ratio_text",
     "run_items",
     "settings_from_args",
-    "summarize",
+    "score_summary",
     "summary_line",
     "tokens_label",
     "truncate_middle",
@@ -98,147 +105,87 @@ class EvalItem:
 
 @dataclass
 class EvalSettings:
-    """The flags every task shares, validated."""
+    """The flags every task shares, validated: the shared render and endpoint settings
+    (:mod:`glyph_render.settings`) and the run's own."""
 
-    endpoint: str | None
-    served_model: str | None
-    api_key_env: str
-    as_text: bool
-    concurrency: int
-    limit: int | None
-    seed: int | None
-    max_tokens: int | None
-    thinking: bool | None
-    system: str | None
-    budget: int | None
-    overflow: str
-    min_px_per_em: float | None  # None: the client's script-aware legibility floor
-    max_dpi: float
-    profile: str
-    tokenizer: str
-    timeout: float
-    retries: int
-    truncate: bool
-    output: Path | None
-    json: bool
-    progress: bool | None
-    preset: str
-    bases: dict[str, RenderConfig]  # preset name -> preset + --config + render flags
-    flags: dict[str, Any] = field(default_factory=dict)  # what the user set, for results.json
+    render: RenderSettings
+    endpoint: EndpointSettings
+    as_text: bool = False
+    concurrency: int = 4
+    limit: int | None = None
+    seed: int | None = None
+    truncate: bool = True
+    output: Path | None = None
+    json: bool = False
+    progress: bool | None = None
     used: set[str] = field(default_factory=set)  # presets the items were rendered with
 
     def config_for(self, item: EvalItem) -> RenderConfig:
         """The item's config: the run's (by preset; auto picks glyph-zh for CJK text), then
         the item's own overrides."""
-        name = self.preset if self.preset != "auto" else detect_preset(item.context)
+        cfg, name = self.render.config_for(item.context, item.config)
         self.used.add(name)
-        cfg = self.bases[name]
-        if item.config:
-            cfg = RenderConfig.from_dict(item.config, base=cfg)
         return cfg
 
     def answer_tokens(self, item: EvalItem) -> int:
         """``--max-tokens``; else the task's limit when thinking is off (a short answer needs no
         room for reasoning); else Glyph's 8,192."""
-        if self.max_tokens is not None:
-            return self.max_tokens
-        if self.thinking is False and item.max_tokens:
+        if self.endpoint.max_tokens is not None:
+            return self.endpoint.max_tokens
+        if self.endpoint.thinking is False and item.max_tokens:
             return item.max_tokens
         return DEFAULT_MAX_TOKENS
 
     def to_json(self) -> dict[str, Any]:
+        e = self.endpoint
         return {
             "mode": "text" if self.as_text else "image", "concurrency": self.concurrency,
-            "limit": self.limit, "seed": self.seed, "max_tokens": self.max_tokens,
-            "thinking": self.thinking, "system": self.system is not None,
-            "budget": self.budget, "overflow": self.overflow, "profile": self.profile,
-            "tokenizer": self.tokenizer, "preset": self.preset, "truncate": self.truncate,
-            **self.flags,
+            "limit": self.limit, "seed": self.seed, "max_tokens": e.max_tokens,
+            "thinking": e.thinking, "system": e.system is not None,
+            **self.render.to_json(), "truncate": self.truncate,
             "render_configs": {} if self.as_text else {
-                name: self.bases[name].to_dict() for name in sorted(self.used)},
+                name: self.render.base(name).to_dict() for name in sorted(self.used)},
         }
 
 
 def add_common_args(p: argparse.ArgumentParser) -> None:
-    """Endpoint, run, output and rendering flags (the rendering ones are ``glyph-render``'s)."""
-    # Loaded here, not at import: the CLI module may be running as __main__.
-    from ..cli import _budget_args, _config_flags, _token_args
-
-    g = p.add_argument_group("endpoint")
-    g.add_argument("--endpoint", metavar="URL",
-                   help="OpenAI-compatible base URL of vLLM or SGLang (default $GLYPH_BASE_URL, "
-                        "$OPENAI_BASE_URL, else http://127.0.0.1:8000/v1)")
-    g.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
-                   help="environment variable holding the API key (default OPENAI_API_KEY); "
-                        "the key itself is never printed")
-    g.add_argument("--max-tokens", type=int, metavar="N",
-                   help="answer limit (default 8192, Glyph's; with --no-thinking the task's "
-                        "own, e.g. LongBench's dataset2maxlen)")
-    g.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=None,
-                   help="switch the model's reasoning on or off (default: the server's)")
-    g.add_argument("--system", metavar="TEXT", help="system prompt")
-    g.add_argument("--timeout", type=float, default=600.0, metavar="S",
-                   help="seconds per request (default 600)")
-    g.add_argument("--retries", type=int, default=3, metavar="N",
-                   help="retries of a 429/5xx/dropped request (default 3)")
-
+    """Endpoint, run, output and rendering flags (the shared ones from :mod:`..settings`)."""
+    add_endpoint_flags(p)
     g = p.add_argument_group("run")
     g.add_argument("--as-text", action="store_true",
                    help="text-only baseline: send the context as plain text instead of pages")
     g.add_argument("--no-truncate", dest="truncate", action="store_false",
                    help="--as-text: fail an item that does not fit the context instead of "
                         "cutting its middle (LongBench's rule)")
-    g.add_argument("--concurrency", type=int, default=4, metavar="N",
+    g.add_argument("--concurrency", type=at_least(1), default=4, metavar="N",
                    help="requests in flight at once (default 4)")
-    g.add_argument("--limit", type=int, metavar="N", help="ask about at most N items")
+    g.add_argument("--limit", type=at_least(0), metavar="N", help="ask about at most N items")
     g.add_argument("--seed", type=int, metavar="N",
                    help="generation seed (niah); with --limit, a seeded sample instead of the "
                         "first N items (longbench, mrcr)")
-    g.add_argument("-o", "--output", metavar="DIR",
+    g.add_argument("-o", "--output", metavar="DIR", type=non_empty,
                    help="write results.json, results.md, items.jsonl (and heatmap.png) here")
     g.add_argument("--json", action="store_true",
                    help="print results.json on stdout instead of the table")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
-    _token_args(p)  # --profile (vision-token profile) and --tokenizer
-    p.add_argument("--model", dest="served_model", metavar="NAME",
-                   help="served model name (default: the first one /v1/models lists); the "
-                        "vision-token profile is --profile")
-    _budget_args(p)
-    _config_flags(p)
+    add_render_flags(p)
 
 
 def settings_from_args(args: argparse.Namespace) -> EvalSettings:
     """Check the shared flags and build each preset's config once (bad flags fail here)."""
-    from ..cli import preset_bases
-    from ..compress import DEFAULT_MAX_DPI
-
-    if args.budget is not None and args.cfg_dpi is not None:
-        raise ConfigError("give --dpi or --budget, not both")
-    for flag, value in (("--concurrency", args.concurrency), ("--max-tokens", args.max_tokens),
-                        ("--limit", args.limit)):
-        if value is not None and value < (0 if flag == "--limit" else 1):
-            raise ConfigError(f"{flag} must be at least {0 if flag == '--limit' else 1}, "
-                              f"got {value}")
-    if args.retries < 0 or not args.timeout > 0:
-        raise ConfigError("--retries must be >= 0 and --timeout > 0")
     if args.output and Path(args.output).exists() and not Path(args.output).is_dir():
         raise OutputError(f"-o {args.output}: exists and is not a folder")
     if args.as_text and (args.budget is not None or args.cfg_dpi is not None):
         warnings.warn("--dpi and --budget have no effect with --as-text (no pages are sent)",
                       stacklevel=2)
-    bases = preset_bases(args)
-    flags = {"config": str(args.config)} if args.config else {}
     return EvalSettings(
-        endpoint=args.endpoint, served_model=args.served_model, api_key_env=args.api_key_env,
-        as_text=args.as_text, concurrency=args.concurrency, limit=args.limit, seed=args.seed,
-        max_tokens=args.max_tokens, thinking=args.thinking, system=args.system,
-        budget=args.budget, overflow=args.overflow,
-        min_px_per_em=args.min_px_per_em,
-        max_dpi=args.max_dpi or DEFAULT_MAX_DPI, profile=args.profile,
-        tokenizer=args.tokenizer, timeout=args.timeout, retries=args.retries,
-        truncate=args.truncate, output=Path(args.output) if args.output else None,
-        json=args.json, progress=args.progress, preset=args.preset, bases=bases, flags=flags,
+        render=RenderSettings.from_args(args, every_preset=True,
+                                       check_fonts=not args.as_text),
+        endpoint=EndpointSettings.from_args(args), as_text=args.as_text,
+        concurrency=args.concurrency, limit=args.limit, seed=args.seed, truncate=args.truncate,
+        output=Path(args.output) if args.output else None, json=args.json,
+        progress=args.progress,
     )
 
 
@@ -293,8 +240,9 @@ def _fit_text(client: AsyncGlyphClient, info: ModelInfo, item: EvalItem, s: Eval
         return item.context, text_tokens, 0
 
     def over(context: str) -> int:
-        return prompt_tokens([], item.text_prompt(context), profile=client.profile,
-                             system=s.system, tokenizer=tok) - (info.max_model_len - max_tokens)
+        return (prompt_tokens([], item.text_prompt(context), profile=client.profile,
+                             system=s.endpoint.system, tokenizer=tok)
+                - (info.max_model_len - max_tokens))
 
     context, excess, keep = item.context, over(item.context), text_tokens
     for _ in range(4):  # tokens merge across the cut and the joins: re-measure, re-cut
@@ -313,7 +261,8 @@ async def _ask_text(client: AsyncGlyphClient, info: ModelInfo, item: EvalItem,
     context, text_tokens, cut = await asyncio.to_thread(_fit_text, client, info, item, s,
                                                         max_tokens)
     answer = await client.ask_text(item.text_prompt(context), text_tokens=text_tokens - cut,
-                                   system=s.system, thinking=s.thinking, max_tokens=max_tokens)
+                                   system=s.endpoint.system, thinking=s.endpoint.thinking,
+                                   max_tokens=max_tokens)
     return answer, text_tokens, cut
 
 
@@ -337,9 +286,8 @@ async def _ask_one(client: AsyncGlyphClient, info: ModelInfo, item: EvalItem,
                 "pages": 0, "dpi": None, "truncated_tokens": cut}
         else:
             answer = await client.ask(
-                item.context, item.question, config=s.config_for(item), budget=s.budget,
-                system=s.system, thinking=s.thinking, max_tokens=max_tokens,
-                overflow=s.overflow)
+                item.context, item.question, config=s.config_for(item), budget=s.render.budget,
+                overflow=s.render.overflow, **{**s.endpoint.ask_kwargs(), "max_tokens": max_tokens})
             figures = {
                 "text_tokens": answer.text_tokens, "vision_tokens": answer.vision_tokens,
                 "compression_ratio": round(answer.compression_ratio, 4),
@@ -386,14 +334,12 @@ async def _run(items: list[EvalItem], s: EvalSettings, task: str,
         path = s.output / "items.jsonl"
         writer = RecordWriter(path, fsync=False)  # locked: a second run into DIR fails here
         try:
-            os.truncate(path, 0)  # a fresh run: never mix with an earlier run's items
-        except OSError as exc:
+            writer.truncate()  # a fresh run: never mix with an earlier run's items
+        except OutputError:
             writer.close()
-            raise OutputError(f"{path}: cannot empty ({exc.strerror})") from None
-    client = AsyncGlyphClient(
-        s.endpoint, api_key=os.environ.get(s.api_key_env) or None, model=s.served_model,
-        profile=s.profile, tokenizer=s.tokenizer, timeout=s.timeout, max_retries=s.retries,
-        max_concurrency=s.concurrency, min_px_per_em=s.min_px_per_em, max_dpi=s.max_dpi)
+            raise
+    client = AsyncGlyphClient(s.endpoint.endpoint, max_concurrency=s.concurrency,
+                              **s.endpoint.client_kwargs(s.render))
     progress = Progress(len(items), s.progress, f"eval {task}")
     try:
         async with client:
@@ -429,7 +375,7 @@ def _mean(values: Sequence[float]) -> float | None:
     return round(sum(values) / len(values), 5) if values else None
 
 
-def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+def score_summary(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Score and compression of some records.
 
     ``score`` is the mean over answered and failed items (a failure scores 0); invalid input
@@ -454,7 +400,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 def group(records: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], Any],
           order: Sequence[Any] | None = None) -> dict[str, dict[str, Any]]:
-    """:func:`summarize` per value of ``key`` (invalid lines left out), in ``order`` if given,
+    """:func:`score_summary` per value of ``key`` (invalid lines left out), in ``order`` if given,
     else sorted; keys become strings for JSON."""
     buckets: dict[Any, list[dict[str, Any]]] = {}
     for r in records:
@@ -465,12 +411,12 @@ def group(records: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], Any
     else:  # numbers in numeric order, then anything else by its text
         keys = sorted(buckets, key=lambda k: (0, k, "") if isinstance(k, (int, float))
                       else (1, 0, str(k)))
-    return {str(k): summarize(buckets[k]) for k in keys}
+    return {str(k): score_summary(buckets[k]) for k in keys}
 
 
 def base_results(task: str, run: RunResult, s: EvalSettings) -> dict[str, Any]:
     """The fields every task's results.json starts with."""
-    total = summarize(run.records)
+    total = score_summary(run.records)
     invalid = sum(r.get("status") == INVALID for r in run.records)
     compression = {k: total[k] for k in ("compression_ratio", "text_tokens", "vision_tokens",
                                          "prompt_tokens", "prompt_tokens_mean",
@@ -567,15 +513,9 @@ def write_outputs(s: EvalSettings, results: dict[str, Any], table: str,
         return
     results["files"] = {"results": "results.json", "table": "results.md",
                         "items": "items.jsonl", **extra_files}
-    try:
-        s.output.mkdir(parents=True, exist_ok=True)
-        for name, data in (("results.json", json_bytes(results, indent=2) + b"\n"),
-                           ("results.md", table.encode("utf-8") + b"\n")):
-            tmp = s.output / (name + ".tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, s.output / name)
-    except OSError as exc:
-        raise OutputError(f"{s.output}: cannot write results ({exc.strerror})") from None
+    prepare_output(s)
+    atomic_write(s.output / "results.json", json_bytes(results, indent=2) + b"\n")
+    atomic_write(s.output / "results.md", table.encode("utf-8") + b"\n")
 
 
 def prepare_output(s: EvalSettings) -> None:

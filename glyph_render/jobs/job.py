@@ -15,16 +15,18 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import GlyphRenderError
+from ..files import RecordWriter
 from .inputs import BadLine, Item, count_entries, iter_entries
 from .local import LocalEngine
 from .options import JobSettings
-from .records import RecordWriter, compact, latest_records, record_key, scan_output
+from .records import OutputState, compact, latest_records, record_key, scan_output
 from .summary import Progress, format_summary, summarize, write_summary
 
-__all__ = ["run_job"]
+__all__ = ["RunOptions", "run_job"]
 
 
 @contextmanager
@@ -44,49 +46,67 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a job (the flags that are not settings of its items)."""
+
+    input_path: str
+    engine: str = "local"
+    workers: int | None = None
+    concurrency: int = 8
+    retry_failed: bool = False
+    limit: int | None = None
+    progress: bool | None = None
+    default_question: str | None = None
+    ray_address: str | None = None
+    quiet: bool = False
+
+
 def run_job(s: JobSettings, *, input_path: str, engine: str = "local", workers: int | None = None,
             concurrency: int = 8, retry_failed: bool = False, limit: int | None = None,
             progress: bool | None = None, default_question: str | None = None,
             ray_address: str | None = None, quiet: bool = False) -> dict[str, Any]:
     """Run (or resume) a job; returns the summary (also written beside the output)."""
     t_start = time.perf_counter()
-    pool = None
-    shown: list[str] | None = None  # endpoint URLs without any user:password part
-    if s.needs_endpoint:
-        from .endpoints import EndpointPool  # loads openai: only when requests are made
-
-        pool = EndpointPool(s.endpoints, balance=s.balance,  # type: ignore[arg-type]
-                            **s.client_kwargs())
-        try:
-            dropped = pool.check()
-        except GlyphRenderError as exc:
-            pool.close()
-            if s.api_key_env != "OPENAI_API_KEY":
-                raise GlyphRenderError(f"{exc} (this job reads the key from "
-                                       f"${s.api_key_env})") from None
-            raise
-        for n in dropped:
-            print(f"glyph-render batch: {n}", file=sys.stderr)
-        shown = pool.urls
-        if engine == "ray":  # the actors make their own clients, for the endpoints alive
-            s.endpoints = pool.raw_urls
-            pool.close()
-            pool = None
+    opts = RunOptions(input_path, engine, workers, concurrency, retry_failed, limit, progress,
+                      default_question, ray_address, quiet)
+    pool, shown = _endpoints(s, engine)
     try:
-        return _run(s, pool, shown, t_start, input_path=input_path, engine=engine, workers=workers,
-                    concurrency=concurrency, retry_failed=retry_failed, limit=limit,
-                    progress=progress, default_question=default_question,
-                    ray_address=ray_address, quiet=quiet)
+        return _run(s, opts, pool, shown, t_start)
     finally:
         if pool is not None:
             pool.close()
 
 
-def _run(s: JobSettings, pool: Any, shown: list[str] | None, t_start: float, *,
-         input_path: str, engine: str, workers: int | None, concurrency: int,
-         retry_failed: bool, limit: int | None, progress: bool | None,
-         default_question: str | None, ray_address: str | None,
-         quiet: bool) -> dict[str, Any]:
+def _endpoints(s: JobSettings, engine: str) -> tuple[Any, list[str] | None]:
+    """The endpoint pool (checked: the dead ones dropped) and the URLs as shown; no pool for
+    modes that ask nothing, or for Ray (its actors make their own clients)."""
+    if not s.needs_endpoint:
+        return None, None
+    from .endpoints import EndpointPool  # loads openai: only when requests are made
+
+    pool = EndpointPool(s.endpoint.endpoints, balance=s.balance,  # type: ignore[arg-type]
+                        **s.client_kwargs())
+    try:
+        dropped = pool.check()
+    except GlyphRenderError as exc:
+        pool.close()
+        if s.endpoint.api_key_env != "OPENAI_API_KEY":
+            raise GlyphRenderError(f"{exc} (this job reads the key from "
+                                   f"${s.endpoint.api_key_env})") from None
+        raise
+    for n in dropped:
+        print(f"glyph-render batch: {n}", file=sys.stderr)
+    shown = pool.urls
+    if engine == "ray":  # the actors make their own clients, for the endpoints alive
+        s.endpoint.endpoints = pool.raw_urls
+        pool.close()
+        return None, shown
+    return pool, shown
+
+
+def _open_output(s: JobSettings) -> tuple[RecordWriter, OutputState]:
+    """The locked output and what it already holds (a torn tail cut, corrupt lines noted)."""
     writer = RecordWriter(s.output)  # takes the lock before anything reads or cuts the file
     try:
         state = scan_output(s.output)
@@ -106,36 +126,42 @@ def _run(s: JobSettings, pool: Any, shown: list[str] | None, t_start: float, *,
         print(f"glyph-render batch: ignored {len(state.corrupt_lines)} unreadable line(s) in "
               f"{s.output} (first: line {state.corrupt_lines[0]}); their items are redone",
               file=sys.stderr)
+    return writer, state
 
+
+def _pending(s: JobSettings, opts: RunOptions, state: OutputState,
+             counts: dict[str, int]) -> Iterator[Item | BadLine]:
+    """The input entries this run does: not done already, at most ``limit`` of them."""
+    for entry in iter_entries(opts.input_path, s.mode, default_question=opts.default_question):
+        key = f"#line:{entry.line}" if isinstance(entry, BadLine) else entry.key
+        if state.done(key, retry_failed=opts.retry_failed):
+            counts["skipped"] += 1
+            continue
+        if opts.limit is not None and counts["queued"] >= opts.limit:
+            return
+        counts["queued"] += 1
+        yield entry
+
+
+def _expected(opts: RunOptions, state: OutputState) -> int:
+    """How many entries this run will do, for the progress bar's ETA (one quick pass)."""
+    total = max(0, count_entries(opts.input_path) - sum(
+        1 for st in state.latest.values() if st == "ok" or not opts.retry_failed))
+    return total if opts.limit is None else min(total, opts.limit)
+
+
+def _run(s: JobSettings, opts: RunOptions, pool: Any, shown: list[str] | None,
+         t_start: float) -> dict[str, Any]:
+    writer, state = _open_output(s)
     counts = {"skipped": 0, "queued": 0, "written": 0, "replaced": 0}
-
-    def pending() -> Iterator[Item | BadLine]:
-        for entry in iter_entries(input_path, s.mode, default_question=default_question):
-            key = f"#line:{entry.line}" if isinstance(entry, BadLine) else entry.key
-            if state.done(key, retry_failed=retry_failed):
-                counts["skipped"] += 1
-                continue
-            if limit is not None and counts["queued"] >= limit:
-                return
-            counts["queued"] += 1
-            yield entry
-
-    if progress is None:
-        progress = sys.stderr.isatty()
-    total = None
-    if progress:  # one quick pass over the input (newlines only) for the ETA
-        total = max(0, count_entries(input_path) - sum(
-            1 for st in state.latest.values() if st == "ok" or not retry_failed))
-        if limit is not None:
-            total = min(total, limit)
-    bar = Progress(total, progress, f"batch {s.mode}")
+    progress = sys.stderr.isatty() if opts.progress is None else opts.progress
+    bar = Progress(_expected(opts, state) if progress else None, progress, f"batch {s.mode}")
     run_stats = {"ok": 0, "error": 0, "invalid": 0, "pages": 0}
 
     with writer:
         def emit(rec: dict[str, Any]) -> None:
             writer.write(rec)
-            key = record_key(rec)
-            if key in state.latest:
+            if record_key(rec) in state.latest:
                 counts["replaced"] += 1
             counts["written"] += 1
             run_stats[rec["status"]] = run_stats.get(rec["status"], 0) + 1
@@ -145,14 +171,14 @@ def _run(s: JobSettings, pool: Any, shown: list[str] | None, t_start: float, *,
 
         try:
             with _sigterm_as_interrupt():
-                if engine == "ray":
+                if opts.engine == "ray":
                     from .ray_engine import RayEngine
 
-                    RayEngine(s, concurrency=concurrency, address=ray_address,
-                              workers=workers).run(pending(), emit)
+                    RayEngine(s, concurrency=opts.concurrency, address=opts.ray_address,
+                              workers=opts.workers).run(_pending(s, opts, state, counts), emit)
                 else:
-                    LocalEngine(s, workers=workers, concurrency=concurrency,
-                                pool=pool).run(pending(), emit)
+                    LocalEngine(s, workers=opts.workers, concurrency=opts.concurrency,
+                                pool=pool).run(_pending(s, opts, state, counts), emit)
         finally:
             bar.close()
         compacted = 0  # still under the lock: no other job sees the file mid-rename
@@ -160,7 +186,7 @@ def _run(s: JobSettings, pool: Any, shown: list[str] | None, t_start: float, *,
             compacted = compact(s.output)
     seconds = time.perf_counter() - t_start
     run = {
-        "engine": engine, "processed": counts["written"], "skipped": counts["skipped"],
+        "engine": opts.engine, "processed": counts["written"], "skipped": counts["skipped"],
         "retried": counts["replaced"], "compacted_lines": compacted,
         "seconds": round(seconds, 3),
         "items_per_s": round(counts["written"] / seconds, 3) if seconds else None,
@@ -172,7 +198,7 @@ def _run(s: JobSettings, pool: Any, shown: list[str] | None, t_start: float, *,
     }
     summary = summarize(latest_records(s.output), run)
     path = write_summary(summary, s.output)
-    if not quiet:
+    if not opts.quiet:
         print(format_summary(summary))
         print(f"records: {s.output}\nsummary: {path}")
     return summary

@@ -28,9 +28,9 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import GlyphRenderError
+from ..files import dumps_record
 from .inputs import BadLine, Item
 from .options import JobSettings
-from .records import dumps_record
 from .stages import Failure, Prepared, ask, invalid_record, prepare, record
 
 __all__ = ["RayEngine", "require_ray"]
@@ -80,7 +80,7 @@ class _AskActor:
 
         self.s = settings
         # Each actor starts its turn at a random endpoint, so actors spread over endpoints.
-        self.pool = EndpointPool(settings.endpoints, balance=settings.balance,  # type: ignore
+        self.pool = EndpointPool(settings.endpoint.endpoints, balance=settings.balance,  # type: ignore
                                  start=random.randrange(1 << 16), **settings.client_kwargs())
         self.threads = ThreadPoolExecutor(threads, thread_name_prefix="glyph-ask")
 

@@ -19,7 +19,6 @@ record of the same id.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -28,15 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
+from ..files import atomic_write, dumps_record
 from .naming import id_key
 
-try:  # advisory lock: a second job on the same output fails fast instead of interleaving
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-
-__all__ = ["OutputState", "RecordWriter", "compact", "dumps_record", "json_bytes",
-           "latest_records", "record_key", "scan_output"]
+__all__ = ["OutputState", "compact", "latest_records", "record_key", "scan_output"]
 
 OK, ERROR, INVALID = "ok", "error", "invalid"
 
@@ -51,77 +45,6 @@ def record_key(rec: dict[str, Any]) -> str | None:
     if "id" not in rec:
         return None
     return id_key(rec["id"])
-
-
-def json_bytes(obj: Any, *, indent: int | None = None) -> bytes:
-    """UTF-8 JSON; text with lone surrogates (legal in JSON ids, not in UTF-8) falls back to
-    ASCII escapes, and NaN/infinity become null rather than invalid JSON."""
-    obj = _finite(obj)
-    try:
-        return json.dumps(obj, ensure_ascii=False, indent=indent).encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(obj, ensure_ascii=True, indent=indent).encode("ascii")
-
-
-def dumps_record(rec: dict[str, Any]) -> bytes:
-    """One line of JSON, newline included."""
-    return json_bytes(rec) + b"\n"
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
-class RecordWriter:
-    """Appends records to the output; ``write`` returns only once the line is on disk."""
-
-    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True) -> None:
-        self.path = Path(path)
-        self.fsync = fsync
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise OutputError(f"{self.path}: cannot open for appending ({exc.strerror})") from None
-        if fcntl is not None:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(self._fd)
-                raise OutputError(
-                    f"{self.path}: another glyph-render batch job is writing this file"
-                ) from None
-        self.written = 0
-
-    def write(self, rec: dict[str, Any]) -> None:
-        data = memoryview(dumps_record(rec))
-        try:
-            while data:  # os.write may write less than asked (signals, quotas): finish the line
-                n = os.write(self._fd, data)
-                data = data[n:]
-            if self.fsync:
-                os.fsync(self._fd)
-        except OSError as exc:
-            raise OutputError(f"{self.path}: cannot append a record ({exc.strerror})") from None
-        self.written += 1
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)  # closing releases the lock
-            self._fd = -1
-
-    def __enter__(self) -> RecordWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 @dataclass
@@ -233,29 +156,14 @@ def latest_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
 def compact(path: str | os.PathLike[str]) -> int:
     """Rewrite ``path`` keeping only the newest record per key; returns the lines dropped."""
     p = Path(path)
-    tmp = p.with_name(p.name + ".compact.tmp")
     before = sum(1 for _ in _iter_lines(p))
     kept = 0
-    try:
-        with open(tmp, "wb") as out:
-            for rec in latest_records(p):
-                out.write(dumps_record(rec))
-                kept += 1
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, p)
-        _fsync_dir(p.parent)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise OutputError(f"{p}: cannot compact ({exc.strerror})") from None
+
+    def lines() -> Iterator[bytes]:
+        nonlocal kept
+        for rec in latest_records(p):
+            kept += 1
+            yield dumps_record(rec)
+
+    atomic_write(p, lines(), fsync=True)
     return before - kept
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not possible on every platform; the rename still holds
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -20,25 +20,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..compress import compress
-from ..config import RenderConfig, detect_preset
+from ..config import RenderConfig
 from ..errors import (
     BudgetError,
     ClientError,
     ContextOverflow,
     GlyphRenderError,
     InputError,
-    OutputError,
 )
+from ..files import atomic_write, json_bytes
 from ..layout import layout
 from ..render import RenderedPage, iter_pages, page_sizes, render_to_dir
 from ..scoring import character_error_rate
-from ..text_tokens import get_tokenizer
-from ..vision_tokens import get_profile, image_tokens, prompt_tokens
+from ..vision_tokens import image_tokens, prompt_tokens
 from .inputs import BadLine, Item, load_text
 from .naming import item_dir
 from .options import JobSettings
-from .records import json_bytes
 from .summary import score_answer
 
 if TYPE_CHECKING:  # the client (and openai) load only where requests are made, not in workers
@@ -105,22 +102,14 @@ def config_label(item: Item) -> str:
     return "default"
 
 
-def item_config(item: Item, text: str, s: JobSettings) -> tuple[RenderConfig, str]:
-    preset = detect_preset(text) if s.preset == "auto" else s.preset
-    cfg = s.bases[preset]
-    if item.config:
-        cfg = RenderConfig.from_dict(item.config, base=cfg)
-    return cfg, preset
-
-
 def prepare(item: Item, s: JobSettings) -> Prepared | Failure:
     """Stage one: never raises (see the module docstring)."""
     t0, c0 = time.perf_counter(), time.thread_time()
     try:
         text = load_text(item)
-        cfg, preset = item_config(item, text, s)
+        cfg, preset = s.render.config_for(text, item.config)
         if s.mode == "plan":
-            prep = _plan(item, text, cfg, preset, s, t0)
+            prep = _plan_only(item, text, cfg, preset, s, t0)
         elif s.mode == "render":
             prep = _render(item, text, cfg, preset, s, t0)
         else:
@@ -133,18 +122,11 @@ def prepare(item: Item, s: JobSettings) -> Prepared | Failure:
         return Failure.of(exc, "render")
 
 
-def _compress(text: str, cfg: RenderConfig, s: JobSettings, overflow: str):
-    return compress(text, s.budget, model=s.profile, config=cfg, tokenizer=s.tokenizer,
-                    min_px_per_em=s.min_px_per_em, max_dpi=s.max_dpi,
-                    overflow=overflow,  # type: ignore[arg-type]
-                    per_image_tokens=get_profile(s.profile).image_wrapper_tokens)
-
-
-def _plan(item: Item, text: str, cfg: RenderConfig, preset: str, s: JobSettings,
+def _plan_only(item: Item, text: str, cfg: RenderConfig, preset: str, s: JobSettings,
           t0: float) -> Prepared:
-    prof = get_profile(s.profile)
-    if s.budget is not None:
-        plan = _compress(text, cfg, s, s.overflow)
+    prof = s.render.vision_profile
+    if s.render.budget is not None:
+        plan = s.render.plan(text, cfg)
         sizes = [(p.width, p.height) for p in plan.pages]
         extra = {"plan": {"budget": plan.budget, "cost": plan.cost,
                           "budget_used": round(plan.cost / plan.budget, 4),
@@ -155,7 +137,7 @@ def _plan(item: Item, text: str, cfg: RenderConfig, preset: str, s: JobSettings,
     else:
         sizes = page_sizes(list(layout(text, cfg, geometry_only=True)), cfg)
         vt = sum(image_tokens(w, h, prof) for w, h in sizes)
-        tt = get_tokenizer(s.tokenizer).count(text)
+        tt = s.render.text_tokenizer.count(text)
         extra = {"plan": {"config": cfg.to_dict()}}
     predicted = prompt_tokens(sizes, item.question or "", profile=prof)
     return Prepared(cfg, preset, len(text), tt, vt, len(sizes), time.perf_counter() - t0,
@@ -165,19 +147,14 @@ def _plan(item: Item, text: str, cfg: RenderConfig, preset: str, s: JobSettings,
 def _render(item: Item, text: str, cfg: RenderConfig, preset: str, s: JobSettings,
             t0: float) -> Prepared:
     assert s.pages_dir is not None
-    if s.budget is not None:
-        cfg = _compress(text, cfg, s, "error").config
+    if s.render.budget is not None:
+        cfg = s.render.plan(text, cfg, overflow="error").config
     folder = item_dir(s.pages_dir, item.id)
-    res = render_to_dir(text, cfg, folder, profile=s.profile, tokenizer=s.tokenizer,
+    res = render_to_dir(text, cfg, folder, profile=s.render.profile, tokenizer=s.render.tokenizer,
                         progress=False)
     manifest = folder / "manifest.json"
     body = {"id": item.id, "line": item.line, **res.to_json()}
-    tmp = folder / ".manifest.json.tmp"
-    try:
-        tmp.write_bytes(json_bytes(body, indent=1))
-        tmp.replace(manifest)
-    except OSError as exc:
-        raise OutputError(f"{manifest}: cannot write ({exc.strerror})") from None
+    atomic_write(manifest, json_bytes(body, indent=1))
     extra = {"render": {"dir": str(folder), "manifest": str(manifest),
                         "files": [Path(p.file or "").name for p in res.pages],
                         "spans": [[p.start, p.end] for p in res.pages],
@@ -188,16 +165,16 @@ def _render(item: Item, text: str, cfg: RenderConfig, preset: str, s: JobSetting
 
 def _pages(item: Item, text: str, cfg: RenderConfig, preset: str, s: JobSettings,
            t0: float) -> Prepared:
-    tt = get_tokenizer(s.tokenizer).count(text)
-    if s.budget is not None:
+    tt = s.render.text_tokenizer.count(text)
+    if s.render.budget is not None:
         try:
-            cfg = _compress(text, cfg, s, "split" if s.mode == "ocr" else "error").config
+            cfg = s.render.plan(text, cfg, overflow="split" if s.mode == "ocr" else "error").config
         except BudgetError:
             if s.mode == "ocr":
                 raise
             # qa: too long for the budget; the client splits it (map-reduce) in stage two
             return Prepared(cfg, preset, len(text), tt, 0, 0, time.perf_counter() - t0)
-    pages = list(iter_pages(text, cfg, profile=s.profile))
+    pages = list(iter_pages(text, cfg, profile=s.render.profile))
     sources = [text[p.start:p.end] for p in pages] if s.mode == "ocr" else None
     return Prepared(cfg, preset, len(text), tt, sum(p.vision_tokens for p in pages), len(pages),
                     time.perf_counter() - t0, pages=pages, sources=sources)
@@ -210,7 +187,7 @@ def ask(item: Item, prep: Prepared, pool: EndpointPool, s: JobSettings) -> dict[
     """Stage two: the endpoint calls; returns record fields or raises a ClientError."""
     if s.mode == "ocr":
         return _ocr(prep, pool, s)
-    kw = s.ask_kwargs()
+    kw = s.endpoint.ask_kwargs()
     question = item.question or ""
     fitted = False
     try:
@@ -224,7 +201,7 @@ def ask(item: Item, prep: Prepared, pool: EndpointPool, s: JobSettings) -> dict[
         cfg = prep.config
 
         def fit(c: GlyphClient):
-            return c.ask(text, question, config=cfg, budget=s.budget, **kw)
+            return c.ask(text, question, config=cfg, budget=s.render.budget, **kw)
 
         answer, url = pool.call(fit)
         fitted = True
@@ -248,7 +225,7 @@ def ask(item: Item, prep: Prepared, pool: EndpointPool, s: JobSettings) -> dict[
 
 def _ocr(prep: Prepared, pool: EndpointPool, s: JobSettings) -> dict[str, Any]:
     assert prep.pages is not None and prep.sources is not None
-    kw = s.ask_kwargs()
+    kw = s.endpoint.ask_kwargs()
     ws = "remove" if prep.preset == "glyph-zh" else "collapse"
     pages, usage = [], {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
     predicted, encode, request, errs, chars = 0, 0.0, 0.0, 0.0, 0

@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..files import atomic_write, json_bytes
 from ..scoring import DATASET_METRICS, METRICS, score
-from .records import json_bytes
 
 if TYPE_CHECKING:
     from .inputs import Item
@@ -190,11 +190,7 @@ def summary_path(output: str | os.PathLike[str]) -> Path:
 
 
 def write_summary(summary: dict[str, Any], output: str | os.PathLike[str]) -> Path:
-    path = summary_path(output)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(json_bytes(summary, indent=2) + b"\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(summary_path(output), json_bytes(summary, indent=2) + b"\n")
 
 
 def format_summary(s: dict[str, Any]) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
-    "Answer",
+    "ExtractiveAnswer",
     "Match",
     "answer_question",
     "candidates",
@@ -62,7 +62,7 @@ class Match:
 
 
 @dataclass(frozen=True)
-class Answer:
+class ExtractiveAnswer:
     """The reply text plus how it was found (mode ``transcribe``, ``match`` or ``none``)."""
 
     text: str
@@ -175,11 +175,11 @@ def _near_misses(terms: Sequence[str], vocabulary: set[str]) -> dict[str, dict[s
     return out
 
 
-def answer_question(question: str, pages: Sequence[str], top_k: int = 1) -> Answer:
+def answer_question(question: str, pages: Sequence[str], top_k: int = 1) -> ExtractiveAnswer:
     """Answer ``question`` from the OCR text of ``pages`` (in order); see the module docstring."""
     if not question.strip() or is_transcription_request(question):
         text = "\n\n".join(p.strip() for p in pages if p.strip())
-        return Answer(text or "The pages contain no readable text.", "transcribe")
+        return ExtractiveAnswer(text or "The pages contain no readable text.", "transcribe")
     sentences = [
         (number, sentence)
         for number, page in enumerate(pages, start=1)
@@ -187,9 +187,9 @@ def answer_question(question: str, pages: Sequence[str], top_k: int = 1) -> Answ
     ]
     terms = _terms(question)
     if not sentences:
-        return Answer("The pages contain no readable text.", "none", tuple(terms))
+        return ExtractiveAnswer("The pages contain no readable text.", "none", tuple(terms))
     if not terms:
-        return Answer("I could not find anything about that in the pages.", "none")
+        return ExtractiveAnswer("I could not find anything about that in the pages.", "none")
     token_lists = [_tokens(sentence) for _, sentence in sentences]
     vocabulary = {t for tokens in token_lists for t in tokens}
     variants = _near_misses(terms, vocabulary)
@@ -213,9 +213,10 @@ def answer_question(question: str, pages: Sequence[str], top_k: int = 1) -> Answ
         score = raw / (1.0 + 0.01 * len(tokens))
         scored.append((score, index, Match(number, round(score, 3), sentence)))
     if not scored:
-        return Answer("I could not find anything about that in the pages.", "none", tuple(terms))
+        return ExtractiveAnswer("I could not find anything about that in the pages.", "none",
+                                tuple(terms))
     scored.sort(key=lambda item: (-item[0], item[1]))
     best = scored[: max(1, top_k)]
     in_order = sorted(best, key=lambda item: item[1])
     text = " ".join(match.text for _, _, match in in_order)
-    return Answer(text, "match", tuple(terms), tuple(m for _, _, m in best))
+    return ExtractiveAnswer(text, "match", tuple(terms), tuple(m for _, _, m in best))

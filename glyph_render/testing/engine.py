@@ -26,7 +26,7 @@ from glyph_render.vision_tokens import (
     prompt_tokens,
 )
 
-from .answer import Answer, answer_question
+from .answer import ExtractiveAnswer, answer_question
 from .config import ServerConfig
 from .media import PageImage, load_image
 from .ocr import OcrPage, TesseractReader
@@ -175,7 +175,8 @@ class Engine:
                 f"Page {number}: {page.width}x{page.height}, OCR scale {page.scale:g}, "
                 f"{len(page.text)} chars."
             )
-        answer: Answer = answer_question(question, [r.text for r in results], self.config.top_k)
+        answer: ExtractiveAnswer = answer_question(question, [r.text for r in results],
+                                                   self.config.top_k)
         if answer.mode == "transcribe":
             lines.append("The question asks for a transcription: returning all text in page order.")
         else:

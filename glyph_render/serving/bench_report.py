@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["RequestRecord", "Run", "format_comparison", "format_result", "plot",
            "require_matplotlib"]

@@ -13,8 +13,8 @@ arms per document length:
 
 Every request streams (``max_tokens = --output-len``, ``ignore_eos`` like the seeds'
 ``--ignore-eos``), so each chunk is timed. Failures (a text arm over the context, say) are
-counted, not retried. Workloads: :mod:`glyph_render.bench_workload`; figures, table, JSON and
-plot: :mod:`glyph_render.bench_report`; the wire: :mod:`glyph_render.bench_request`.
+counted, not retried. Workloads: :mod:`.bench_workload`; figures, table, JSON and
+plot: :mod:`.bench_report`; the wire: :mod:`.bench_request`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from .. import __version__
+from ..client import ModelInfo, PreparedRequest
+from ..config import RenderConfig, detect_preset
+from ..errors import ConfigError, GlyphRenderError
+from ..niah import default_corpus_dir
+from ..render import RenderedPage, iter_pages
+from ..settings import (
+    EndpointSettings,
+    Parser,
+    add_endpoint_flags,
+    add_model_flags,
+    positive,
+)
 from .bench_report import (
     ARMS,
     RequestRecord,
@@ -42,13 +54,8 @@ from .bench_report import (
     plot,
     require_matplotlib,
 )
-from .bench_request import ChatEndpoint, Prepared, Timed
+from .bench_request import ChatEndpoint, Timed
 from .bench_workload import DEFAULT_GLOB, Document, arrivals, documents, load_corpus
-from .client import ModelInfo
-from .config import RenderConfig, detect_preset
-from .errors import ConfigError, GlyphRenderError
-from .niah import default_corpus_dir
-from .render import RenderedPage, iter_pages
 
 __all__ = ["main"]
 
@@ -80,25 +87,22 @@ def _above_zero(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="glyph-render bench",
-                                description="Serving benchmarks against a running endpoint.")
+def _parser() -> Parser:
+    p = Parser(prog="glyph-render bench",
+               description="Serving benchmarks against a running endpoint.")
     sub = p.add_subparsers(dest="command", required=True, metavar="serve")
     s = sub.add_parser(
         "serve", prog=PROG, help="text vs pages against a vLLM/SGLang endpoint",
         description="Send the same documents as text and as rendered pages to OpenAI-"
         "compatible endpoints and report, per arm and document length, what the SGLang Glyph "
         "page's benchmarks report: requests, duration, input tokens (text vs vision), "
-        "throughput, TTFT/TPOT/ITL/E2E. The API key comes from $OPENAI_API_KEY.")
-    g = s.add_argument_group("endpoints")
-    g.add_argument("--endpoint", metavar="URL",
-                   help="the Glyph endpoint (default $GLYPH_BASE_URL, else "
-                   "http://127.0.0.1:8000/v1)")
-    g.add_argument("--model", help="served model name (default: the first listed)")
+        "throughput, TTFT/TPOT/ITL/E2E. The API key comes from $OPENAI_API_KEY (see "
+        "--api-key-env).")
+    add_endpoint_flags(s, asking=False)
+    g = s.add_argument_group("text arm")
     g.add_argument("--text-endpoint", metavar="URL",
                    help="send the text arm here, e.g. a text-only LLM (default: --endpoint)")
     g.add_argument("--text-model", help="model name at --text-endpoint")
-    g.add_argument("--timeout", type=float, default=600.0, help="seconds per request")
     g = s.add_argument_group("workload (the seed benchmarks' knobs)")
     g.add_argument("--input-chars", type=_chars_list, default=[2000, 8000, 32000],
                    metavar="N[,N...]", help="document lengths in characters, one run per arm "
@@ -127,10 +131,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--corpus-glob", default=DEFAULT_GLOB,
                    help=f"which corpus files (default {DEFAULT_GLOB!r})")
     g.add_argument("--generated", action="store_true", help="generated text, no corpus")
-    g.add_argument("--dpi", type=float, help="render at this DPI (default: the preset's)")
-    g.add_argument("--profile", default="glyph", help="vision profile (default glyph)")
-    g.add_argument("--tokenizer", help="text tokenizer for retokenized counts and predictions "
-                   "(default: the profile's stand-in)")
+    g.add_argument("--dpi", type=positive, help="render at this DPI (default: the preset's)")
+    add_model_flags(s, tokenizer=None)
     g = s.add_argument_group("output")
     g.add_argument("--json", metavar="OUT", help="write settings, summaries and every "
                    "request's raw figures here")
@@ -155,10 +157,11 @@ class _Bench:
         self.args = args
         self.arms = _arms(args.arms)
         extra = {"ignore_eos": True} if args.ignore_eos else None
+        endpoint = EndpointSettings.from_args(args)
         common: dict[str, Any] = dict(tokenizer=args.tokenizer, profile=args.profile,
                                       max_tokens=args.output_len, extra_body=extra,
-                                      timeout=args.timeout)
-        self.glyph = ChatEndpoint(args.endpoint, model=args.model, **common)
+                                      timeout=endpoint.timeout, api_key=endpoint.api_key())
+        self.glyph = ChatEndpoint(endpoint.endpoint, model=endpoint.served_model, **common)
         self.text = (ChatEndpoint(args.text_endpoint, model=args.text_model, **common)
                      if args.text_endpoint else self.glyph)
         self.corpus_label, self.corpus = self._corpus()
@@ -199,10 +202,10 @@ class _Bench:
         t0 = time.perf_counter()
         if arm == "pages":
             rendered = await asyncio.to_thread(self._render_all, docs)
-            preps = [ep.prepare_pages(pages, a.question, info) for pages, _ in rendered]
+            preps = [await ep.prepare_pages(pages, a.question) for pages, _ in rendered]
             render_s: list[float | None] = [s for _, s in rendered]
         else:
-            preps = [ep.prepare_text(f"{d.text}\n\n{a.question}", info) for d in docs]
+            preps = [await ep.prepare_text(f"{d.text}\n\n{a.question}") for d in docs]
             render_s = [None] * len(docs)
         self.say(f"{label}: prepared {len(preps)} requests in {time.perf_counter() - t0:.1f} s"
                  + (f" ({sum(len(p.pages) for p in preps):,} pages)" if arm == "pages" else ""))
@@ -230,14 +233,14 @@ class _Bench:
         with ThreadPoolExecutor(4) as pool:
             return list(pool.map(one, docs))
 
-    async def _send_all(self, ep: ChatEndpoint, preps: list[Prepared],
+    async def _send_all(self, ep: ChatEndpoint, preps: list[PreparedRequest],
                         times: list[float]) -> tuple[float, list[Timed]]:
         """Each request at its arrival time, at most --max-concurrency in flight."""
         limit = self.args.max_concurrency
         gate = asyncio.Semaphore(limit) if limit else None
         start = time.perf_counter()
 
-        async def one(prep: Prepared, at: float) -> Timed:
+        async def one(prep: PreparedRequest, at: float) -> Timed:
             delay = at - (time.perf_counter() - start)
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -249,7 +252,7 @@ class _Bench:
         results = await asyncio.gather(*(one(p, t) for p, t in zip(preps, times, strict=True)))
         return start, list(results)
 
-    def _record(self, index: int, doc: Document, prep: Prepared, render_s: float | None,
+    def _record(self, index: int, doc: Document, prep: PreparedRequest, render_s: float | None,
                 r: Timed, start: float, ep: ChatEndpoint) -> RequestRecord:
         reply = r.reasoning + r.content
         return RequestRecord(
@@ -258,7 +261,7 @@ class _Bench:
             prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
             retokenized=ep.client.tokenizer.count(reply) if reply else 0,
             pages=len(prep.pages), vision_tokens=sum(p.vision_tokens for p in prep.pages),
-            predicted_prompt_tokens=prep.predicted if prep.pages else None,
+            predicted_prompt_tokens=prep.predicted_prompt_tokens if prep.pages else None,
             payload_bytes=prep.payload_bytes, render_seconds=render_s,
             finish_reason=r.finish_reason, error=r.error)
 
@@ -309,8 +312,8 @@ async def _main(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``argv`` starts with the subcommand (``serve``), as ``glyph-render bench`` passes it."""
-    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
+        args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
         if args.warmup < 0:
             raise ConfigError(f"--warmup must be >= 0, got {args.warmup}")
         if args.plot:

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 import tenacity
 
-from .errors import (
+from ..errors import (
     AuthError,
     ClientError,
     ConfigError,

@@ -1,16 +1,16 @@
 """One streamed chat request, timed chunk by chunk: what ``bench serve`` and ``doctor`` send.
 
-Both tools must measure exactly what glyph-render's client sends, so requests are built by
-:class:`~glyph_render.client.AsyncGlyphClient` itself (its message layout, page encoding,
-prompt-token prediction, Glyph sampling settings and error classification). The client's public
-methods render, retry and hide the wire; a benchmark needs the opposite (pre-rendered pages, no
-retries, a timestamp per chunk, which delta field carried the reasoning), so this module is the
-one place that reaches into the client's request-building internals. Keep it small.
+Both tools must measure exactly what glyph-render's client sends, so requests go through
+:class:`~glyph_render.client.AsyncGlyphClient`'s public request path: ``prepare()`` (its message
+layout, page encoding, prompt-token prediction and Glyph sampling settings) and
+``stream_lines()`` (its error classification), with no retries, a timestamp per chunk and the
+raw lines at hand (which delta field carried the reasoning).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -20,12 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .answer import StreamAccumulator
-from .client import AsyncGlyphClient, ModelInfo
-from .errors import ClientError, GlyphRenderError
-from .render import RenderedPage
+from ..client import AsyncGlyphClient, ModelInfo, PreparedRequest
+from ..errors import ClientError, GlyphRenderError
+from ..render import RenderedPage
 
-__all__ = ["ChatEndpoint", "Prepared", "Response", "Timed"]
+__all__ = ["ChatEndpoint", "Response", "Timed"]
 
 
 @dataclass(frozen=True)
@@ -37,18 +36,6 @@ class Response:
 
     def json(self) -> Any:
         return json.loads(self.text)
-
-
-@dataclass
-class Prepared:
-    """A request ready to send: the openai arguments and what went into them."""
-
-    args: dict[str, Any]
-    predicted: int  # prompt tokens glyph-render predicts (meaningful for the Glyph model only)
-    pages: list[RenderedPage]
-    payload_bytes: int
-    _req: Any = field(repr=False, default=None)  # the client's own request and options
-    _o: Any = field(repr=False, default=None)
 
 
 @dataclass
@@ -79,8 +66,9 @@ class ChatEndpoint:
 
     def __init__(self, url: str | None, *, model: str | None = None,
                  tokenizer: str | None = None, profile: str = "glyph", max_tokens: int = 64,
-                 extra_body: dict[str, Any] | None = None, timeout: float = 600.0) -> None:
-        key = os.environ.get("OPENAI_API_KEY") or "EMPTY"
+                 extra_body: dict[str, Any] | None = None, timeout: float = 600.0,
+                 api_key: str | None = None) -> None:
+        key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         self._headers = {"Authorization": f"Bearer {key}"} if key != "EMPTY" else {}
         self.client = AsyncGlyphClient(url, api_key=key, model=model, tokenizer=tokenizer,
                                        profile=profile, max_tokens=max_tokens, timeout=timeout,
@@ -111,58 +99,43 @@ class ChatEndpoint:
         except (OSError, ValueError):
             return None
 
-    def prepare_pages(self, pages: Sequence[RenderedPage], question: str, info: ModelInfo,
-                      max_tokens: int | None = None) -> Prepared:
+    async def prepare_pages(self, pages: Sequence[RenderedPage], question: str,
+                            max_tokens: int | None = None) -> PreparedRequest:
         """Pages (with PNG bytes) + question, as ``ask_pages`` sends them; priced, not checked
         against the context (the server's verdict is what gets measured)."""
-        o = self.client._options(max_tokens=max_tokens, extra_body=self._extra)
-        return self._prepared(self.client._prepare_pages(pages, question, o, _unchecked(info)),
-                              o, info)
+        return await self.client.prepare(question, pages, check_context=False,
+                                         max_tokens=max_tokens, extra_body=self._extra)
 
-    def prepare_text(self, text: str, info: ModelInfo,
-                     max_tokens: int | None = None) -> Prepared:
+    async def prepare_text(self, text: str, max_tokens: int | None = None) -> PreparedRequest:
         """A text-only user message: the document itself, or the doctor's baseline question."""
-        o = self.client._options(max_tokens=max_tokens, extra_body=self._extra)
-        return self._prepared(self.client._request([], [], text, o, _unchecked(info), {}, None),
-                              o, info)
+        return await self.client.prepare(text, (), check_context=False, max_tokens=max_tokens,
+                                         extra_body=self._extra)
 
-    def _prepared(self, req: Any, o: Any, info: ModelInfo) -> Prepared:
-        args = self.client._create_args(req, o, info.name, stream=True)
-        return Prepared(args, req.predicted, list(req.pages), req.payload_bytes, req, o)
-
-    async def stream(self, prep: Prepared, *, inspect: bool = False) -> Timed:
+    async def stream(self, prep: PreparedRequest, *, inspect: bool = False) -> Timed:
         """Send one request and time every chunk; failures come back in ``Timed.error``.
 
         ``inspect`` also records which delta fields carried text (``reasoning`` vs
         ``reasoning_content`` vs ``content``), for the doctor.
         """
         t_send = time.perf_counter()
-        acc = StreamAccumulator(self.url)
+        reader = self.client.stream_reader(prep)
         out = Timed(ok=False, t_send=t_send, e2e=0.0)
-        stream = None
         try:
-            stream = await self.client._oa.chat.completions.create(**prep.args)
-            async for line in stream.response.aiter_lines():
-                before = len(acc.content) + len(acc.reasoning)
-                acc.line(line)
-                if len(acc.content) + len(acc.reasoning) > before:
-                    out.chunk_times.append(time.perf_counter() - t_send)
-                    if inspect:
-                        out.delta_fields |= _text_fields(line)
-            acc.close()
+            async with contextlib.aclosing(self.client.stream_lines(prep, reader)) as lines:
+                async for line in lines:
+                    before = len(reader.content) + len(reader.reasoning)
+                    reader.line(line)
+                    if len(reader.content) + len(reader.reasoning) > before:
+                        out.chunk_times.append(time.perf_counter() - t_send)
+                        if inspect:
+                            out.delta_fields |= _text_fields(line)
+            reader.close()
             out.ok = True
         except ClientError as exc:
             _fail(out, exc)
-        except Exception as exc:  # openai/httpx errors, classified like the client does
-            err = self.client._classify(exc, prep._req, prep._o, streaming=stream is not None)
-            if err is None:
-                raise
-            _fail(out, err)
         finally:
             out.e2e = time.perf_counter() - t_send
-            if stream is not None:
-                await stream.close()
-        reply = acc.reply()
+        reply = reader.reply()
         usage = reply.usage or {}
         out.prompt_tokens = _int(usage.get("prompt_tokens"))
         out.completion_tokens = _int(usage.get("completion_tokens"))
@@ -170,10 +143,6 @@ class ChatEndpoint:
         out.finish_reason = reply.finish_reason
         out.ttft = out.chunk_times[0] if out.chunk_times else None
         return out
-
-
-def _unchecked(info: ModelInfo) -> ModelInfo:
-    return ModelInfo(info.name, None)
 
 
 def _fail(out: Timed, exc: GlyphRenderError) -> None:

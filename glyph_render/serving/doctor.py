@@ -19,7 +19,6 @@ Exit status 1 when any check FAILs, else 0. See docs/operations.md.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -31,16 +30,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..client import DEFAULT_MAX_TOKENS, ModelInfo
+from ..config import RenderConfig, detect_preset
+from ..errors import AuthError, ClientError, GlyphRenderError, RequestRejected
+from ..render import RenderedPage, iter_pages
+from ..settings import EndpointSettings, Parser, add_endpoint_flags, add_model_flags
 from .bench_request import ChatEndpoint, Timed
-from .client import DEFAULT_MAX_TOKENS, ModelInfo
-from .config import RenderConfig, detect_preset
-from .errors import AuthError, ClientError, GlyphRenderError, RequestRejected
-from .render import RenderedPage, iter_pages
 
 __all__ = ["Check", "diagnose", "main"]
 
 PROG = "glyph-render doctor"
-SAMPLE = Path(__file__).resolve().parent / "data" / "sample.txt"
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample.txt"
 PROBE_QUESTION = "What is the first sentence on this page?"
 PROBE_MAX_TOKENS = 32
 DOCS = "docs/serving.md#why-caching-is-off"
@@ -78,10 +78,11 @@ def probe_page() -> RenderedPage:
 
 async def diagnose(endpoint: str | None, *, model: str | None = None,
                    tokenizer: str | None = None, profile: str = "glyph",
-                   timeout: float = 120.0) -> tuple[str, list[Check]]:
+                   timeout: float = 120.0, api_key: str | None = None,
+                   ) -> tuple[str, list[Check]]:
     """Run every check against ``endpoint``; returns (the endpoint as shown, the checks)."""
     ep = ChatEndpoint(endpoint, model=model, tokenizer=tokenizer, profile=profile,
-                      max_tokens=PROBE_MAX_TOKENS, timeout=timeout)
+                      max_tokens=PROBE_MAX_TOKENS, timeout=timeout, api_key=api_key)
     try:
         return ep.url, await _checks(ep)
     finally:
@@ -210,10 +211,10 @@ def _prefix_check(server: _Server) -> Check:
 
 async def _probe_checks(ep: ChatEndpoint, info: ModelInfo, page: RenderedPage) -> list[Check]:
     size = f"{page.width}x{page.height} px"
-    prep = ep.prepare_pages([page], PROBE_QUESTION, info)
+    prep = await ep.prepare_pages([page], PROBE_QUESTION)
     probe = await ep.stream(prep, inspect=True)
     if not probe.ok:
-        base = await ep.stream(ep.prepare_text(PROBE_QUESTION, info, max_tokens=1))
+        base = await ep.stream(await ep.prepare_text(PROBE_QUESTION, max_tokens=1))
         also = (" A text-only request works, so it is the image it refuses."
                 if base.ok else f" A text-only request failed too: {base.error}")
         return [Check("images", "FAIL", f"the server refused a 1-page probe ({size}): "
@@ -223,7 +224,7 @@ async def _probe_checks(ep: ChatEndpoint, info: ModelInfo, page: RenderedPage) -
                       {"error": probe.error, "error_type": probe.error_type})]
     checks = [Check("images", "OK", f"accepted a 1-page probe ({size}, {prep.payload_bytes:,} "
                     "bytes of request)")]
-    checks.append(await _token_check(ep, info, page, prep.predicted, probe))
+    checks.append(await _token_check(ep, info, page, prep.predicted_prompt_tokens, probe))
     checks.append(_reasoning_check(probe))
     ttft = f"{probe.ttft * 1000:.0f} ms" if probe.ttft is not None else "n/a (no text)"
     out = f", {probe.completion_tokens} tokens out" if probe.completion_tokens else ""
@@ -253,8 +254,8 @@ async def _token_check(ep: ChatEndpoint, info: ModelInfo, page: RenderedPage, pr
                      data=data)
     both = f"server counted {served:,} prompt tokens for the 1-page probe, glyph-render " \
            f"predicted {predicted:,} (profile {prof}, tokenizer {tok})"
-    base_prep = ep.prepare_text(PROBE_QUESTION, info, max_tokens=1)
-    base, base_pred = await ep.stream(base_prep), base_prep.predicted
+    base_prep = await ep.prepare_text(PROBE_QUESTION, max_tokens=1)
+    base, base_pred = await ep.stream(base_prep), base_prep.predicted_prompt_tokens
     if not base.ok or base.prompt_tokens is None:
         return Check("vision tokens", "FAIL", f"{both}; the server's image processor may "
                      "differ from the profile (a text-only request to tell image from text "
@@ -319,32 +320,28 @@ def format_report(url: str, checks: Sequence[Check]) -> str:
     return "\n".join(lines)
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def _parser() -> Parser:
+    p = Parser(
         prog=PROG, description="Check that an OpenAI-compatible endpoint (vLLM, SGLang or "
         "serve-ocr) serves Glyph the way glyph-render expects: reachable, the model, its "
         "context, prefix caching off, images accepted, vision tokens counted as predicted, "
         "where reasoning arrives, and the latency of a 1-page probe. Exit status 1 on any "
-        "FAIL. The API key comes from $OPENAI_API_KEY.")
-    p.add_argument("--endpoint", metavar="URL",
-                   help="OpenAI base URL (default $GLYPH_BASE_URL, else http://127.0.0.1:8000/v1)")
-    p.add_argument("--model", help="served model name (default: the first one listed)")
-    p.add_argument("--tokenizer", help="text tokenizer for the prediction: bytes, cl100k_base "
-                   "or a tokenizer.json (default: the profile's stand-in, cl100k_base)")
-    p.add_argument("--profile", default="glyph",
-                   help="vision profile or preprocessor_config.json (default glyph)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+        "FAIL. The API key comes from $OPENAI_API_KEY (see --api-key-env).")
+    add_endpoint_flags(p, timeout=120.0, asking=False)
+    add_model_flags(p, tokenizer=None)
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
-        url, checks = asyncio.run(diagnose(args.endpoint, model=args.model,
+        args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        endpoint = EndpointSettings.from_args(args)
+        url, checks = asyncio.run(diagnose(endpoint.endpoint, model=endpoint.served_model,
                                            tokenizer=args.tokenizer, profile=args.profile,
-                                           timeout=args.timeout))
-    except GlyphRenderError as exc:  # bad --tokenizer/--profile and the like
+                                           timeout=endpoint.timeout,
+                                           api_key=endpoint.api_key()))
+    except GlyphRenderError as exc:  # bad flags, --tokenizer/--profile and the like
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     failed = any(c.status == "FAIL" for c in checks)

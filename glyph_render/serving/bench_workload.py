@@ -15,8 +15,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from .document import read_document
-from .errors import InputError
+from ..document import read_document
+from ..errors import InputError
 
 __all__ = ["DEFAULT_GLOB", "Document", "arrivals", "documents", "load_corpus"]
 

@@ -18,7 +18,6 @@ docs/serving.md.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import os
@@ -30,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .errors import ConfigError, GlyphRenderError
+from ..errors import ConfigError, GlyphRenderError
+from ..settings import Parser
 
 __all__ = [
     "DATA_PATH",
@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 PROG = "glyph-render serve"
-DATA_PATH = Path(__file__).resolve().parent / "data" / "recipes.json"
+DATA_PATH = Path(__file__).resolve().parent.parent / "data" / "recipes.json"
 
 # Group roles: when a flag group of a form is emitted (see _active). Origins: "seed" (the seed's
 # command always has it), "seed-option" (the seed's generator toggles it), "ours" (our addition,
@@ -110,9 +110,6 @@ class Command:
         lines.append(shlex.join(self.head))
         lines += [self.indent + shlex.join(g) for g in self.groups]
         return " \\\n".join(lines)
-
-    def one_line(self) -> str:
-        return " ".join([*(f"{k}={shlex.quote(v)}" for k, v in self.env), shlex.join(self.argv)])
 
 
 @dataclass(frozen=True)
@@ -374,8 +371,8 @@ def exec_command(cmd: Command, environ: Mapping[str, str] | None = None) -> NoRe
 # ---------------------------------------------------------------- CLI
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def _parser() -> Parser:
+    p = Parser(
         prog=PROG,
         description="Print (or run) the command that serves zai-org/Glyph with vLLM or SGLang. "
                     "The recipes are one table (glyph_render/data/recipes.json); see "
@@ -445,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _entry() -> int:  # pragma: no cover - ``python -m glyph_render.recipes``
+def _entry() -> int:  # pragma: no cover - ``python -m glyph_render.serving.recipes``
     try:
         return main()
     except GlyphRenderError as exc:

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .errors import MalformedReply, StreamInterrupted
-from .render import RenderedPage
+from ..errors import MalformedReply, StreamInterrupted
+from ..render import RenderedPage
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 BOX_OPEN, BOX_CLOSE = "<|begin_of_box|>", "<|end_of_box|>"

@@ -1,0 +1,230 @@
+"""The asyncio face: :class:`AsyncGlyphClient`, the mirror of
+:class:`~glyph_render.client.sync.GlyphClient` that awaits where that one blocks.
+
+Rendering and encoding run in threads, so many requests can be in flight on one loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Literal
+
+import openai
+
+from ..compress import ContextFit
+from ..config import RenderConfig
+from ..errors import RequestRejected
+from ..render import RenderedPage
+from .answer import Answer, StreamAccumulator, StreamEvent, parse_completion
+from .core import ClientCore, ModelInfo, PreparedRequest, _Options, first_page, timed
+from .reliability import retry_async
+
+__all__ = ["AsyncGlyphClient"]
+
+
+class AsyncGlyphClient(ClientCore):
+    """:class:`~glyph_render.client.GlyphClient` for asyncio: the same arguments and
+    methods, awaited."""
+
+    _oa: openai.AsyncOpenAI
+    _ainfo_lock: asyncio.Lock | None = None
+
+    def _open(self) -> None:
+        self._oa = openai.AsyncOpenAI(base_url=self.base_url, api_key=self._api_key,
+                                      timeout=self.timeout, max_retries=0)
+
+    async def close(self) -> None:
+        await self._oa.close()
+        self._close_pool()
+
+    async def __aenter__(self) -> AsyncGlyphClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def model_info(self) -> ModelInfo:
+        """See :meth:`GlyphClient.model_info`."""
+        if self._info is not None:
+            return self._info
+        if self._ainfo_lock is None:
+            self._ainfo_lock = asyncio.Lock()
+        async with self._ainfo_lock:
+            if self._info is None:
+                self._info = await self._discover()
+            return self._info
+
+    async def _discover(self) -> ModelInfo:
+        async def once() -> Any:
+            with self._translated():
+                raw = await self._oa.models.with_raw_response.list()
+                return self._json(raw.http_response)
+
+        try:
+            return self._pick_model(await retry_async(once, self.policy))
+        except RequestRejected as exc:
+            return self._model_without_listing(exc)
+
+    # --- asking ----------------------------------------------------------------------------
+
+    async def ask(self, text: str, question: str, *, config: RenderConfig | None = None,
+                  dpi: float | None = None, budget: int | None = None,
+                  system: str | None = None, thinking: bool | None = None,
+                  max_tokens: int | None = None, sampling: dict[str, Any] | None = None,
+                  extra_body: dict[str, Any] | None = None,
+                  overflow: Literal["error", "split"] | None = None,
+                  fit: Literal["auto", "error"] | None = None) -> Answer:
+        """See :meth:`GlyphClient.ask`."""
+        t_start = time.perf_counter()
+        o = self._options(system=system, thinking=thinking, max_tokens=max_tokens,
+                          sampling=sampling, extra_body=extra_body, overflow=overflow, fit=fit)
+        info, job, reqs = await self._requests(text, question, o, config, dpi, budget, t_start)
+        if len(reqs) == 1:
+            answer = await self.send(reqs[0])
+            answer.timings["plan"] = job.seconds
+            return answer
+        parts = sorted([a async for a in self._iter_parts(reqs)], key=first_page)
+        final = await self.send(self._reduce_request(question, parts, o, info, t_start))
+        return self._combine(final, parts, job, t_start)
+
+    async def ask_pages(self, pages: Sequence[RenderedPage | bytes], question: str, *,
+                        system: str | None = None, thinking: bool | None = None,
+                        max_tokens: int | None = None, sampling: dict[str, Any] | None = None,
+                        extra_body: dict[str, Any] | None = None) -> Answer:
+        """See :meth:`GlyphClient.ask_pages`."""
+        return await self.send(await self.prepare(
+            question, pages, system=system, thinking=thinking, max_tokens=max_tokens,
+            sampling=sampling, extra_body=extra_body, require_pages=True))
+
+    async def ask_text(self, prompt: str, *, text_tokens: int = 0, system: str | None = None,
+                       thinking: bool | None = None, max_tokens: int | None = None,
+                       sampling: dict[str, Any] | None = None,
+                       extra_body: dict[str, Any] | None = None) -> Answer:
+        """See :meth:`GlyphClient.ask_text`."""
+        return await self.send(await self.prepare(
+            prompt, (), text_tokens=text_tokens, system=system, thinking=thinking,
+            max_tokens=max_tokens, sampling=sampling, extra_body=extra_body))
+
+    async def ask_stream(self, text: str, question: str, *,
+                         config: RenderConfig | None = None, dpi: float | None = None,
+                         budget: int | None = None, system: str | None = None,
+                         thinking: bool | None = None, max_tokens: int | None = None,
+                         sampling: dict[str, Any] | None = None,
+                         extra_body: dict[str, Any] | None = None,
+                         overflow: Literal["error", "split"] | None = None,
+                         fit: Literal["auto", "error"] | None = None,
+                         ) -> AsyncIterator[StreamEvent]:
+        """See :meth:`GlyphClient.ask_stream`."""
+        t_start = time.perf_counter()
+        o = self._options(system=system, thinking=thinking, max_tokens=max_tokens,
+                          sampling=sampling, extra_body=extra_body, overflow=overflow, fit=fit)
+        info, job, reqs = await self._requests(text, question, o, config, dpi, budget, t_start)
+        parts: list[Answer] = []
+        if len(reqs) == 1:
+            req = reqs[0]
+        else:
+            async for part in self._iter_parts(reqs):
+                parts.append(part)
+                yield StreamEvent("part", part.text, part)
+            parts.sort(key=first_page)
+            req = self._reduce_request(question, parts, o, info, t_start)
+        async for event in self._stream(req, job, parts):
+            yield event
+
+    # --- the request path ------------------------------------------------------------------
+
+    async def prepare(self, question: str, pages: Sequence[RenderedPage | bytes] = (), *,
+                      check_context: bool = True, text_tokens: int = 0,
+                      system: str | None = None, thinking: bool | None = None,
+                      max_tokens: int | None = None, sampling: dict[str, Any] | None = None,
+                      extra_body: dict[str, Any] | None = None,
+                      require_pages: bool = False) -> PreparedRequest:
+        """See :meth:`GlyphClient.prepare`."""
+        t_start = time.perf_counter()
+        o = self._options(system=system, thinking=thinking, max_tokens=max_tokens,
+                          sampling=sampling, extra_body=extra_body)
+        self._check_pages(pages, require_pages)
+        info = await self.model_info()
+        return await asyncio.to_thread(self._prepare_pages, pages, question, o, info,
+                                       check_context=check_context, text_tokens=text_tokens,
+                                       started=t_start)
+
+    async def send(self, request: PreparedRequest) -> Answer:
+        """See :meth:`GlyphClient.send`."""
+        args = request.body()
+
+        async def once() -> Any:
+            with self._translated(request):
+                raw = await self._oa.chat.completions.with_raw_response.create(**args)
+                return self._json(raw.http_response)
+
+        t_send = time.perf_counter()
+        reply = parse_completion(await retry_async(once, self.policy), self.url)
+        return self._answer(reply, request, timed(request, t_send, None, None))
+
+    def stream(self, request: PreparedRequest) -> AsyncIterator[StreamEvent]:
+        """See :meth:`GlyphClient.stream`."""
+        return self._stream(request, None, [])
+
+    async def stream_lines(self, request: PreparedRequest,
+                           reader: StreamAccumulator) -> AsyncIterator[str]:
+        """See :meth:`GlyphClient.stream_lines`."""
+        args = request.body(stream=True)
+
+        async def open_stream() -> Any:
+            with self._translated(request):
+                return await self._oa.chat.completions.create(**args)
+
+        stream = await retry_async(open_stream, self.policy)
+        try:
+            with self._translated(request, reader):
+                async for line in stream.response.aiter_lines():
+                    yield line
+        finally:
+            await stream.close()
+
+    # --- internals -------------------------------------------------------------------------
+
+    async def _requests(self, text: str, question: str, o: _Options,
+                        config: RenderConfig | None, dpi: float | None, budget: int | None,
+                        t_start: float) -> tuple[ModelInfo, ContextFit, list[PreparedRequest]]:
+        """See :meth:`GlyphClient._requests` (the CPU work in a thread)."""
+        info = await self.model_info()
+        job = await asyncio.to_thread(self._fit, text, question, o, info, config=config,
+                                      dpi=dpi, budget=budget)
+        return info, job, await asyncio.to_thread(self._prepare_text, text, job, question, o,
+                                                  info, t_start)
+
+    async def _iter_parts(self, reqs: list[PreparedRequest]) -> AsyncIterator[Answer]:
+        """Each chunk asked, at most ``max_concurrency`` at once; in the order they complete."""
+        gate = asyncio.Semaphore(self.max_concurrency)
+
+        async def one(req: PreparedRequest) -> Answer:
+            async with gate:
+                return await self.send(req)
+
+        tasks = [asyncio.ensure_future(one(r)) for r in reqs]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                yield await next_done
+        finally:
+            for t in tasks:
+                t.cancel()
+
+    async def _stream(self, req: PreparedRequest, job: ContextFit | None,
+                      parts: list[Answer]) -> AsyncIterator[StreamEvent]:
+        reader = self.stream_reader(req)
+        first: float | None = None
+        t_send = time.perf_counter()
+        async with contextlib.aclosing(self.stream_lines(req, reader)) as lines:
+            async for line in lines:
+                for event in reader.line(line):
+                    if first is None:
+                        first = time.perf_counter()
+                    yield event
+        for event in reader.close():
+            yield event
+        yield self._done(reader, req, t_send, first, job, parts)

@@ -1,0 +1,262 @@
+"""The synchronous face: :class:`GlyphClient` (threads for split documents)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import Any, Literal
+
+import openai
+
+from ..compress import DEFAULT_MAX_DPI, ContextFit
+from ..config import RenderConfig
+from ..errors import RequestRejected
+from ..render import RenderedPage
+from .answer import Answer, StreamAccumulator, StreamEvent, parse_completion
+from .core import ClientCore, ModelInfo, PreparedRequest, _Options, first_page, timed
+from .reliability import retry_sync
+
+__all__ = ["GlyphClient", "compress_and_ask"]
+
+
+class GlyphClient(ClientCore):
+    """Ask a Glyph endpoint about long texts (thread-safe; one connection pool).
+
+    Endpoint: ``base_url``, else ``$GLYPH_BASE_URL``, else ``$OPENAI_BASE_URL``; key:
+    ``api_key``, else ``$OPENAI_API_KEY``, else ``"EMPTY"``. ``model`` and ``max_model_len``
+    are read from ``/v1/models`` when not given. ``tokenizer`` counts the question (pass the
+    model's ``tokenizer.json`` for exact predictions). Every keyword of :meth:`ask` has a
+    client-wide default here (``system``, ``thinking``, ``max_tokens``, ``sampling``,
+    ``extra_body``, ``overflow``, ``fit``).
+
+    The request path is public: :meth:`prepare` builds a :class:`PreparedRequest` (priced,
+    checked against the context), :meth:`send` sends it with retries, :meth:`stream` streams
+    it, and :meth:`stream_lines` gives the raw server-sent lines (for tools that time them).
+    """
+
+    _oa: openai.OpenAI
+
+    def _open(self) -> None:
+        self._oa = openai.OpenAI(base_url=self.base_url, api_key=self._api_key,
+                                 timeout=self.timeout, max_retries=0)
+
+    def close(self) -> None:
+        self._oa.close()
+        self._close_pool()
+
+    def __enter__(self) -> GlyphClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def model_info(self) -> ModelInfo:
+        """Served model name and ``max_model_len`` (from ``/v1/models``, cached)."""
+        with self._info_lock:
+            if self._info is None:
+                self._info = self._discover()
+            return self._info
+
+    def _discover(self) -> ModelInfo:
+        def once() -> Any:
+            with self._translated():
+                return self._json(self._oa.models.with_raw_response.list().http_response)
+
+        try:
+            return self._pick_model(retry_sync(once, self.policy))
+        except RequestRejected as exc:
+            return self._model_without_listing(exc)
+
+    # --- asking ----------------------------------------------------------------------------
+
+    def ask(self, text: str, question: str, *, config: RenderConfig | None = None,
+            dpi: float | None = None, budget: int | None = None, system: str | None = None,
+            thinking: bool | None = None, max_tokens: int | None = None,
+            sampling: dict[str, Any] | None = None, extra_body: dict[str, Any] | None = None,
+            overflow: Literal["error", "split"] | None = None,
+            fit: Literal["auto", "error"] | None = None) -> Answer:
+        """Render ``text``, ask ``question`` about it, return the :class:`Answer`.
+
+        ``config``: a RenderConfig (default the preset detected from the text); ``dpi`` or
+        ``budget`` (vision tokens); ``thinking``: True/False/None = the server's default;
+        ``sampling``: fields such as ``temperature`` or ``top_k`` over Glyph's; ``overflow``
+        ("split"/"error") and ``fit`` ("auto"/"error"): see the module. Unset keywords take
+        the client's defaults.
+        """
+        t_start = time.perf_counter()
+        o = self._options(system=system, thinking=thinking, max_tokens=max_tokens,
+                          sampling=sampling, extra_body=extra_body, overflow=overflow, fit=fit)
+        info, job, reqs = self._requests(text, question, o, config, dpi, budget, t_start)
+        if len(reqs) == 1:
+            answer = self.send(reqs[0])
+            answer.timings["plan"] = job.seconds
+            return answer
+        parts = sorted(self._iter_parts(reqs), key=first_page)
+        final = self.send(self._reduce_request(question, parts, o, info, t_start))
+        return self._combine(final, parts, job, t_start)
+
+    def ask_pages(self, pages: Sequence[RenderedPage | bytes], question: str, *,
+                  system: str | None = None, thinking: bool | None = None,
+                  max_tokens: int | None = None, sampling: dict[str, Any] | None = None,
+                  extra_body: dict[str, Any] | None = None) -> Answer:
+        """Ask about pages rendered earlier (e.g. one render, many questions)."""
+        return self.send(self.prepare(question, pages, system=system, thinking=thinking,
+                                      max_tokens=max_tokens, sampling=sampling,
+                                      extra_body=extra_body, require_pages=True))
+
+    def ask_text(self, prompt: str, *, text_tokens: int = 0, system: str | None = None,
+                 thinking: bool | None = None, max_tokens: int | None = None,
+                 sampling: dict[str, Any] | None = None,
+                 extra_body: dict[str, Any] | None = None) -> Answer:
+        """Ask with no pages, the prompt as plain text: the text-only baseline on the same
+        endpoint (``glyph-render eval --as-text``). ``text_tokens`` is what the document part
+        of the prompt costs as text, for the answer's figures."""
+        return self.send(self.prepare(prompt, (), text_tokens=text_tokens, system=system,
+                                      thinking=thinking, max_tokens=max_tokens,
+                                      sampling=sampling, extra_body=extra_body))
+
+    def ask_stream(self, text: str, question: str, *, config: RenderConfig | None = None,
+                   dpi: float | None = None, budget: int | None = None,
+                   system: str | None = None, thinking: bool | None = None,
+                   max_tokens: int | None = None, sampling: dict[str, Any] | None = None,
+                   extra_body: dict[str, Any] | None = None,
+                   overflow: Literal["error", "split"] | None = None,
+                   fit: Literal["auto", "error"] | None = None) -> Iterator[StreamEvent]:
+        """Like :meth:`ask`, yielding reasoning/content deltas as they arrive, then ``done``.
+
+        A split document yields a ``part`` event per chunk answered, then streams the
+        combining call.
+        """
+        t_start = time.perf_counter()
+        o = self._options(system=system, thinking=thinking, max_tokens=max_tokens,
+                          sampling=sampling, extra_body=extra_body, overflow=overflow, fit=fit)
+        info, job, reqs = self._requests(text, question, o, config, dpi, budget, t_start)
+        if len(reqs) == 1:
+            yield from self._stream(reqs[0], job, [])
+            return
+        parts: list[Answer] = []
+        for part in self._iter_parts(reqs):
+            parts.append(part)
+            yield StreamEvent("part", part.text, part)
+        parts.sort(key=first_page)
+        yield from self._stream(self._reduce_request(question, parts, o, info, t_start), job,
+                                parts)
+
+    # --- the request path ------------------------------------------------------------------
+
+    def prepare(self, question: str, pages: Sequence[RenderedPage | bytes] = (), *,
+                check_context: bool = True, text_tokens: int = 0,
+                system: str | None = None, thinking: bool | None = None,
+                max_tokens: int | None = None, sampling: dict[str, Any] | None = None,
+                extra_body: dict[str, Any] | None = None,
+                require_pages: bool = False) -> PreparedRequest:
+        """``question`` after ``pages`` (RenderedPage with PNG bytes or an image, or PNG
+        bytes; none for a text-only prompt), as one request: encoded, priced and, unless
+        ``check_context=False``, checked against the model's context."""
+        t_start = time.perf_counter()
+        o = self._options(system=system, thinking=thinking, max_tokens=max_tokens,
+                          sampling=sampling, extra_body=extra_body)
+        self._check_pages(pages, require_pages)
+        return self._prepare_pages(pages, question, o, self.model_info(),
+                                   check_context=check_context, text_tokens=text_tokens,
+                                   started=t_start)
+
+    def send(self, request: PreparedRequest) -> Answer:
+        """Send a prepared request (429/5xx retried); the :class:`Answer`."""
+        args = request.body()
+
+        def once() -> Any:
+            with self._translated(request):
+                raw = self._oa.chat.completions.with_raw_response.create(**args)
+                return self._json(raw.http_response)
+
+        t_send = time.perf_counter()
+        reply = parse_completion(retry_sync(once, self.policy), self.url)
+        return self._answer(reply, request, timed(request, t_send, None, None))
+
+    def stream(self, request: PreparedRequest) -> Iterator[StreamEvent]:
+        """Send a prepared request streamed: its deltas as they arrive, then ``done``."""
+        return self._stream(request, None, [])
+
+    def stream_lines(self, request: PreparedRequest,
+                     reader: StreamAccumulator) -> Iterator[str]:
+        """The raw server-sent lines of a prepared request, streamed (opening retried under
+        the policy). Feed them to ``reader`` (:meth:`stream_reader`): a stream cut mid-way
+        raises :class:`~glyph_render.errors.StreamInterrupted` with its partial text."""
+        args = request.body(stream=True)
+
+        def open_stream() -> Any:
+            with self._translated(request):
+                return self._oa.chat.completions.create(**args)
+
+        stream = retry_sync(open_stream, self.policy)
+        try:
+            with self._translated(request, reader):
+                yield from stream.response.iter_lines()
+        finally:
+            stream.close()
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _requests(self, text: str, question: str, o: _Options, config: RenderConfig | None,
+                  dpi: float | None, budget: int | None, t_start: float,
+                  ) -> tuple[ModelInfo, ContextFit, list[PreparedRequest]]:
+        """The model, how the text fits its context, and the requests that send it."""
+        info = self.model_info()
+        job = self._fit(text, question, o, info, config=config, dpi=dpi, budget=budget)
+        return info, job, self._prepare_text(text, job, question, o, info, t_start)
+
+    def _iter_parts(self, reqs: list[PreparedRequest]) -> Iterator[Answer]:
+        """Each chunk asked in a bounded thread pool; answers in the order they complete."""
+        with ThreadPoolExecutor(min(self.max_concurrency, len(reqs)),
+                                thread_name_prefix="glyph-part") as ex:
+            pending = {ex.submit(self.send, r) for r in reqs}
+            try:
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    for f in done:
+                        yield f.result()
+            finally:
+                for f in pending:
+                    f.cancel()
+
+    def _stream(self, req: PreparedRequest, job: ContextFit | None,
+                parts: list[Answer]) -> Iterator[StreamEvent]:
+        reader = self.stream_reader(req)
+        first: float | None = None
+        t_send = time.perf_counter()
+        with contextlib.closing(self.stream_lines(req, reader)) as lines:
+            for line in lines:
+                for event in reader.line(line):
+                    if first is None:
+                        first = time.perf_counter()
+                    yield event
+        yield from reader.close()
+        yield self._done(reader, req, t_send, first, job, parts)
+
+
+def compress_and_ask(text: str, question: str, *, base_url: str | None = None,
+                     api_key: str | None = None, model: str | None = None,
+                     max_model_len: int | None = None, profile: str = "glyph",
+                     tokenizer: str | None = None, timeout: float = 600.0,
+                     max_retries: int = 3, min_px_per_em: float | None = None,
+                     max_dpi: float = DEFAULT_MAX_DPI, config: RenderConfig | None = None,
+                     dpi: float | None = None, budget: int | None = None,
+                     system: str | None = None, thinking: bool | None = None,
+                     max_tokens: int | None = None, sampling: dict[str, Any] | None = None,
+                     extra_body: dict[str, Any] | None = None,
+                     overflow: Literal["error", "split"] | None = None,
+                     fit: Literal["auto", "error"] | None = None) -> Answer:
+    """One call: a :class:`GlyphClient` for the endpoint, ``ask``, close.
+
+    The keywords up to ``max_dpi`` make the client, the rest are :meth:`GlyphClient.ask`'s.
+    """
+    with GlyphClient(base_url, api_key=api_key, model=model, max_model_len=max_model_len,
+                     profile=profile, tokenizer=tokenizer, timeout=timeout,
+                     max_retries=max_retries, min_px_per_em=min_px_per_em,
+                     max_dpi=max_dpi) as c:
+        return c.ask(text, question, config=config, dpi=dpi, budget=budget, system=system,
+                     thinking=thinking, max_tokens=max_tokens, sampling=sampling,
+                     extra_body=extra_body, overflow=overflow, fit=fit)
