@@ -193,6 +193,33 @@ async def _async_ask_text(srv: ServeOcr, prompt: str, expected: int) -> None:
     assert answer.usage is not None and answer.usage["prompt_tokens"] == expected
 
 
+def test_prepare_then_send_is_the_public_request_path(fast_server: ServeOcr,
+                                                    short_text: str) -> None:
+    """``prepare()`` -> ``PreparedRequest`` -> ``send()`` / ``stream()`` / ``stream_lines()``:
+    what ``ask_pages`` does, in steps a tool can time and inspect."""
+    pages = render(short_text, RenderConfig.preset("glyph-en")).pages[:2]
+    with client(fast_server) as c:
+        req = c.prepare("What is this about?", pages, max_tokens=64)
+        assert req.body()["max_tokens"] == 64 and "stream" not in req.body()
+        assert req.body(stream=True)["stream"] is True
+        sent = c.send(req)
+        streamed = [e for e in c.stream(req) if e.kind == "done"][0].answer
+        reader = c.stream_reader(req)
+        lines = list(c.stream_lines(req, reader))
+    for line in lines:
+        reader.line(line)
+    reader.close()
+    raw = reader.reply()
+    assert sent.text == streamed.text == split_reasoning(raw.content, raw.reasoning)[0]
+    assert sent.usage["prompt_tokens"] == req.predicted_prompt_tokens
+    assert [p.number for p in sent.pages] == [1, 2]
+    with client(fast_server, max_model_len=500) as c:  # a prompt over the context
+        with pytest.raises(ContextOverflow):
+            c.prepare("Q?", pages, max_tokens=64)
+        unchecked = c.prepare("Q?", pages, max_tokens=64, check_context=False)
+        assert unchecked.predicted_prompt_tokens + 64 > 500
+
+
 def test_endpoint_from_environment(fast_server: ServeOcr, short_text: str,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GLYPH_BASE_URL", raising=False)

@@ -1,0 +1,56 @@
+"""The architecture the folders promise, checked on the source: the library never imports its
+CLI, and the serving tools ask an endpoint only through the client's public API."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import glyph_render
+
+PACKAGE = Path(glyph_render.__file__).parent
+
+
+def _modules() -> list[Path]:
+    return [p for p in PACKAGE.rglob("*.py") if "data" not in p.relative_to(PACKAGE).parts]
+
+
+def _imported(path: Path) -> set[str]:
+    """Dotted names a module imports, relative ones resolved against the package."""
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = parts[:len(parts) - node.level + (path.name == "__init__.py")] \
+                if node.level else []
+            mod = ".".join([*base, *([node.module] if node.module else [])])
+            found.add(mod)
+            found |= {f"{mod}.{a.name}" for a in node.names}
+    return found
+
+
+def test_no_library_module_imports_the_cli() -> None:
+    offenders = [str(p.relative_to(PACKAGE)) for p in _modules()
+                 if p.name not in ("cli.py", "__main__.py")
+                 and p.relative_to(PACKAGE).parts[0] != "testing"
+                 and "glyph_render.cli" in _imported(p)]
+    assert offenders == []
+
+
+def test_serving_tools_use_only_the_public_client_api() -> None:
+    private = []
+    for path in (PACKAGE / "serving").glob("*.py"):
+        imported = _imported(path)
+        private += [f"{path.name}: import {name}" for name in imported
+                    if name.startswith("glyph_render.client.") and
+                    name.rsplit(".", 1)[-1].startswith("_")]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                    and not node.attr.startswith("__")
+                    and isinstance(node.value, ast.Attribute) and node.value.attr == "client"):
+                private.append(f"{path.name}:{node.lineno}: client.{node.attr}")
+    assert private == []
