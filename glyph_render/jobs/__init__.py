@@ -1,10 +1,11 @@
 """``glyph-render batch``: run a whole dataset through render, plan, ocr or qa, resumably.
 
 Modules, one concept each: ``inputs`` (streaming JSONL/folder reader), ``naming`` (ids ->
-safe file names), ``records`` (atomic append, resume scan, compaction), ``options`` (flags and
-picklable settings), ``stages`` (what happens to one item), ``endpoints`` (load sharing and
-fail-over), ``local`` and ``ray_engine`` (the two schedulers), ``summary`` (progress, metrics,
-summary) and ``job`` (one run, start to end). See docs/batch.md.
+safe file names), ``records`` (resume scan, compaction; the appending writer is in
+:mod:`glyph_render.files`), ``options`` (the job's flags and picklable settings, over
+:mod:`glyph_render.settings`), ``stages`` (what happens to one item), ``endpoints`` (load
+sharing and fail-over), ``local`` and ``ray_engine`` (the two schedulers), ``summary``
+(progress, metrics, summary) and ``job`` (one run, start to end). See docs/batch.md.
 """
 
 from __future__ import annotations
