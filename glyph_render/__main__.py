@@ -1,7 +1,5 @@
 """``python -m glyph_render``: the ``glyph-render`` command."""
 
-import sys
+from .cli import run
 
-from .cli import main
-
-sys.exit(main())
+run()
