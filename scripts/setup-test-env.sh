@@ -17,7 +17,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e ".[test,bench,hf,transformers,ray,docs,longbench]"
+python3 -m pip install -q --disable-pip-version-check -e ".[test,bench,hf,transformers,ray,docs,longbench,gateway]"
 
 if [ "${GLYPH_SKIP_VLLM:-0}" != "1" ] && [ -f tools/vllm_cpu/setup_env.sh ]; then
   bash tools/vllm_cpu/setup_env.sh "${GLYPH_VLLM_VENV:-.venvs/vllm-cpu}" | tail -n 20

@@ -1,0 +1,237 @@
+"""Rendering off the event loop: a process pool, and a content-addressed LRU page cache.
+
+Layout and raster are pure Python/numpy holding the GIL, so they run in worker processes
+(sized to the cores) and the event loop only awaits them. Every result is keyed by the
+SHA-256 of the text and the exact rendering config, so a document repeated across turns or
+requests (a chat over one file, many agents on one corpus) is laid out and drawn once per
+replica. Pages are kept as the ``data:`` URLs that go upstream (no re-encoding on a hit), and
+the cache is bounded in bytes, least recently used first out. A render running for one request
+is shared by every concurrent request for the same key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import multiprocessing
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from glyph_render.compress import compress
+from glyph_render.config import RenderConfig
+from glyph_render.errors import BudgetError
+from glyph_render.layout import layout
+from glyph_render.render import iter_pages, page_sizes
+from glyph_render.vision_tokens import get_profile, image_tokens
+
+from .errors import ApiError
+
+__all__ = ["DocPages", "DocPlan", "LruCache", "Renderer"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DocPages:
+    """One document's pages: ``data:`` URLs with their sizes, tokens and source spans."""
+
+    urls: tuple[str, ...]
+    sizes: tuple[tuple[int, int], ...]
+    tokens: tuple[int, ...]
+    spans: tuple[tuple[int, int], ...]
+    cpu_seconds: float
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(u) for u in self.urls)
+
+
+@dataclass(frozen=True)
+class DocPlan:
+    """The rendering chosen for a budget: the config, and the chunks when it had to split."""
+
+    config: RenderConfig
+    chunks: tuple[tuple[int, int], ...]  # empty: one request holds the whole document
+
+
+# --- what the workers run (top-level functions: they are pickled by name) -----------------
+
+
+def _warm() -> None:
+    """Import the render stack once per worker, before the first request needs it."""
+    get_profile("glyph")
+
+
+def price_document(text: str, cfg: RenderConfig, profile: str) -> int:
+    """Image tokens plus the per-image wrappers of ``text`` at ``cfg``: layout only."""
+    prof = get_profile(profile)
+    sizes = page_sizes(list(layout(text, cfg)), cfg)
+    return sum(image_tokens(w, h, prof) + prof.image_wrapper_tokens for w, h in sizes)
+
+
+def plan_document(text: str, cfg: RenderConfig, budget: int, profile: str, tokenizer: str,
+                  min_px_per_em: float | None, split: bool) -> DocPlan:
+    """The most legible rendering within ``budget`` (compress); chunks when ``split``."""
+    prof = get_profile(profile)
+    plan = compress(text, budget, model=prof, config=cfg, tokenizer=tokenizer,
+                    min_px_per_em=min_px_per_em, overflow="split" if split else "error",
+                    per_image_tokens=prof.image_wrapper_tokens)
+    return DocPlan(plan.config, tuple((c.start, c.end) for c in plan.chunks))
+
+
+def render_document(text: str, cfg: RenderConfig, profile: str) -> DocPages:
+    """Every page as a PNG ``data:`` URL (encoded here, off the event loop)."""
+    t0 = time.process_time()
+    urls, sizes, tokens, spans = [], [], [], []
+    for page in iter_pages(text, cfg, profile=profile):
+        assert page.png is not None
+        urls.append("data:image/png;base64," + base64.b64encode(page.png).decode("ascii"))
+        sizes.append((page.width, page.height))
+        tokens.append(page.vision_tokens)
+        spans.append((page.start, page.end))
+    return DocPages(tuple(urls), tuple(sizes), tuple(tokens), tuple(spans),
+                    time.process_time() - t0)
+
+
+# --- the parent side -----------------------------------------------------------------------
+
+
+class LruCache:
+    """Least-recently-used map bounded by a size function's total (bytes, or entries)."""
+
+    def __init__(self, limit: float, size: Callable[[Any], int] = lambda v: 1) -> None:
+        self.limit = limit
+        self._size = size
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+        self.total = 0
+
+    def get(self, key: Any) -> Any | None:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def put(self, key: Any, value: Any) -> None:
+        size = self._size(value)
+        if size > self.limit:
+            return  # larger than the whole cache: serve it, do not keep it
+        old = self._data.pop(key, None)
+        if old is not None:
+            self.total -= self._size(old)
+        self._data[key] = value
+        self.total += size
+        while self.total > self.limit:
+            _, evicted = self._data.popitem(last=False)
+            self.total -= self._size(evicted)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class Renderer:
+    """Prices, plans and renders documents in a process pool, behind the caches.
+
+    ``workers=0`` runs them in threads instead (for embedding the app where processes
+    cannot be started); the figures then include GIL contention with the event loop.
+    """
+
+    def __init__(self, workers: int, cache_bytes: int, timeout: float, profile: str,
+                 tokenizer: str, min_px_per_em: float | None) -> None:
+        self.workers = workers
+        self.timeout = timeout
+        self.profile = profile
+        self.tokenizer = tokenizer
+        self.min_px_per_em = min_px_per_em
+        self.pages = LruCache(cache_bytes, lambda v: v.nbytes)
+        self.prices = LruCache(100_000)
+        self.plans = LruCache(100_000)
+        self.hits = 0
+        self.misses = 0
+        self._pending: dict[Any, asyncio.Future[Any]] = {}
+        self._pool: Executor | None = None
+
+    def start(self) -> None:
+        if self._pool is not None:
+            return
+        if self.workers <= 0:
+            self._pool = ThreadPoolExecutor(max(1, os.cpu_count() or 1),
+                                            thread_name_prefix="glyph-render")
+            return
+        # spawn: the parent runs an event loop and threads, which fork would copy half-way
+        ctx = multiprocessing.get_context("spawn")
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_warm)
+        for _ in range(self.workers):  # start every worker now, not on the first requests
+            self._pool.submit(_warm)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    async def _run(self, key: Any, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the pool, shared with concurrent callers of the same key."""
+        pending = self._pending.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        if self._pool is None:
+            self.start()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.run_in_executor(self._pool, fn, *args)
+        self._pending[key] = fut
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), self.timeout)
+        except asyncio.TimeoutError:
+            raise ApiError(504, f"rendering took longer than --render-timeout "
+                           f"{self.timeout:g} s", code="render_timeout") from None
+        finally:
+            if fut.done() or fut.cancelled():
+                self._pending.pop(key, None)
+            else:
+                fut.add_done_callback(lambda _f: self._pending.pop(key, None))
+
+    async def price(self, text: str, sha: str, cfg: RenderConfig) -> int:
+        key = ("price", sha, cfg)
+        cost = self.prices.get(key)
+        if cost is None:
+            cost = await self._run(key, price_document, text, cfg, self.profile)
+            self.prices.put(key, cost)
+        return cost
+
+    async def plan(self, text: str, sha: str, cfg: RenderConfig, budget: int,
+                   split: bool) -> DocPlan:
+        """The plan for ``budget``; raises BudgetError when nothing fits and not ``split``."""
+        key = ("plan", sha, cfg, budget, split)
+        found = self.plans.get(key)
+        if found is None:
+            try:
+                found = await self._run(key, plan_document, text, cfg, budget, self.profile,
+                                        self.tokenizer, self.min_px_per_em, split)
+            except BudgetError as exc:  # "nothing fits" is an answer too: keep it
+                found = exc
+            self.plans.put(key, found)
+        if isinstance(found, BudgetError):
+            raise BudgetError(str(found))
+        return found
+
+    async def render(self, text: str, sha: str, cfg: RenderConfig) -> tuple[DocPages, bool]:
+        """The pages of ``text`` at ``cfg`` and whether they came from the cache."""
+        key = ("pages", sha, cfg)
+        found = self.pages.get(key)
+        if found is not None:
+            self.hits += 1
+            return found, True
+        self.misses += 1
+        found = await self._run(key, render_document, text, cfg, self.profile)
+        self.pages.put(key, found)
+        return found, False
+

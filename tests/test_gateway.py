@@ -1,0 +1,362 @@
+"""``glyph-render gateway`` with real parts: the ``openai`` SDK (sync, async, streaming) pointed at
+the gateway as a real process, in front of ``serve-ocr`` as a real process (vLLM's protocol,
+pages read with Tesseract or counted, faults injected by request number). The policy's message
+rewriting is also checked in process, on the real renderer. No fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from glyph_render.gateway.errors import ApiError
+from glyph_render.gateway.pages import LruCache, Renderer
+from glyph_render.gateway.policy import HISTORY_NOTE, Compressor
+from glyph_render.gateway.settings import GatewaySettings, request_options
+from glyph_render.gateway.upstream import ModelEntry
+from glyph_render.text_tokens import get_tokenizer
+from glyph_render.vision_tokens import get_profile
+
+try:
+    from gateway_process import GatewayProcess, gateway
+    from ocr_server_process import ServeOcr, serve_ocr
+except ImportError:  # tests/ imported as a package
+    from tests.gateway_process import GatewayProcess, gateway
+    from tests.ocr_server_process import ServeOcr, serve_ocr
+
+NEEDLE = "The secret code is 7F3K-92QX."
+QUESTION = "What is the secret code?"
+MODEL = "zai-org/Glyph"
+FAST = ("--render-workers", "1", "--backoff", "0.01")
+
+
+@pytest.fixture(scope="module")
+def module_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("gateway")
+
+
+@pytest.fixture(scope="module")
+def document(corpus_text: Callable[[str], str]) -> str:
+    """9,000 characters of Frankenstein with the needle planted mid-way (3 pages)."""
+    text = corpus_text("en_frankenstein.txt")[1_000:10_000]
+    cut = text.index(". ", 4_500) + 2
+    return text[:cut] + NEEDLE + " " + text[cut:]
+
+
+@pytest.fixture(scope="module")
+def counting(module_tmp: Path) -> Iterator[ServeOcr]:
+    """No OCR: answers say how many pages arrived; usage counted by the GLM-4.1V rule."""
+    with serve_ocr(module_tmp, "--no-ocr") as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def gw(module_tmp: Path, counting: ServeOcr) -> Iterator[GatewayProcess]:
+    with gateway(module_tmp, counting.url, *FAST, "--tokenizer", "bytes") as g:
+        yield g
+
+
+def sdk(g: GatewayProcess, key: str = "anything", **kw) -> openai.OpenAI:
+    return openai.OpenAI(base_url=g.base_url, api_key=key, max_retries=0, **kw)
+
+
+def ask(document: str) -> list[dict]:
+    return [{"role": "user", "content": f"{document}\n\n{QUESTION}"}]
+
+
+# --- an unmodified SDK program, given only the base URL ------------------------------------
+
+
+def test_needle_read_from_pages(module_tmp: Path, document: str) -> None:
+    """serve-ocr reads the pages with Tesseract: the answer can only come from the pages."""
+    with serve_ocr(module_tmp, "--ocr-scale", "1", "--reasoning-parser", "glm45") as ocr, \
+            gateway(module_tmp, ocr.url, *FAST, "--dpi", "96") as g:
+        raw = sdk(g).chat.completions.with_raw_response.create(
+            model=MODEL, messages=ask(document), max_tokens=2000)
+        reply = raw.parse()
+        assert "7F3K-92QX" in reply.choices[0].message.content, reply
+        pages = int(raw.headers["x-glyph-pages"])
+        assert pages >= 2 and int(raw.headers["x-glyph-saved-tokens"]) > 0
+        glyph = reply.usage.glyph
+        assert glyph["pages"] == pages and glyph["dpi"] == [96.0]
+        assert glyph["saved_tokens"] == glyph["text_tokens"] - glyph["vision_tokens"] - 2 * pages
+        assert f"pages={pages} " in ocr.chat_lines()[-1]  # the upstream received pages
+
+
+def test_sync_async_stream_agree_and_cache(gw: GatewayProcess, counting: ServeOcr,
+                                           document: str) -> None:
+    client = sdk(gw)
+    first = client.chat.completions.create(model=MODEL, messages=ask(document), max_tokens=400)
+    text = first.choices[0].message.content
+    pages = first.usage.glyph["pages"]
+    assert f"Received {pages} page(s)" in text
+    # The pages cost what the model's image rule says, and far less than the text would.
+    assert first.usage.prompt_tokens < len(document.encode()) / 2
+
+    async def run_async() -> openai.types.chat.ChatCompletion:
+        async with openai.AsyncOpenAI(base_url=gw.base_url, api_key="x", max_retries=0) as ac:
+            return await ac.chat.completions.create(model=MODEL, messages=ask(document),
+                                                    max_tokens=400)
+
+    second = asyncio.run(run_async())
+    assert second.choices[0].message.content == text
+    assert second.usage.prompt_tokens == first.usage.prompt_tokens
+    assert second.usage.glyph["cache_hits"] == 1 and second.usage.glyph["cache_misses"] == 0
+
+    chunks = list(client.chat.completions.create(
+        model=MODEL, messages=ask(document), max_tokens=400, stream=True,
+        stream_options={"include_usage": True}))
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed == text
+    usage = chunks[-1].usage
+    assert usage.prompt_tokens == first.usage.prompt_tokens and usage.glyph["pages"] == pages
+
+
+def test_short_text_and_mode_never_stay_text(gw: GatewayProcess, document: str) -> None:
+    client = sdk(gw)
+    short = client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "Hello there."}], max_tokens=20)
+    assert short.headers["x-glyph-pages"] == "0"
+    never = client.chat.completions.create(
+        model=MODEL, messages=ask(document), max_tokens=20, extra_body={"glyph": {"mode":
+                                                                                 "never"}})
+    assert never.usage.glyph["pages"] == 0
+    assert never.usage.prompt_tokens > len(document.encode())  # sent as text, byte-counted
+    forced = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": [
+            {"type": "text", "text": "A short note."}, {"type": "text", "text": "A question?"}]}],
+        max_tokens=20, extra_body={"glyph": {"mode": "always"}})
+    assert forced.usage.glyph["pages"] == 1  # the note; the question stays text
+    with pytest.raises(openai.BadRequestError, match="glyph.colour: unknown option"):
+        client.chat.completions.create(model=MODEL, messages=ask(document),
+                                       extra_body={"glyph": {"colour": "red"}})
+
+
+def test_fitting_compresses_then_splits(module_tmp: Path, document: str) -> None:
+    """A 900-token context: the document is rendered smaller to fit, and a document no
+    legible rendering fits is split into chunks asked one by one, then combined."""
+    with serve_ocr(module_tmp, "--no-ocr", "--max-model-len", "900") as small, \
+            gateway(module_tmp, small.url, *FAST, "--tokenizer", "bytes") as g:
+        client = sdk(g)
+        fitted = client.chat.completions.create(model=MODEL, messages=ask(document),
+                                                max_tokens=100)
+        glyph = fitted.usage.glyph
+        assert glyph["parts"] == 1 and glyph["dpi"][0] < 72
+        assert fitted.usage.prompt_tokens + 100 <= 900
+        before = small.chat_requests()
+        long_doc = (document + "\n\n") * 6
+        split = client.chat.completions.create(model=MODEL, messages=ask(long_doc),
+                                               max_tokens=100)
+        parts = split.usage.glyph["parts"]
+        assert parts >= 3 and split.usage.glyph["map_usage"]["prompt_tokens"] > 1000
+        assert small.chat_requests(before + parts) == before + parts
+        # The combining call carries the partial answers as text, no pages.
+        assert "Received 0 page(s)" in split.choices[0].message.content
+        assert split.usage.prompt_tokens > 30 * (parts - 1)  # a partial answer each
+
+
+# --- faults, in the OpenAI error shape -----------------------------------------------------
+
+
+def _error_body(exc: openai.APIStatusError) -> dict:
+    body = exc.response.json()
+    assert set(body) == {"error"} and {"message", "type", "param", "code"} <= set(body["error"])
+    return body["error"]
+
+
+def test_upstream_faults_and_retries(module_tmp: Path, document: str) -> None:
+    """Requests are numbered by serve-ocr; the gateway retries once (--max-retries 1)."""
+    with serve_ocr(module_tmp, "--no-ocr", "--api-key", "upstream-secret-123",
+                   "--fail-500", "@1,@5,@6", "--fail-429", "@3,@4", "--retry-after", "0",
+                   "--drop-stream", "@7") as faulty, \
+            gateway(module_tmp, faulty.url, *FAST, "--max-retries", "1", "--api-key",
+                    "caller-key-456", "--max-body-mb", "0.5",
+                    env={"GLYPH_UPSTREAM_API_KEY": "upstream-secret-123"}) as g:
+        client = sdk(g, "caller-key-456")
+        ok = client.chat.completions.create(model=MODEL, messages=ask(document), max_tokens=20)
+        assert ok.usage.glyph["pages"] >= 2  # #1 failed 500, retried as #2
+        with pytest.raises(openai.RateLimitError) as busy:  # #3 and #4 answered 429
+            client.chat.completions.create(model=MODEL, messages=ask(document), max_tokens=20)
+        assert busy.value.response.headers["retry-after"]
+        assert _error_body(busy.value)["code"] == "upstream_busy"
+        with pytest.raises(openai.InternalServerError) as failed:  # #5 and #6: 500
+            client.chat.completions.create(model=MODEL, messages=ask(document), max_tokens=20)
+        assert failed.value.status_code == 502
+        assert "gave up after 2 attempts" in _error_body(failed.value)["message"]
+        with pytest.raises(openai.APIError, match="stream was cut"):  # #7 drops mid-stream
+            for _ in client.chat.completions.create(model=MODEL, messages=ask(document),
+                                                    max_tokens=20, stream=True):
+                pass
+        assert faulty.chat_requests(7) == 7
+
+        with pytest.raises(openai.AuthenticationError) as bad:
+            sdk(g, "wrong-key").chat.completions.create(model=MODEL, messages=ask("x"))
+        assert _error_body(bad.value)["code"] == "invalid_api_key"
+        assert httpx.get(g.url + "/health").status_code == 200  # open
+        assert httpx.get(g.url + "/metrics").status_code == 401
+        assert faulty.chat_requests() == 7  # refused before anything went upstream
+
+        with pytest.raises(openai.APIStatusError) as big:
+            client.chat.completions.create(model=MODEL, messages=ask(document * 60))
+        assert big.value.status_code == 413 and "over the gateway's limit" in str(big.value)
+        auth = {"Authorization": "Bearer caller-key-456"}
+        for body, expect in ((b"{not json", "not valid JSON"), (b"[]", "JSON object"),
+                             (b'{"model": "m"}', "'messages' must be")):
+            r = httpx.post(g.base_url + "/chat/completions", content=body, headers=auth)
+            assert r.status_code == 400 and expect in r.json()["error"]["message"]
+        r = httpx.get(g.base_url + "/nowhere", headers=auth)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+        metrics = httpx.get(g.url + "/metrics", headers=auth).text
+        assert re.search(r"glyph_gateway_pages_total [1-9]", metrics)
+        assert 'glyph_gateway_errors_total{kind="upstream_busy"} 1.0' in metrics
+        assert "glyph_gateway_page_cache_hits_total" in metrics
+        assert "glyph_gateway_upstream_seconds_bucket" in metrics
+    logs = g.log() + faulty.log()
+    assert "upstream-secret-123" not in logs and "caller-key-456" not in logs
+    assert "wrong-key" not in logs
+
+
+def test_upstream_down_timeout_and_saturation(module_tmp: Path) -> None:
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    with gateway(module_tmp, dead, *FAST, "--max-model-len", "4096") as g:
+        with pytest.raises(openai.APIStatusError) as down:
+            sdk(g).chat.completions.create(model=MODEL, messages=ask("hi"))
+        assert down.value.status_code == 502
+        assert _error_body(down.value)["code"] == "upstream_unreachable"
+    with serve_ocr(module_tmp, "--no-ocr", "--delay", "1.5") as slow, \
+            gateway(module_tmp, slow.url, *FAST, "--timeout", "1", "--max-concurrency",
+                    "1") as g:
+        sdk(g).models.list()  # the model list is cached: only chat waits on the delay
+        errors: list[Exception] = []
+
+        def call() -> None:
+            try:
+                sdk(g).chat.completions.create(model=MODEL, messages=ask("hi"))
+            except Exception as exc:  # noqa: BLE001 - collected for the assertions
+                errors.append(exc)
+
+        first = threading.Thread(target=call)
+        first.start()
+        for _ in range(200):  # until the first is being served (the gateway's own gauge)
+            if "glyph_gateway_requests_in_flight 1.0" in httpx.get(g.url + "/metrics").text:
+                break
+            threading.Event().wait(0.01)
+        call()
+        first.join()
+        codes = sorted(e.status_code for e in errors)  # type: ignore[attr-defined]
+        assert codes == [429, 504]
+        busy = next(e for e in errors if e.status_code == 429)  # type: ignore[attr-defined]
+        assert busy.response.headers["retry-after"] == "1"
+
+
+def test_cli_errors_exit_2(module_tmp: Path) -> None:
+    p = subprocess.run([sys.executable, "-m", "glyph_render.gateway", "--upstream", "x",
+                        "--api-key-file", str(module_tmp / "missing.txt")],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "--api-key-file" in p.stderr and "missing.txt" in p.stderr
+    p = subprocess.run([sys.executable, "-m", "glyph_render.gateway", "--upstream", "x",
+                        "--threshold", "-1"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "--threshold" in p.stderr
+
+
+# --- the policy, in process on the real renderer ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compressor() -> Iterator[Compressor]:
+    settings = GatewaySettings(upstream="http://unused", threshold=200, keep_turns=2,
+                               question_tokens=64, tokenizer="bytes")
+    renderer = Renderer(0, 64 << 20, 60, "glyph", "bytes", None)
+    yield Compressor(settings, renderer, get_profile("glyph"), get_tokenizer("bytes"))
+    renderer.close()
+
+
+def _compress(c: Compressor, messages: list[dict], ctx: int | None = None, **glyph):
+    body = {"model": MODEL, "messages": messages, "max_tokens": 50, "glyph": glyph}
+    opts = request_options(body, c.s)
+    assert "glyph" not in body  # stripped before forwarding
+    return asyncio.run(c.compress(body, opts, ModelEntry(MODEL, ctx)))
+
+
+def _kinds(message: dict) -> list[str]:
+    content = message["content"]
+    return ["text"] if isinstance(content, str) else [p["type"] for p in content]
+
+
+def test_policy_keeps_question_and_recent_turns_as_text(compressor: Compressor,
+                                                        document: str) -> None:
+    old = document[:3000]
+    image = {"type": "image_url", "image_url": {"url": "https://example.org/cat.png"}}
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "Read this: " + old}, image]},
+        {"role": "assistant", "content": "I read it. " + old[:1500]},
+        {"role": "user", "content": "And the second part?"},
+        {"role": "assistant", "content": "It goes on."},
+        {"role": "user", "content": "Summarise the whole text.\n\n" + document + "\n\n"
+         + QUESTION},
+    ]
+    done = _compress(compressor, messages)
+    out = done.messages
+    assert out[0] == messages[0]  # the system prompt stays
+    # The two old turns became one user turn of pages, the passed-through image first...
+    assert _kinds(out[1])[0] == "image_url" and out[1]["content"][0] == image
+    # ...merged into the next user turn, kept as text, so turns still alternate.
+    assert out[1]["content"][-2:] == [{"type": "text", "text": HISTORY_NOTE},
+                                      {"type": "text", "text": "And the second part?"}]
+    assert [m["role"] for m in out] == ["system", "user", "assistant", "user"]
+    assert out[-2] == messages[-2]  # the most recent turn stays text
+    latest = out[-1]["content"]
+    # The document became pages between its leading instruction and the question.
+    assert latest[0] == {"type": "text", "text": "Summarise the whole text.\n\n"}
+    assert latest[-1]["text"].strip() == QUESTION
+    assert {p["type"] for p in latest[1:-1]} == {"image_url"}
+    history_pages = sum(p["type"] == "image_url" for p in out[1]["content"]) - 1
+    assert history_pages >= 1
+    assert done.figures.documents == 2 and done.figures.pages == len(latest) - 2 + history_pages
+
+
+def test_policy_fits_context_older_turns_first(compressor: Compressor, document: str) -> None:
+    turns = [{"role": "user", "content": "Tell me more. " + "x" * 150},
+             {"role": "assistant", "content": "Here is more. " + "y" * 150}] * 4
+    messages = [*turns, {"role": "user", "content": QUESTION}]
+    loose = _compress(compressor, messages, ctx=1600, threshold=5000)
+    assert loose.figures.documents == 0 and loose.messages == messages  # fits as text
+    tight = _compress(compressor, messages, ctx=900, threshold=5000)
+    assert tight.figures.documents == 1 and tight.figures.pages >= 1  # the history, rendered
+    assert tight.messages[-1] == messages[-1] and tight.messages[-2] == messages[-2]
+
+
+def test_request_options_are_validated() -> None:
+    s = GatewaySettings(upstream="x")
+    for glyph, where in (({"mode": "sometimes"}, "glyph.mode"), ({"budget": 0}, "glyph.budget"),
+                         ({"threshold": "5"}, "glyph.threshold"), ({"dpi": 2}, "glyph.dpi"),
+                         ("auto", "'glyph' must be an object")):
+        with pytest.raises(ApiError, match=re.escape(where)) as exc:
+            request_options({"glyph": glyph}, s)
+        assert exc.value.status == 400 and json.loads(exc.value.bytes())["error"]["param"]
+
+
+def test_lru_cache_is_bounded_in_bytes() -> None:
+    cache = LruCache(100, len)
+    cache.put("a", "x" * 40)
+    cache.put("b", "y" * 40)
+    assert cache.get("a") is not None  # a is now the most recent
+    cache.put("c", "z" * 40)
+    assert cache.get("b") is None and cache.get("a") and cache.get("c") and cache.total == 80
+    cache.put("huge", "w" * 101)  # never kept, never evicts the rest
+    assert cache.get("huge") is None and len(cache) == 2
