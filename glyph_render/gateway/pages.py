@@ -25,10 +25,12 @@ from typing import Any, TypeVar
 
 from glyph_render.compress import compress
 from glyph_render.config import RenderConfig
+from glyph_render.encode import encode_png
 from glyph_render.errors import BudgetError
 from glyph_render.layout import layout
-from glyph_render.render import iter_pages, page_sizes
-from glyph_render.vision_tokens import get_profile, image_tokens
+from glyph_render.raster import rasterize
+from glyph_render.render import page_sizes, with_last
+from glyph_render.vision_tokens import VisionProfile, get_profile, image_tokens
 
 from .errors import ApiError
 
@@ -68,11 +70,13 @@ def _warm() -> None:
     get_profile("glyph")
 
 
+def _cost(sizes: list[tuple[int, int]], prof: VisionProfile) -> int:
+    return sum(image_tokens(w, h, prof) + prof.image_wrapper_tokens for w, h in sizes)
+
+
 def price_document(text: str, cfg: RenderConfig, profile: str) -> int:
     """Image tokens plus the per-image wrappers of ``text`` at ``cfg``: layout only."""
-    prof = get_profile(profile)
-    sizes = page_sizes(list(layout(text, cfg)), cfg)
-    return sum(image_tokens(w, h, prof) + prof.image_wrapper_tokens for w, h in sizes)
+    return _cost(page_sizes(list(layout(text, cfg)), cfg), get_profile(profile))
 
 
 def plan_document(text: str, cfg: RenderConfig, budget: int, profile: str, tokenizer: str,
@@ -85,18 +89,27 @@ def plan_document(text: str, cfg: RenderConfig, budget: int, profile: str, token
     return DocPlan(plan.config, tuple((c.start, c.end) for c in plan.chunks))
 
 
-def render_document(text: str, cfg: RenderConfig, profile: str) -> DocPages:
-    """Every page as a PNG ``data:`` URL (encoded here, off the event loop)."""
+def render_document(text: str, cfg: RenderConfig, profile: str,
+                    cap: int | None = None) -> tuple[int, DocPages | None]:
+    """The document's cost at ``cfg`` and, unless it is over ``cap``, every page as a PNG
+    ``data:`` URL (encoded here, off the event loop). One layout serves both: a document
+    that fits is priced and drawn for the price of drawing it."""
     t0 = time.process_time()
+    prof = get_profile(profile)
+    laid = list(layout(text, cfg))
+    cost = _cost(page_sizes(laid, cfg), prof)
+    if cap is not None and cost > cap:
+        return cost, None
     urls, sizes, tokens, spans = [], [], [], []
-    for page in iter_pages(text, cfg, profile=profile):
-        assert page.png is not None
-        urls.append("data:image/png;base64," + base64.b64encode(page.png).decode("ascii"))
-        sizes.append((page.width, page.height))
-        tokens.append(page.vision_tokens)
+    for page, last in with_last(iter(laid)):  # as render.iter_pages draws them
+        img = rasterize(page, cfg, last=last)
+        png = encode_png(img, cfg.dpi)
+        urls.append("data:image/png;base64," + base64.b64encode(png).decode("ascii"))
+        sizes.append(img.size)
+        tokens.append(image_tokens(*img.size, prof))
         spans.append((page.start, page.end))
-    return DocPages(tuple(urls), tuple(sizes), tuple(tokens), tuple(spans),
-                    time.process_time() - t0)
+    return cost, DocPages(tuple(urls), tuple(sizes), tuple(tokens), tuple(spans),
+                          time.process_time() - t0)
 
 
 # --- the parent side -----------------------------------------------------------------------
@@ -223,15 +236,24 @@ class Renderer:
             raise BudgetError(str(found))
         return found
 
-    async def render(self, text: str, sha: str, cfg: RenderConfig) -> tuple[DocPages, bool]:
-        """The pages of ``text`` at ``cfg`` and whether they came from the cache."""
+    async def render(self, text: str, sha: str, cfg: RenderConfig,
+                     cap: int | None = None) -> tuple[DocPages | None, bool]:
+        """The pages of ``text`` at ``cfg`` and whether they came from the cache; None (not
+        drawn) when they cost more than ``cap`` tokens (the cost is then in ``prices``)."""
         key = ("pages", sha, cfg)
         found = self.pages.get(key)
         if found is not None:
             self.hits += 1
             return found, True
+        price_key = ("price", sha, cfg)
+        cost = self.prices.get(price_key)
+        if cap is not None and cost is not None and cost > cap:
+            return None, False
+        cost, found = await self._run((key, cap), render_document, text, cfg, self.profile,
+                                      cap)
+        self.prices.put(price_key, cost)
+        if found is None:
+            return None, False
         self.misses += 1
-        found = await self._run(key, render_document, text, cfg, self.profile)
         self.pages.put(key, found)
         return found, False
-

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import io
 import re
 import time
@@ -140,6 +141,11 @@ def _image_size(url: str) -> tuple[int, int] | None:
         return None
 
 
+@functools.lru_cache(maxsize=8)
+def _preset(name: str) -> RenderConfig:
+    return RenderConfig.preset(name)
+
+
 class Compressor:
     """Turns chat requests into Glyph requests; one per app (it holds the token-count cache)."""
 
@@ -150,6 +156,7 @@ class Compressor:
         self.profile = profile
         self.tok = tokenizer
         self._counts = LruCache(50_000)
+        self._configs = LruCache(50_000)
 
     # --- counting ---------------------------------------------------------------------------
 
@@ -252,13 +259,20 @@ class Compressor:
                 docs.append(_Doc(body, sha, await self.count(body, sha), i, j, lead, tail))
         return docs, history
 
-    def _config(self, text: str, opts: RequestOptions) -> RenderConfig:
-        cfg = self.s.config or RenderConfig.preset(detect_preset(text))
-        return cfg.replace(dpi=float(opts.dpi)) if opts.dpi is not None else cfg
+    def _config(self, d: _Doc, opts: RequestOptions) -> RenderConfig:
+        """The base rendering of a document: the flags' config, else its preset (cached: the
+        script detection reads the whole text)."""
+        key = (d.sha, opts.dpi)
+        cfg = self._configs.get(key)
+        if cfg is None:
+            cfg = self.s.config or _preset(detect_preset(d.text))
+            cfg = cfg.replace(dpi=float(opts.dpi)) if opts.dpi is not None else cfg
+            self._configs.put(key, cfg)
+        return cfg
 
     async def _price(self, docs: list[_Doc], opts: RequestOptions) -> int:
         for d in docs:
-            d.config = self._config(d.text, opts)
+            d.config = self._config(d, opts)
         costs = await asyncio.gather(*(self.renderer.price(d.text, d.sha, d.config)
                                        for d in docs if d.config is not None))
         for d, c in zip(docs, costs, strict=True):
@@ -283,23 +297,33 @@ class Compressor:
         if not isinstance(reserve, int) or isinstance(reserve, bool) or reserve < 1:
             raise ApiError(400, f"max_tokens: {reserve!r} must be a positive whole number",
                            param="max_tokens", code="invalid_value")
+        t0 = time.perf_counter()
+        drawn: list[tuple[DocPages | None, bool]] | None = None
         stages = [(opts.keep_turns, False), (opts.keep_turns, True), (0, True)]
         for k, (keep, force) in enumerate(stages):
             docs, history = await self._documents(messages, latest, opts, keep, force)
+            for d in docs:
+                d.config = self._config(d, opts)
             if ctx is None and opts.budget is None:
                 break
             fixed = await self._fixed_tokens(messages, docs, history)
+            if k == 0 and len(docs) == 1 and opts.budget is None and ctx is not None:
+                # The common case, one document: priced and drawn in one pass when it fits.
+                d = docs[0]
+                assert d.config is not None
+                pages, hit = await self.renderer.render(d.text, d.sha, d.config,
+                                                        ctx - reserve - fixed)
+                if pages is not None:
+                    drawn = [(pages, hit)]
+                    break
             need = fixed + await self._price(docs, opts)
             if (ctx is None or need + reserve <= ctx) or k == len(stages) - 1:
                 break
         if not docs:
             return Compressed(messages, Figures(documents=0))
-        for d in docs:
-            if d.config is None:
-                d.config = self._config(d.text, opts)
         budget = opts.budget
         fixed = 0
-        if ctx is not None:
+        if ctx is not None and drawn is None:
             fixed = await self._fixed_tokens(messages, docs, history)
             room = ctx - reserve - fixed
             if room <= 0:
@@ -308,15 +332,15 @@ class Compressor:
                                f"{entry.name}'s context of {ctx:,}", param="messages",
                                code="context_length_exceeded")
             budget = room if budget is None else min(budget, room)
-        t0 = time.perf_counter()
         split_docs: _Doc | None = None
-        if budget is not None and sum(d.cost for d in docs) > budget:
+        if drawn is None and budget is not None and sum(d.cost for d in docs) > budget:
             split_docs = await self._fit(docs, budget, latest, entry, ctx, opts, reserve, fixed)
-        rendered = await asyncio.gather(*(
+        rendered = drawn or await asyncio.gather(*(
             self.renderer.render(d.text, d.sha, d.plan.config if d.plan else d.config)
             for d in docs if d.config is not None))
         figures = Figures(documents=len(docs), render_seconds=time.perf_counter() - t0)
         for d, (pages, hit) in zip(docs, rendered, strict=True):
+            assert pages is not None  # drawn without a cap
             d.pages = pages
             figures.pages += len(pages.urls)
             figures.vision_tokens += sum(pages.tokens)
