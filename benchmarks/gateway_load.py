@@ -40,18 +40,11 @@ import httpx
 from glyph_render import RenderConfig, render
 from glyph_render.niah import default_corpus_dir
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from client_overhead import corpus_text  # noqa: E402 - the benchmarks' shared corpus reader
+
 QUESTION = "Which characters appear in this part of the text?"
 MODEL = "zai-org/Glyph"
-
-
-def corpus_text(corpus: Path, chars: int) -> str:
-    names = ["en_pride_and_prejudice.txt", "en_frankenstein.txt", "en_war_of_the_worlds.txt"]
-    text = ""
-    while len(text) < chars:
-        for name in names:
-            with open(corpus / name, encoding="utf-8", newline="") as f:
-                text += f.read()
-    return text
 
 
 def start(cmd: list[str]) -> tuple[subprocess.Popen[bytes], str]:
