@@ -121,8 +121,8 @@ def run(settings: GatewaySettings) -> int:
     try:
         import uvicorn
     except ImportError:
-        raise ConfigError("the gateway needs its extra: pip install 'glyph-render[gateway]'") \
-            from None
+        raise ConfigError("the gateway needs its extra: pip install 'glyph-render[gateway]' "
+                          "(in a clone: pip install '.[gateway]')") from None
     from .app import create_app
 
     app = create_app(settings)
