@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -218,6 +220,16 @@ def test_upstream_faults_and_retries(module_tmp: Path, document: str) -> None:
         r = httpx.get(g.base_url + "/nowhere", headers=auth)
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
 
+        # A render worker killed (as the OOM killer would): 503 + Retry-After, then served.
+        for pid in _children(g.proc.pid):
+            if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
+        with pytest.raises(openai.APIStatusError) as died:
+            client.chat.completions.create(model=MODEL, messages=ask(document[:-10]))
+        assert died.value.status_code == 503 and died.value.response.headers["retry-after"]
+        assert client.chat.completions.create(model=MODEL, messages=ask(document[:-10]),
+                                              max_tokens=20).usage.glyph["pages"] >= 2
+
         metrics = httpx.get(g.url + "/metrics", headers=auth).text
         assert re.search(r"glyph_gateway_pages_total [1-9]", metrics)
         assert 'glyph_gateway_errors_total{kind="upstream_busy"} 1.0' in metrics
@@ -226,6 +238,18 @@ def test_upstream_faults_and_retries(module_tmp: Path, document: str) -> None:
     logs = g.log() + faulty.log()
     assert "upstream-secret-123" not in logs and "caller-key-456" not in logs
     assert "wrong-key" not in logs
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
 
 
 def test_upstream_down_timeout_and_saturation(module_tmp: Path) -> None:

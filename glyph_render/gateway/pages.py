@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -193,24 +194,29 @@ class Renderer:
 
     async def _run(self, key: Any, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in the pool, shared with concurrent callers of the same key."""
-        pending = self._pending.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        if self._pool is None:
-            self.start()
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.run_in_executor(self._pool, fn, *args)
-        self._pending[key] = fut
+        fut = self._pending.get(key)
+        if fut is None:
+            if self._pool is None:
+                self.start()
+            try:
+                fut = asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+            except BrokenProcessPool:  # it broke since the last call
+                raise self._restart() from None
+            self._pending[key] = fut
+            fut.add_done_callback(lambda _f: self._pending.pop(key, None))
         try:
             return await asyncio.wait_for(asyncio.shield(fut), self.timeout)
         except asyncio.TimeoutError:
             raise ApiError(504, f"rendering took longer than --render-timeout "
                            f"{self.timeout:g} s", code="render_timeout") from None
-        finally:
-            if fut.done() or fut.cancelled():
-                self._pending.pop(key, None)
-            else:
-                fut.add_done_callback(lambda _f: self._pending.pop(key, None))
+        except BrokenProcessPool:
+            raise self._restart() from None
+
+    def _restart(self) -> ApiError:
+        """A worker was killed (the OOM killer, a signal): a new pool for the next requests."""
+        self.close()
+        return ApiError(503, "a render worker died; the render pool was restarted, retry the "
+                        "request", code="render_worker_died", headers={"Retry-After": "1"})
 
     async def price(self, text: str, sha: str, cfg: RenderConfig) -> int:
         key = ("price", sha, cfg)
