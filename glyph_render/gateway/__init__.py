@@ -7,14 +7,19 @@ Needs the ``gateway`` extra (starlette, uvicorn, httpx, prometheus-client).
 
 from __future__ import annotations
 
-from .cli import add_parser, main
+from typing import TYPE_CHECKING
+
+from .cli import main
 from .settings import GatewaySettings
 
-__all__ = ["GatewaySettings", "add_parser", "create_app", "main"]
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+__all__ = ["GatewaySettings", "create_app", "main"]
 
 
-def create_app(settings: GatewaySettings):  # noqa: ANN201 - starlette is an optional import
-    """The ASGI app (imports starlette only when called)."""
+def create_app(settings: GatewaySettings) -> Starlette:
+    """The ASGI app for any ASGI server (starlette is imported only when this is called)."""
     from .app import create_app as _create
 
     return _create(settings)

@@ -1,7 +1,7 @@
 """``glyph-render gateway``: serve the app with uvicorn until a signal.
 
-``add_parser(subparsers)`` registers the subcommand in glyph-render's CLI; ``main(argv)`` is
-``python -m glyph_render.gateway``. The listening socket is bound here (so ``--port 0`` works
+``main(argv)`` is both ``glyph-render gateway ...`` (the CLI's ``SUBCOMMANDS`` entry) and
+``python -m glyph_render.gateway ...``. The listening socket is bound here (so ``--port 0`` works
 and the first line on stdout says where), then handed to uvicorn.
 """
 
@@ -13,14 +13,13 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from glyph_render.config import RenderConfig
 from glyph_render.errors import ConfigError, GlyphRenderError
 
 from .settings import MODES, UPSTREAM_KEY_ENV, GatewaySettings
 
-__all__ = ["add_arguments", "add_parser", "main", "run", "settings_from_args"]
+__all__ = ["add_arguments", "main", "run", "settings_from_args"]
 
 PROG = "glyph-render gateway"
 DESCRIPTION = ("An OpenAI-compatible endpoint in front of a Glyph server (vLLM/SGLang): long text "
@@ -148,15 +147,6 @@ def run(settings: GatewaySettings) -> int:
                             timeout_keep_alive=30, backlog=2048)
     uvicorn.Server(config).run(sockets=[sock])
     return 0
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``gateway`` on glyph-render's subparsers; its handler is ``args.func``."""
-    p = subparsers.add_parser("gateway", help="OpenAI-compatible endpoint that renders long "
-                              "text into pages for a Glyph server", description=DESCRIPTION)
-    add_arguments(p)
-    p.set_defaults(func=lambda args: run(settings_from_args(args)))
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
