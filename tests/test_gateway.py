@@ -261,25 +261,26 @@ def test_upstream_down_timeout_and_saturation(module_tmp: Path) -> None:
             sdk(g).chat.completions.create(model=MODEL, messages=ask("hi"))
         assert down.value.status_code == 502
         assert _error_body(down.value)["code"] == "upstream_unreachable"
-    with serve_ocr(module_tmp, "--no-ocr", "--delay", "1.5") as slow, \
-            gateway(module_tmp, slow.url, *FAST, "--timeout", "1", "--max-concurrency",
+    with serve_ocr(module_tmp, "--no-ocr", "--delay", "2.5") as slow, \
+            gateway(module_tmp, slow.url, *FAST, "--timeout", "1.5", "--max-concurrency",
                     "1") as g:
-        sdk(g).models.list()  # the model list is cached: only chat waits on the delay
+        clients = [sdk(g), sdk(g)]  # made first: building one can take a while on a busy host
+        clients[0].models.list()  # the model list is cached: only chat waits on the delay
         errors: list[Exception] = []
 
-        def call() -> None:
+        def call(client: openai.OpenAI) -> None:
             try:
-                sdk(g).chat.completions.create(model=MODEL, messages=ask("hi"))
+                client.chat.completions.create(model=MODEL, messages=ask("hi"))
             except Exception as exc:  # noqa: BLE001 - collected for the assertions
                 errors.append(exc)
 
-        first = threading.Thread(target=call)
+        first = threading.Thread(target=call, args=(clients[0],))
         first.start()
-        for _ in range(200):  # until the first is being served (the gateway's own gauge)
+        for _ in range(500):  # until the first is being served (the gateway's own gauge)
             if "glyph_gateway_requests_in_flight 1.0" in httpx.get(g.url + "/metrics").text:
                 break
             threading.Event().wait(0.01)
-        call()
+        call(clients[1])
         first.join()
         codes = sorted(e.status_code for e in errors)  # type: ignore[attr-defined]
         assert codes == [429, 504]
