@@ -145,6 +145,24 @@ def test_short_text_and_mode_never_stay_text(gw: GatewayProcess, document: str) 
                                        extra_body={"glyph": {"colour": "red"}})
 
 
+def test_conversation_history_becomes_pages(gw: GatewayProcess, document: str) -> None:
+    """An MRCR-style chat: the old turns arrive as pages, the recent ones and the question as
+    text, and the upstream takes the rewritten conversation."""
+    messages = [{"role": "system", "content": "Answer briefly."},
+                {"role": "user", "content": "Here is a letter:\n\n" + document},
+                {"role": "assistant", "content": "Thank you, I have read the letter."},
+                {"role": "user", "content": "Who wrote it?"},
+                {"role": "assistant", "content": "Robert Walton wrote it."},
+                {"role": "user", "content": QUESTION}]
+    raw = sdk(gw).chat.completions.with_raw_response.create(model=MODEL, messages=messages,
+                                                            max_tokens=400)
+    reply = raw.parse()
+    glyph = reply.usage.glyph
+    assert glyph["documents"] == 1 and glyph["pages"] >= 2  # the first exchange, rendered
+    assert f"Received {glyph['pages']} page(s)" in reply.choices[0].message.content
+    assert reply.usage.prompt_tokens < len(document.encode()) / 2
+
+
 def test_fitting_compresses_then_splits(module_tmp: Path, document: str) -> None:
     """A 900-token context: the document is rendered smaller to fit, and a document no
     legible rendering fits is split into chunks asked one by one, then combined."""

@@ -89,3 +89,19 @@ def test_document_over_the_context_is_fitted(gw: GatewayProcess, long_text: str,
     assert reply.usage.prompt_tokens + 16 <= MAX_MODEL_LEN
     assert glyph["parts"] > 1 or glyph["dpi"][0] < 72
     assert glyph["vision_tokens"] < glyph["text_tokens"] / 4
+
+
+def test_vllm_takes_a_conversation_with_rendered_history(gw: GatewayProcess, long_text: str,
+                                                         vllm_server) -> None:
+    """The old turns as pages in a user turn, merged into the next one, through vLLM's own
+    GLM-4.1V chat template."""
+    messages = [{"role": "user", "content": "Read this:\n\n" + long_text[:6_000]},
+                {"role": "assistant", "content": "Done."},
+                {"role": "user", "content": "And now?"},
+                {"role": "assistant", "content": "Ready."},
+                {"role": "user", "content": QUESTION}]
+    reply = _client(gw).chat.completions.create(model=vllm_server.model, messages=messages,
+                                                max_tokens=8)
+    glyph = reply.usage.glyph
+    assert glyph["documents"] == 1 and glyph["pages"] >= 1
+    assert glyph["vision_tokens"] < reply.usage.prompt_tokens < 6_000
