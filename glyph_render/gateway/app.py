@@ -15,7 +15,7 @@ import secrets
 import sys
 import time
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -210,7 +210,7 @@ class Gateway:
         return Compressed(done.reduce([t for t, _ in results]), done.figures)
 
     async def _stream(self, body: dict[str, Any], figures: Figures,
-                      release: Any) -> Response:
+                      release: Callable[[], None]) -> Response:
         t0 = time.perf_counter()
         upstream = await self.upstream.open_stream(body)
         self.metrics.upstream_seconds.observe(time.perf_counter() - t0)
@@ -234,22 +234,29 @@ class Gateway:
             finally:
                 await upstream.aclose()
 
-        return _ReleasingStream(relay(), release, media_type="text/event-stream",
+        return _ReleasingStream(relay(), release, upstream.aclose,
+                                media_type="text/event-stream",
                                 headers={**figures.headers(), "Cache-Control": "no-cache"})
 
 
 class _ReleasingStream(StreamingResponse):
-    """Frees the concurrency slot when the response ends, however it ends."""
+    """Closes the upstream stream and frees the concurrency slot when the response ends,
+    however it ends (also when the caller left before the first byte)."""
 
-    def __init__(self, content: Any, release: Any, **kw: Any) -> None:
+    def __init__(self, content: Any, release: Callable[[], None],
+                 close: Callable[[], Awaitable[None]], **kw: Any) -> None:
         super().__init__(content, **kw)
         self._release = release
+        self._close = close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self._release()
+            try:
+                await self._close()
+            finally:
+                self._release()
 
 
 def _v1(url: str) -> str:
