@@ -379,7 +379,7 @@ class Compressor:
                                f"{ctx if ctx is not None else budget:,} tokens at any legible "
                                f"rendering: {exc}", param="messages",
                                code="context_length_exceeded") from None
-        from glyph_render.client import MAP_PROMPT  # the client's own words (openai: lazily)
+        from glyph_render.client.core import MAP_PROMPT  # the client's own words (openai: lazily)
 
         # Each chunk carries the longer map question: price the longest it can be.
         extra = await self.count(MAP_PROMPT.format(question="", part=9999, parts=9999))
@@ -399,7 +399,7 @@ class Compressor:
 
     def _map_reduce(self, messages: list[dict[str, Any]], docs: list[_Doc], history: set[int],
                     d: _Doc, figures: Figures) -> Compressed:
-        from glyph_render.client import MAP_PROMPT, REDUCE_PROMPT
+        from glyph_render.client.core import MAP_PROMPT, REDUCE_PROMPT
 
         assert d.plan is not None and d.pages is not None
         spans = d.plan.chunks
