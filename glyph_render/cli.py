@@ -306,6 +306,7 @@ SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "doctor": _lazy("serving.doctor"),
     "bench": _lazy("serving.bench_serve"),
     "eval": _lazy("evaluate"),
+    "gateway": _lazy("gateway"),
 }
 """Subcommand name -> handler(argv) -> exit status. A new command adds one entry (its parser
 and handler live together, in its own module when it has one: ``_lazy("pkg.module")``)."""
