@@ -93,6 +93,7 @@ def test_needle_read_from_pages(module_tmp: Path, document: str) -> None:
         glyph = reply.usage.glyph
         assert glyph["pages"] == pages and glyph["dpi"] == [96.0]
         assert glyph["saved_tokens"] == glyph["text_tokens"] - glyph["vision_tokens"] - 2 * pages
+        assert ocr.chat_requests(1) == 1  # (waits for the line, written after the reply)
         assert f"pages={pages} " in ocr.chat_lines()[-1]  # the upstream received pages
 
 
@@ -174,7 +175,7 @@ def test_fitting_compresses_then_splits(module_tmp: Path, document: str) -> None
         glyph = fitted.usage.glyph
         assert glyph["parts"] == 1 and glyph["dpi"][0] < 72
         assert fitted.usage.prompt_tokens + 100 <= 900
-        before = small.chat_requests()
+        before = small.chat_requests(1)  # waits for its log line (written after the reply)
         long_doc = (document + "\n\n") * 6
         split = client.chat.completions.create(model=MODEL, messages=ask(long_doc),
                                                max_tokens=100)
