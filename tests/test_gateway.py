@@ -312,9 +312,9 @@ def test_cli_errors_exit_2(module_tmp: Path) -> None:
                         "--api-key-file", str(module_tmp / "missing.txt")],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "--api-key-file" in p.stderr and "missing.txt" in p.stderr
-    p = subprocess.run([sys.executable, "-m", "glyph_render.gateway", "--upstream", "x",
+    p = subprocess.run([sys.executable, "-m", "glyph_render.cli", "gateway", "--upstream", "x",
                         "--threshold", "-1"], capture_output=True, text=True, timeout=60)
-    assert p.returncode == 2 and "--threshold" in p.stderr
+    assert p.returncode == 2 and "--threshold" in p.stderr  # through glyph-render's CLI
 
 
 # --- the policy, in process on the real renderer ------------------------------------------
