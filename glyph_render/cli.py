@@ -307,6 +307,7 @@ SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "bench": _lazy("serving.bench_serve"),
     "eval": _lazy("evaluate"),
     "gateway": _lazy("gateway"),
+    "ui": _lazy("ui"),
 }
 """Subcommand name -> handler(argv) -> exit status. A new command adds one entry (its parser
 and handler live together, in its own module when it has one: ``_lazy("pkg.module")``)."""
