@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -159,7 +160,7 @@ def page_file(pv: Preview, index: int) -> Path:
     path = pv.folder / f"page_{index + 1:04d}.png"
     if not path.exists():
         img = rasterize(pv.pages[index], pv.config, last=index == len(pv.pages) - 1)
-        part = path.with_suffix(".part")
+        part = path.with_suffix(f".{threading.get_ident()}.part")  # one per drawing thread
         part.write_bytes(encode_png(img, pv.config.dpi))
         os.replace(part, path)  # a concurrent drawer of the same page never sees half a file
     return path
