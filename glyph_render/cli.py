@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .config import RenderConfig
-from .document import STDIN, read_document
+from .document import STDIN, dump_text, read_document
 from .errors import ConfigError, GlyphRenderError
 from .settings import (
     PROG,
@@ -50,6 +51,7 @@ def _render_parser() -> Parser:
         prog=PROG, description="Render a long text into dense page images for Glyph.",
         epilog=f"Subcommands: {', '.join(SUBCOMMANDS)} (run 'glyph-render SUBCOMMAND -h').",
     )
+    p.add_argument("-V", "--version", action="version", version=f"{PROG} {__version__}")
     add_document_flags(p)
     p.add_argument("-o", "--output", metavar="DIR", type=non_empty,
                    help="folder for page_001.png ... (default: <name>_pages)")
@@ -65,7 +67,9 @@ def _render_parser() -> Parser:
 
 def _document(args: argparse.Namespace, s: RenderSettings) -> tuple[str, RenderConfig]:
     """The document's text and its config (the flags are checked before it is read)."""
-    text = read_document(args.document, args.encoding)
+    text = read_document(args.document, args.encoding, fmt=args.format)
+    if args.dump_text:
+        dump_text(text, args.dump_text)
     return text, s.config_for(text)[0]
 
 
@@ -322,16 +326,34 @@ def _print_json(obj: Any) -> None:
 _RENDERED = False
 
 
+def _check_not_a_mistyped_command(word: str) -> None:
+    """``glyph-render rendr`` names no file: it is a mistyped subcommand, not a document. A file
+    of that name still renders (checked first); a word close to no command is left to render,
+    whose error names the missing file."""
+    import difflib
+
+    if word.startswith("-") or os.sep in word or "." in word or Path(word).exists():
+        return
+    near = difflib.get_close_matches(word, SUBCOMMANDS, n=1, cutoff=0.6)
+    if near:
+        raise ConfigError(f"unknown command {word!r}; did you mean {near[0]!r}?")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # No command multiplies matrices: one BLAS thread makes numpy's import ~30% faster.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] in (["--version"], ["-V"]):
+        print(f"{PROG} {__version__}")
+        return 0
     if args and args[0] in SUBCOMMANDS:
         handler, rest = SUBCOMMANDS[args[0]], args[1:]
     else:
         handler, rest = cmd_render, args
     warnings.formatwarning = lambda msg, *a, **k: f"{PROG}: warning: {msg}\n"
     try:
+        if args and args[0] not in SUBCOMMANDS:
+            _check_not_a_mistyped_command(args[0])
         code = handler(rest)
         if handler is cmd_render:
             global _RENDERED

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from .compress import DEFAULT_MAX_DPI, Plan, compress
 from .config import PRESETS, RenderConfig, detect_preset
+from .document import FORMATS
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -131,8 +132,19 @@ def non_empty(value: str) -> str:
 
 
 def add_document_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("document", help="text file to render, or - for standard input")
-    p.add_argument("--encoding", default="utf-8", help="text encoding of the document")
+    """The document and how to read it: ``--encoding``, ``--format`` (Markdown, HTML, PDF and
+    Word files are turned into text; the ``docs`` extra) and ``--dump-text`` (that text, whose
+    offsets the page spans index)."""
+    p.add_argument("document", help="document to render (text, Markdown, HTML, PDF or .docx), "
+                                    "or - for standard input")
+    p.add_argument("--encoding", default="utf-8",
+                   help="text encoding of a text, Markdown or HTML document (default utf-8)")
+    p.add_argument("--format", choices=FORMATS, default="auto",
+                   help="how to read the document (default auto: by suffix, else PDF/DOCX by "
+                        "content, else plain text)")
+    p.add_argument("--dump-text", metavar="FILE", type=non_empty,
+                   help="also write the text the pages are rendered from (- for stdout); page "
+                        "spans index it")
 
 
 def add_model_flags(p: argparse.ArgumentParser, *,

@@ -21,7 +21,10 @@ class ServeOcr:
         self.log_path = tmp / f"serve-ocr-{time.monotonic_ns()}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "glyph_render.testing", "--port", "0", *args],
+            # bytes: the count the tests' clients use (tokenizer="bytes", as the tiny vLLM
+            # test model counts); serve-ocr's default is the client's cl100k_base
+            [sys.executable, "-m", "glyph_render.testing", "--port", "0", "--tokenizer", "bytes",
+             *args],
             stdout=subprocess.PIPE, stderr=self._log, env={**os.environ, **(env or {})},
         )
         assert self.proc.stdout is not None

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -26,12 +26,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @contextlib.contextmanager
-def serve_ocr(*args: str) -> Iterator[str]:
-    """A serve-ocr process with ``args``; yields its OpenAI base URL, stops it after."""
+def serve_ocr(*args: str, command: Sequence[str] | None = None) -> Iterator[str]:
+    """A serve-ocr process with ``args``; yields its OpenAI base URL, stops it after.
+
+    ``command``: how to start it, when not ``python -m glyph_render.testing --port 0 -q
+    --tokenizer bytes`` (bytes: the tests pass --tokenizer bytes to the doctor, as for the tiny
+    vLLM test model; serve-ocr's default, cl100k_base, is checked in test_cli_misc.py).
+    """
     env = {k: v for k, v in os.environ.items() if k != "VLLM_API_KEY"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    proc = subprocess.Popen([sys.executable, "-m", "glyph_render.testing", "--port", "0", "-q",
-                             *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    start = command or [sys.executable, "-m", "glyph_render.testing", "--port", "0", "-q",
+                        "--tokenizer", "bytes"]
+    proc = subprocess.Popen([*start, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             cwd=REPO, env=env, text=True)
     try:
         line: list[str] = []

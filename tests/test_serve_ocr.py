@@ -74,7 +74,10 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if k != "VLLM_API_KEY"}  # a default key
         with open(self.stderr_path, "wb") as log:  # the child keeps its own copy of the fd
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "glyph_render.testing", "--port", "0", *args],
+                # bytes: one token per byte, as the tiny vLLM test model counts (the default,
+                # cl100k_base, is checked in test_cli_misc.py); a later --tokenizer wins
+                [sys.executable, "-m", "glyph_render.testing", "--port", "0", "--tokenizer",
+                 "bytes", *args],
                 stdout=subprocess.PIPE,
                 stderr=log,
                 cwd=REPO,

@@ -61,9 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("token accounting")
     g.add_argument("--profile", default="glyph",
                    help="vision profile (glyph, qwen2.5-vl, ...) or a preprocessor_config.json")
-    g.add_argument("--tokenizer", default="bytes",
-                   help="text tokenizer: bytes (one token per UTF-8 byte, like the tiny test "
-                   "model), cl100k_base, or a tokenizer.json (default bytes)")
+    g.add_argument("--tokenizer", default="cl100k_base",
+                   help="text tokenizer: cl100k_base (default: the client's, so glyph-render "
+                   "doctor agrees out of the box), bytes (one token per UTF-8 byte, like the "
+                   "tiny test model), or a tokenizer.json")
     g.add_argument("--token-rule", choices=TOKEN_RULES, default="glyph",
                    help="'wrong' bills each image its unmerged patch count (4x), to test "
                    "mismatch detection")

@@ -35,7 +35,7 @@ class ServerConfig:
     max_model_len: int = 65536
     # token accounting
     profile: str = "glyph"
-    tokenizer: str = "bytes"
+    tokenizer: str = "cl100k_base"  # the client's default, so the two agree out of the box
     token_rule: str = "glyph"
     image_token_scale: float = 1.0
     # output format
