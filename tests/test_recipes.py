@@ -67,7 +67,7 @@ SGLANG_TOOL_CALLING = """python -m sglang.launch_server \\
   --tp 4"""
 
 
-def opts(engine: str, hardware: str, **kw) -> R.ServeOptions:
+def opts(engine: str, hardware: str | None, **kw) -> R.ServeOptions:
     return R.ServeOptions(engine=engine, hardware=hardware, **kw)
 
 
@@ -365,11 +365,131 @@ def test_install_variants():
     (opts("vllm", "h100", local_media="/nonexistent/pages"), "not a folder"),
     (opts("vllm", "h100", tp=0), "--tp must be at least 1"),
     (opts("vllm", "h100", port=70000), "--port must be 1-65535"),
-    (opts("vllm", "a100"), "unknown hardware 'a100'"),
+    (opts("vllm", "rtx9999"), "unknown hardware 'rtx9999'; choose from b200, .*a100.*"
+                              "--gpu-memory GB"),
+    (opts("vllm", "a100", seed_exact=""), "shows no vLLM command for a100 x bf16"),
+    (opts("vllm", "h100", engine_args=("--max-model-len", "9"), seed_exact=""),
+     "have no engine flags after --"),
+    (opts("vllm", "h100", engine_args=("32768",)), "expected an engine flag first, got '32768'"),
+    (opts("vllm", "h100", engine_args=("--reasoning-parser=x",)),
+     "engine flag --reasoning-parser after -- is already in the command"),
+    (opts("sglang", "h100", engine_args=("--tp", "2")), "engine flag --tp after --"),
+    (opts("vllm", "h100", gpus=0), "--gpus must be at least 1"),
+    (opts("sglang", "h100", tp=4, gpus=2), "--tp 4 needs 4 GPUs, but --gpus is 2"),
+    (opts("vllm", "l4", gpus=1), r"bf16 weights \(about 21 GB\) need 2 GPUs of 24 GB, but "
+                                  "--gpus is 1; try --quant fp8"),
+    (opts("vllm", None, gpu_memory=2), "need more than 8 GPUs of 2 GB; try --quant fp8"),
+    (opts("vllm", None, gpu_memory=-1), "--gpu-memory must be a number of GB above 0"),
+    (opts("vllm", "a100", vendor="amd"), "--vendor amd: the A100 80GB is nvidia"),
 ])
 def test_bad_combinations(o, match):
     with pytest.raises(ConfigError, match=match):
         R.launch_command(o)
+
+
+# ---------------------------------------------------------------- any GPU
+
+
+@pytest.mark.parametrize("name", ["H100", "h100", "H-100", " h100 "])
+def test_hardware_names_in_any_case(name):
+    assert R.launch_command(opts("vllm", name, seed_exact="")).text() == VLLM_H100
+    assert R.launch_command(opts("VLLM", name, quant="BF16")).text() == VLLM_H100
+    assert run_main("--engine", "vLLM", "--hardware", name, "--seed-exact") == VLLM_H100 + "\n"
+
+
+@pytest.mark.parametrize("quant, memory, tp", [
+    ("bf16", 80, 1), ("bf16", 48, 1), ("bf16", 40, 1), ("bf16", 32, 2), ("bf16", 24, 2),
+    ("bf16", 16, 4), ("bf16", 8, 8), ("fp8", 24, 1), ("fp8", 16, 2), ("fp8", 12, 2),
+])
+def test_fit_tp_holds_the_weights_in_their_share(quant, memory, tp):
+    t = R.load_table()
+    weights, share = t["quant"][quant]["weights_gb"], t["fit"]["weights_share"]
+    assert R.fit_tp(quant, memory) == tp
+    assert tp * memory * share >= weights  # fits ...
+    assert tp == 1 or tp // 2 * memory * share < weights  # ... and no smaller power of two does
+
+
+def test_a_gpu_outside_the_table_gets_its_vendors_row():
+    # an A100 (80 GB): the guide's H100 command exactly; an L40S on SGLang: no --tp 4
+    assert R.launch_command(opts("vllm", "A100")).text() == VLLM_H100
+    s = R.launch_command(opts("sglang", "l40s"))
+    assert s.argv == ["python", "-m", "sglang.launch_server", "--model", "zai-org/Glyph",
+                      "--reasoning-parser", "glm45", "--disable-radix-cache"]
+    # 24 GB: BF16 needs two GPUs, FP8 one
+    assert R.launch_command(opts("vllm", "rtx4090")).argv[-2:] == ["--tensor-parallel-size",
+                                                                   "2"]
+    assert "--tensor-parallel-size" not in R.launch_command(opts("vllm", "L4", quant="fp8")).argv
+    # AMD: MI300X's environment and launcher
+    amd = R.launch_command(opts("sglang", "MI210"))
+    assert amd.argv[:6] == ["python3", "-m", "sglang.launch_server", "--model-path",
+                            "zai-org/Glyph", "--tp"] and amd.argv[6] == "1"
+    assert R.launch_command(opts("vllm", "mi250x")).env == R.launch_command(
+        opts("vllm", "mi300x")).env
+    # any GPU by its memory; the vendor by name or flag
+    assert R.launch_command(opts("vllm", None, gpu_memory=48)).text() == VLLM_H100
+    assert R.gpu("MI100", 32).vendor == "amd" and R.gpu("rtx6000", 48).vendor == "nvidia"
+    assert R.launch_command(opts("vllm", "w7900", gpu_memory=48, vendor="amd")).env == \
+        R.launch_command(opts("vllm", "mi300x")).env
+    assert R.gpu("a100", 40).memory_gb == 40  # --gpu-memory overrides the catalogue
+    assert R.install_lines(opts("vllm", "a100")) == R.install_lines(opts("vllm", "h100"))
+    assert R.bench_commands(opts("vllm", "a100"))[0][1].text() == R.bench_commands(
+        opts("vllm", "h100"))[0][1].text()
+
+
+def test_gpus_keeps_tp_within_the_box():
+    one = R.launch_command(opts("sglang", "h100", gpus=1))
+    assert "--tp" not in one.argv  # the table's 4 does not fit one GPU; one holds a 9B model
+    assert R.launch_command(opts("sglang", "h100", gpus=8)).text() == R.launch_command(
+        opts("sglang", "h100")).text()  # enough GPUs: the seed's TP 4
+    o = opts("sglang", "mi300x", gpus=2, seed_exact="generator")
+    assert R.launch_command(o).argv[-4:] == ["--tp", "1", "--reasoning-parser", "glm45"]
+    assert R.launch_command(opts("vllm", "rtx4090", gpus=2)).argv[-1] == "2"
+    assert R.launch_command(opts("sglang", "h100", tp=2, gpus=2)).argv[5:7] == ["--tp", "2"]
+
+
+def test_engine_flags_after_double_dash():
+    o = opts("vllm", "h100", port=8001,
+             engine_args=("--max-model-len", "32768", "--gpu-memory-utilization=0.9",
+                          "--enforce-eager", "--override-generation-config", '{"a": -1}'))
+    cmd = R.launch_command(o)
+    assert cmd.argv[-8:] == ["--port", "8001", "--max-model-len", "32768",
+                             "--gpu-memory-utilization=0.9", "--enforce-eager",
+                             "--override-generation-config", '{"a": -1}']
+    assert cmd.text().endswith(" \\\n    --max-model-len 32768 \\\n    "
+                               "--gpu-memory-utilization=0.9 \\\n    --enforce-eager \\\n    "
+                               "--override-generation-config '{\"a\": -1}'")
+    s = R.launch_command(opts("sglang", "h100", engine_args=("--context-length", "32768",
+                                                               "--mem-fraction-static", "0.85")))
+    assert s.argv[-4:] == ["--context-length", "32768", "--mem-fraction-static", "0.85"]
+
+
+def test_cli_any_gpu_and_engine_flags(capsys):
+    assert R.main(["--engine", "sglang", "--hardware", "L40S", "--gpus", "1", "--",
+                   "--context-length", "32768"]) == 0
+    out, err = capsys.readouterr()
+    assert out == ("python -m sglang.launch_server \\\n  --model zai-org/Glyph \\\n"
+                   "  --reasoning-parser glm45 \\\n  --disable-radix-cache \\\n"
+                   "  --context-length 32768\n")
+    assert err == ("glyph-render serve: note: H100's command for the L40S (48 GB): TP 1 holds "
+                   "the bf16 weights (about 21 GB)\n")
+    assert R.main(["--engine", "sglang", "--hardware", "h100", "--gpus", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert "--tp" not in out and err.endswith("TP 1 instead of the table's 4: --gpus 1\n")
+    assert R.main(["--engine", "vllm", "--gpu-memory", "24", "--", "--max-model-len",
+                   "32768", "--gpu-memory-utilization", "0.9"]) == 0
+    out, err = capsys.readouterr()
+    assert out.endswith("--tensor-parallel-size 2 \\\n    --max-model-len 32768 \\\n"
+                        "    --gpu-memory-utilization 0.9\n")
+    assert R.main(["--engine", "vllm", "--hardware", "h100"]) == 0  # the seed: no note
+    assert capsys.readouterr() == (VLLM_H100 + "\n", "")
+    for argv, msg in ((["--engine", "vllm"], "--engine and --hardware (or --gpu-memory)"),
+                      (["--engine", "vllm", "--hardware", "h100", "--max-model-len"],
+                       "unrecognized arguments: --max-model-len"),
+                      (["--engine", "vllm", "--hardware", "h100", "extra"],
+                       "unexpected 'extra'; engine flags go after --")):
+        with pytest.raises(SystemExit) as exc:
+            R.main(argv)
+        assert exc.value.code == 2 and msg in capsys.readouterr().err
 
 
 def test_bad_install_and_bench_combinations():
@@ -545,6 +665,20 @@ def test_run_execs_sglang_python3(fake_bin, tmp_path):
     assert res.stdout.endswith(f"fake-pid {got['pid']}\n")
 
 
+def test_run_passes_engine_flags_and_fitted_tp(fake_bin, tmp_path):
+    record = tmp_path / "record.json"
+    env = {"PATH": str(fake_bin), "GLYPH_FAKE_RECORD": str(record), "PYTHONPATH": str(REPO)}
+    res = subprocess.run([sys.executable, "-m", "glyph_render.serving.recipes", "--engine",
+                          "sglang", "--hardware", "H100", "--gpus", "1", "--run", "--",
+                          "--context-length", "32768"],
+                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(record.read_text())
+    assert got["argv"][1:] == ["-m", "sglang.launch_server", "--model", "zai-org/Glyph",
+                               "--reasoning-parser", "glm45", "--disable-radix-cache",
+                               "--context-length", "32768"]
+
+
 def test_run_without_the_engine_is_one_line_exit_2(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -568,6 +702,9 @@ def _all_vllm_commands(tmp_path) -> list[list[str]]:
         for kw in ({}, {"reasoning": False, "prefix_caching": True},
                    {"tool_calls": True, "tp": 2, "port": 8001, "local_media": str(tmp_path)}):
             cmds.append(R.launch_command(opts("vllm", r.hardware, quant=r.quant, **kw)).argv)
+    cmds.append(R.launch_command(opts("vllm", "l40s", gpus=1, engine_args=(
+        "--max-model-len", "32768", "--gpu-memory-utilization", "0.9"))).argv)
+    cmds.append(R.launch_command(opts("vllm", None, gpu_memory=24)).argv)
     cmds += [c.argv for _, c in R.bench_commands(opts("vllm", "h100", port=8001))]
     return cmds
 
@@ -605,7 +742,7 @@ for argv in json.load(sys.stdin):
     keep = ("model_tag", "model", "enable_prefix_caching", "mm_processor_cache_gb",
             "limit_mm_per_prompt", "reasoning_parser", "tool_call_parser",
             "enable_auto_tool_choice", "allowed_local_media_path", "tensor_parallel_size",
-            "port", "dataset_name", "ignore_eos")
+            "port", "dataset_name", "ignore_eos", "max_model_len", "gpu_memory_utilization")
     out.append({k: getattr(a, k) for k in keep if hasattr(a, k)})
 print(json.dumps(out, default=str))
 """
@@ -643,6 +780,9 @@ def test_vllm_parses_every_vllm_command(tmp_path):
     assert full["allowed_local_media_path"] == str(tmp_path.resolve())
     assert parsed[1]["enable_prefix_caching"] is not False  # --prefix-caching: vLLM's default
     assert parsed[-1]["dataset_name"] == "random" and parsed[-1]["port"] == 8001
+    passed = parsed[-3]  # engine flags after --, as vLLM reads them
+    assert passed["max_model_len"] == 32768 and passed["gpu_memory_utilization"] == 0.9
+    assert parsed[-2]["tensor_parallel_size"] == 2  # a 24 GB GPU: BF16 on two
 
 
 SGLANG_CHECK = r"""

@@ -43,7 +43,8 @@ def load_corpus(folder: str | Path, pattern: str = DEFAULT_GLOB) -> list[tuple[s
     files = sorted(p for p in root.glob(pattern) if p.is_file() and p.name not in _SKIP)
     if not files:
         raise InputError(f"no files matching {pattern!r} in corpus folder {str(root)!r}")
-    return [(p.name, read_document(p).lstrip("\ufeff").replace("\r\n", "\n")) for p in files]
+    return [(p.name, read_document(p, fmt="text").lstrip("\ufeff").replace("\r\n", "\n"))
+            for p in files]
 
 
 def documents(chars: int, count: int, rng: random.Random,

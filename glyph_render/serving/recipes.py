@@ -10,6 +10,12 @@ place (``tests/test_recipes.py`` checks it against the seed pages line by line).
     glyph-render serve --engine vllm --hardware h100 --quant bf16          # print the command
     glyph-render serve --engine sglang --hardware mi355x --install         # install + launch
     glyph-render serve --engine vllm --hardware h100 --local-media ~/pages --run   # exec it
+    glyph-render serve --engine sglang --hardware L40S --gpus 1 -- --context-length 32768
+
+Any GPU: names are case-insensitive; a GPU outside the seed pages (``data/recipes.json``
+"gpus", or any with ``--gpu-memory GB``) gets its vendor's base row (H100's or MI300X's command)
+with the smallest tensor-parallel size whose memory holds the weights; ``--gpus N`` keeps TP
+within the box. Engine flags after ``--`` are appended as they are.
 
 ``--seed-exact`` prints the seed pages' own commands byte for byte; the default is our
 recommended variant (the same command plus, on SGLang, ``--disable-radix-cache``). See
@@ -18,9 +24,11 @@ docs/serving.md.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -38,11 +46,14 @@ __all__ = [
     "HARDWARE",
     "QUANTS",
     "Command",
+    "Gpu",
     "LaunchError",
     "Recipe",
     "ServeOptions",
     "bench_commands",
     "exec_command",
+    "fit_tp",
+    "gpu",
     "install_lines",
     "launch_command",
     "load_table",
@@ -127,6 +138,21 @@ class ServeOptions:
     local_media: str | None = None
     prefix_caching: bool = False
     seed_exact: str | None = None  # None: our variant; "": the engine's first form; or a form
+    gpus: int | None = None  # GPUs on the box: TP stays within them (None: the table's TP)
+    gpu_memory: float | None = None  # GB per GPU, for a GPU the table does not know
+    vendor: str | None = None  # nvidia or amd, for such a GPU (default: by its name)
+    engine_args: tuple[str, ...] = ()  # appended as given (what follows ``--``)
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """A GPU as ``serve`` sees it: a row of the table, a catalogue entry, or the user's own."""
+
+    key: str
+    label: str
+    vendor: str
+    memory_gb: float
+    in_table: bool
 
 
 # ---------------------------------------------------------------- the table
@@ -155,6 +181,14 @@ def _validate(data: Mapping[str, Any]) -> None:
             bad(f"bad tp in {r}")
         if r["seed"] is not None and r["seed"].split(":")[0] not in data["seeds"]:
             bad(f"unknown seed in {r['seed']!r}")
+    for name, g in {**data["hardware"], **data["gpus"]}.items():
+        if g["vendor"] not in data["base_hardware"] or not float(g["memory_gb"]) > 0:
+            bad(f"GPU {name}: needs a vendor of {', '.join(data['base_hardware'])} and "
+                f"memory_gb > 0")
+    if set(data["base_hardware"].values()) - set(data["hardware"]):
+        bad("base_hardware names a GPU that has no rows")
+    if not all(float(q["weights_gb"]) > 0 for q in data["quant"].values()):
+        bad("every quant needs weights_gb > 0")
     for name, eng in data["engines"].items():
         for form_name, form in eng["forms"].items():
             for g in form["groups"]:
@@ -196,13 +230,65 @@ def _recipe_from(r: Mapping[str, Any]) -> Recipe:
 
 
 def recipe(engine: str, hardware: str, quant: str) -> Recipe:
-    """The row for one engine x hardware x quantization."""
+    """The row for one engine x hardware x quantization of the table (names in any case)."""
+    engine, quant = engine.lower(), quant.lower()
+    hardware = _table_key(hardware, HARDWARE) or hardware
     for name, value, choices in (("engine", engine, ENGINES), ("hardware", hardware, HARDWARE),
                                  ("quant", quant, QUANTS)):
         if value not in choices:
             raise ConfigError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
     key = (engine, hardware, quant)
     return next(r for r in recipes() if (r.engine, r.hardware, r.quant) == key)
+
+
+def _squash(name: str) -> str:
+    """``H100``, ``a100-40GB``, ``RTX 4090`` -> ``h100``, ``a10040gb``, ``rtx4090``."""
+    return re.sub(r"[\s_-]+", "", name.lower())
+
+
+def _table_key(name: str, keys: Sequence[str]) -> str | None:
+    return next((k for k in keys if _squash(k) == _squash(name)), None)
+
+
+def gpu(name: str | None, memory_gb: float | None = None, vendor: str | None = None) -> Gpu:
+    """The GPU called ``name`` (any case; a table row or a catalogue entry), or any GPU given
+    its memory. ``memory_gb`` overrides a known GPU's; ``vendor`` names an unknown one's."""
+    t = _table()
+    if memory_gb is not None and not memory_gb > 0:
+        raise ConfigError(f"--gpu-memory must be a number of GB above 0, got {memory_gb:g}")
+    if vendor is not None and vendor not in t["base_hardware"]:
+        raise ConfigError(f"--vendor {vendor!r}: choose from {', '.join(t['base_hardware'])}")
+    for table, in_table in ((t["hardware"], True), (t["gpus"], False)):
+        key = _table_key(name or "", list(table))
+        if key is not None:
+            g = table[key]
+            if vendor is not None and vendor != g["vendor"]:
+                raise ConfigError(f"--vendor {vendor}: the {g['label']} is {g['vendor']}")
+            return Gpu(key, g["label"], g["vendor"], float(memory_gb or g["memory_gb"]),
+                       in_table)
+    if memory_gb is None:
+        known = ", ".join([*t["hardware"], *t["gpus"]])
+        raise ConfigError(f"unknown hardware {name!r}; choose from {known}, or give any GPU's "
+                          f"memory: --gpu-memory GB (and --vendor amd for ROCm)")
+    label = name or "GPU"
+    guessed = "amd" if re.match(r"(?i)(mi\d|radeon|rx\d)", label) else "nvidia"
+    return Gpu(_squash(label) or "gpu", label, vendor or guessed, float(memory_gb), False)
+
+
+def fit_tp(quant: str, memory_gb: float) -> int:
+    """The smallest power-of-two tensor-parallel size whose GPUs hold ``quant``'s weights in
+    their ``weights_share`` of memory (the rest is KV cache and activations)."""
+    t = _table()
+    weights = float(t["quant"][quant]["weights_gb"])
+    share, most = float(t["fit"]["weights_share"]), int(t["fit"]["max_tp"])
+    tp = 1
+    while tp * memory_gb * share < weights:
+        tp *= 2
+        if tp > most:
+            hint = "; try --quant fp8" if quant != "fp8" else ""
+            raise ConfigError(f"the {quant} weights (about {weights:g} GB) need more than "
+                              f"{most} GPUs of {memory_gb:g} GB{hint}")
+    return tp
 
 
 def _seed_title(citation: str | None) -> str:
@@ -214,10 +300,44 @@ def _seed_title(citation: str | None) -> str:
 # ---------------------------------------------------------------- commands
 
 
-def _check(opts: ServeOptions) -> Recipe:
-    row = recipe(opts.engine, opts.hardware, opts.quant)
+def _row(opts: ServeOptions) -> tuple[Recipe, Gpu]:
+    """The table's row for a GPU it has; else the vendor's base row, fitted to the GPU."""
+    g = gpu(opts.hardware, opts.gpu_memory, opts.vendor)
+    quant = opts.quant.lower()
+    if g.in_table:
+        return recipe(opts.engine, g.key, quant), g
+    base = recipe(opts.engine, _table()["base_hardware"][g.vendor], quant)
+    tp = fit_tp(quant, g.memory_gb)
+    weights = _table()["quant"][quant]["weights_gb"]
+    note = (f"{_table()['hardware'][base.hardware]['label']}'s command for the {g.label} "
+            f"({g.memory_gb:g} GB): TP {tp} holds the {quant} weights (about {weights} GB)")
+    return dataclasses.replace(base, hardware=g.key, tp=tp, seed=None, note=note), g
+
+
+def _tp(opts: ServeOptions, row: Recipe, g: Gpu) -> int:
+    """``--tp``, else the row's, within ``--gpus``: a table TP the box cannot hold becomes the
+    smallest that fits the weights (a 9B model needs no 4 GPUs)."""
+    tp = row.tp if opts.tp is None else opts.tp
+    if opts.gpus is None or tp <= opts.gpus:
+        return tp
+    if opts.tp is None:
+        tp = fit_tp(row.quant, g.memory_gb)
+    if tp > opts.gpus:
+        if opts.tp is not None:
+            raise ConfigError(f"--tp {tp} needs {tp} GPUs, but --gpus is {opts.gpus}")
+        weights = _table()["quant"][row.quant]["weights_gb"]
+        raise ConfigError(f"the {row.quant} weights (about {weights} GB) need {tp} GPUs of "
+                          f"{g.memory_gb:g} GB, but --gpus is {opts.gpus}"
+                          + ("; try --quant fp8" if row.quant != "fp8" else ""))
+    return tp
+
+
+def _check(opts: ServeOptions) -> tuple[Recipe, Gpu]:
+    row, g = _row(opts)
     if opts.tp is not None and opts.tp < 1:
         raise ConfigError(f"--tp must be at least 1, got {opts.tp}")
+    if opts.gpus is not None and opts.gpus < 1:
+        raise ConfigError(f"--gpus must be at least 1, got {opts.gpus}")
     if opts.port is not None and not 1 <= opts.port <= 65535:
         raise ConfigError(f"--port must be 1-65535, got {opts.port}")
     if opts.seed_exact is not None:
@@ -225,14 +345,16 @@ def _check(opts: ServeOptions) -> Recipe:
                                      ("--local-media", opts.local_media),
                                      ("--prefix-caching", opts.prefix_caching or None))
                 if v is not None]
+        if opts.engine_args:
+            ours.append("engine flags after --")
         if ours:
             raise ConfigError(f"--seed-exact reproduces the seed pages' commands, which have no "
                               f"{', '.join(ours)}; drop one or the other")
-    return row
+    return row, g
 
 
 def _form(opts: ServeOptions) -> tuple[str, dict[str, Any]]:
-    forms = _table()["engines"][opts.engine]["forms"]
+    forms = _table()["engines"][opts.engine.lower()]["forms"]
     name = opts.seed_exact or next(iter(forms))
     if name not in forms:
         raise ConfigError(f"--seed-exact {name}: {opts.engine} has the forms "
@@ -254,7 +376,8 @@ def _local_media(opts: ServeOptions) -> str | None:
 
 def launch_command(opts: ServeOptions) -> Command:
     """The server command for ``opts``: the seed's form, plus our groups unless seed-exact."""
-    row = _check(opts)
+    row, g = _check(opts)
+    opts = dataclasses.replace(opts, engine=row.engine, hardware=row.hardware, quant=row.quant)
     form = _form(opts)[1]
     engine = _table()["engines"][opts.engine]
     exact = opts.seed_exact is not None
@@ -264,7 +387,7 @@ def launch_command(opts: ServeOptions) -> Command:
         raise ConfigError(f"--seed-exact: {_seed_title(form['seed'])} shows no {engine['label']} "
                           f"command for {opts.hardware} x {opts.quant} (only {', '.join(shown)})"
                           f"; without --seed-exact you get our extrapolation ({row.note})")
-    tp = row.tp if opts.tp is None else opts.tp
+    tp = _tp(opts, row, g)
     tp_when = form.get("tp_when", row.tp_when)
     values = {
         "{model}": opts.model or row.model, "{tp}": str(tp), "{port}": str(opts.port),
@@ -294,14 +417,38 @@ def launch_command(opts: ServeOptions) -> Command:
             raise ConfigError(f"--seed-exact: {_seed_title(form['seed'])} has no {flag}; "
                               f"drop {_ROLE_OPTION.get(role, role)} or --seed-exact")
         groups.append(tuple(values.get(tok, tok) for tok in g["args"]))
+    groups += _engine_groups(opts.engine_args, groups)
     launcher = tuple(form.get("launcher", row.launcher))
     head = (*launcher, values["{model}"]) if form["head_model"] else launcher
     return Command(env=row.env, head=head, groups=tuple(groups), indent=form["indent"])
 
 
+def _engine_groups(extra: Sequence[str], ours: Sequence[tuple[str, ...]],
+                   ) -> list[tuple[str, ...]]:
+    """The flags after ``--``, one per line with their values; a flag the command already has
+    is refused (the engine would silently take the last one)."""
+    have = {g[0] for g in ours if g and g[0].startswith("--")}
+    out: list[tuple[str, ...]] = []
+    for tok in extra:
+        if tok.startswith("-") and not _NUMBER.match(tok):
+            flag = tok.split("=", 1)[0]
+            if flag in have:
+                raise ConfigError(f"engine flag {flag} after -- is already in the command; "
+                                  f"drop it, or use this command's own option for it")
+            out.append((tok,))
+        elif out:
+            out[-1] += (tok,)
+        else:
+            raise ConfigError(f"after --: expected an engine flag first, got {tok!r}")
+    return out
+
+
+_NUMBER = re.compile(r"-\d|-\.\d")
+
+
 def install_lines(opts: ServeOptions) -> list[str]:
     """Shell lines that install the engine for this row (``seed_lines`` under --seed-exact)."""
-    row = _check(opts)
+    row = _check(opts)[0]
     inst = _table()["install"][row.install]
     if opts.seed_exact is not None:
         if inst["seed"] is None:
@@ -313,10 +460,10 @@ def install_lines(opts: ServeOptions) -> list[str]:
 
 def bench_commands(opts: ServeOptions) -> list[tuple[str, Command]]:
     """(title, command) for each benchmark the engine's seed page runs against the server."""
-    _check(opts)
-    model = opts.model or recipe(opts.engine, opts.hardware, opts.quant).model
+    row = _check(opts)[0]
+    model = opts.model or row.model
     out = []
-    for b in _table()["bench"][opts.engine]:
+    for b in _table()["bench"][row.engine]:
         if opts.seed_exact is not None and b["seed_model"] not in (None, model):
             raise ConfigError(f"--seed-exact --bench: the seed benchmarks only "
                               f"{b['seed_model']}, not {model}")
@@ -380,9 +527,19 @@ def _parser() -> Parser:
         epilog="Default: our recommended variant of the seed pages' commands (prefix/radix and "
                "processor caching off). --seed-exact [FORM] prints the seed's own command "
                "byte for byte (forms: vllm 'guide'; sglang 'generator' (3.1) or 'usage' (4.2)).")
-    p.add_argument("--engine", choices=ENGINES)
-    p.add_argument("--hardware", choices=HARDWARE)
-    p.add_argument("--quant", choices=QUANTS, default="bf16", help="default: bf16")
+    p.add_argument("--engine", type=str.lower, choices=ENGINES)
+    p.add_argument("--hardware", metavar="GPU",
+                   help=f"the GPU, any case: {', '.join(HARDWARE)} (the seed pages'), "
+                        f"{', '.join(_table()['gpus'])}, or any with --gpu-memory")
+    p.add_argument("--quant", type=str.lower, choices=QUANTS, default="bf16",
+                   help="default: bf16")
+    p.add_argument("--gpus", type=int, metavar="N",
+                   help="GPUs on this box: tensor parallelism stays within them (default: the "
+                        "table's TP)")
+    p.add_argument("--gpu-memory", type=float, metavar="GB",
+                   help="memory per GPU, for a GPU not in the table: TP is sized to fit")
+    p.add_argument("--vendor", choices=tuple(_table()["base_hardware"]),
+                   help="such a GPU's vendor (default: amd for MI..., else nvidia)")
     p.add_argument("--no-reasoning", dest="reasoning", action="store_false",
                    help="no --reasoning-parser glm45 (thinking stays inline in the content)")
     p.add_argument("--tool-calls", action="store_true",
@@ -407,6 +564,9 @@ def _parser() -> Parser:
     p.add_argument("--run", action="store_true",
                    help="exec the launch command (this process becomes the server)")
     p.add_argument("--list", action="store_true", help="print the recipes table and exit")
+    p.add_argument("engine_args", nargs="*", metavar="-- ENGINE_FLAGS",
+                   help="after --: flags passed to the engine as they are "
+                        "(e.g. -- --max-model-len 32768 --gpu-memory-utilization 0.9)")
     return p
 
 
@@ -415,18 +575,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["serve"]:  # tolerate being handed the subcommand name too
         args_list = args_list[1:]
+    engine_args: list[str] = []
+    if "--" in args_list:
+        at = args_list.index("--")
+        args_list, engine_args = args_list[:at], args_list[at + 1:]
     p = _parser()
     args = p.parse_args(args_list)
+    if args.engine_args:
+        p.error(f"unexpected {args.engine_args[0]!r}; engine flags go after --")
     if args.list:
         print(markdown_table())
         return 0
-    if not args.engine or not args.hardware:
-        p.error("--engine and --hardware are required (or --list)")
+    if not args.engine or not (args.hardware or args.gpu_memory):
+        p.error("--engine and --hardware (or --gpu-memory) are required (or --list)")
     opts = ServeOptions(
         engine=args.engine, hardware=args.hardware, quant=args.quant, reasoning=args.reasoning,
         tool_calls=args.tool_calls, tp=args.tp, port=args.port, model=args.model,
         local_media=args.local_media, prefix_caching=args.prefix_caching,
-        seed_exact=args.seed_exact,
+        seed_exact=args.seed_exact, gpus=args.gpus, gpu_memory=args.gpu_memory,
+        vendor=args.vendor, engine_args=tuple(engine_args),
     )
     if args.run and (args.install or args.bench):
         raise ConfigError("--run execs the server only; print --install/--bench without --run")
@@ -434,6 +601,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n\n".join(f"# {title}\n{cmd.text()}" for title, cmd in bench_commands(opts)))
         return 0
     cmd = launch_command(opts)
+    row, g = _check(opts)
+    if not g.in_table:  # our extrapolation: say from what, apart from the command itself
+        print(f"{PROG}: note: {row.note}", file=sys.stderr)
+    elif args.tp is None and _tp(opts, row, g) != row.tp:
+        print(f"{PROG}: note: TP {_tp(opts, row, g)} instead of the table's {row.tp}: "
+              f"--gpus {args.gpus}", file=sys.stderr)
     if args.install:
         print("# install\n" + "\n".join(install_lines(opts)) + "\n\n# launch")
     print(cmd.text())
