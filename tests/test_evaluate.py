@@ -239,6 +239,68 @@ def test_longbench_scores_each_dataset_with_its_metric(server: ServeOcr, tmp_pat
     assert "| **average**" in (out / "results.md").read_text()
 
 
+ZH_ITEM = {"_id": "zh1", "dataset": "multifieldqa_zh", "language": "zh", "length": 30,
+           "input": "会议在哪里举行？", "answers": ["会议在北京举行"],
+           "context": "今年的年会于十月在北京举行，来自各地的代表参加了会议。"}
+
+
+def test_longbench_zh_tokens_reach_the_scorer(tmp_path: Path) -> None:
+    """--zh-tokens picks how Chinese answers are cut: jieba words (LongBench's) or characters;
+    the grade of a built item is scoring.score with that mode."""
+    from glyph_render.evaluate import build_parser
+    from glyph_render.evaluate.longbench_task import build_items
+    from glyph_render.evaluate.runner import settings_from_args
+    from glyph_render.scoring import score
+
+    data = tmp_path / "zh.jsonl"
+    data.write_text(json.dumps(ZH_ITEM, ensure_ascii=False) + "\n", encoding="utf-8")
+    pred = "在北京举行的会议"
+    got = {}
+    for mode in ("jieba", "char"):
+        args = build_parser().parse_args(["longbench", "--data", str(data), "--dpi", "72",
+                                          "--zh-tokens", mode])
+        (item,), invalid = build_items(args, settings_from_args(args))
+        assert not invalid
+        got[mode] = item.grade(pred)
+        assert got[mode] == score(pred, ZH_ITEM["answers"], "qa_f1_zh_score", zh_tokens=mode)
+    assert got["jieba"] != got["char"]  # the two cuts give different numbers here
+    assert build_parser().parse_args(["longbench", "--data", str(data)]).zh_tokens == "jieba"
+
+
+def test_longbench_zh_without_jieba_fails_before_any_request(tmp_path: Path) -> None:
+    """jieba not importable (a real ImportError: a module of that name that raises it, first
+    on the path): a Chinese dataset stops at start-up with the extra to install; --zh-tokens
+    char runs without it (and then meets the unreachable endpoint)."""
+    block = tmp_path / "block"
+    block.mkdir()
+    (block / "jieba.py").write_text("raise ImportError('jieba is blocked for this test')\n")
+    path = os.pathsep.join(p for p in (str(block), str(Path(__file__).resolve().parents[1]),
+                                       os.environ.get("PYTHONPATH")) if p)
+    data = tmp_path / "multifieldqa_zh.jsonl"
+    data.write_text(json.dumps(ZH_ITEM, ensure_ascii=False) + "\n", encoding="utf-8")
+    common = ("longbench", "--endpoint", "http://127.0.0.1:9", "--data", data, "--dpi", 72)
+    proc = glyph_eval(*common, env={"PYTHONPATH": path})
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1
+    assert "jieba" in proc.stderr and "pip install 'glyph-render[longbench]'" in proc.stderr
+    proc = glyph_eval(*common, "--zh-tokens", "char", env={"PYTHONPATH": path})
+    assert proc.returncode == 2 and "cannot connect" in proc.stderr
+    proc = glyph_eval(*common, "--zh-tokens", "words")
+    assert proc.returncode == 2 and "--zh-tokens: invalid choice: 'words'" in proc.stderr
+
+
+def test_jobs_metric_aliases_mean_jieba_or_char() -> None:
+    from glyph_render.jobs.summary import METRIC_ALIASES
+    from glyph_render.scoring import METRICS
+
+    pred, gold = "在北京举行的会议", "会议在北京举行"
+    for alias, mode in (("f1_zh", "jieba"), ("f1_zh_char", "char"), ("rouge_zh", "jieba"),
+                        ("rouge_zh_char", "char")):
+        metric = "qa_f1_zh_score" if alias.startswith("f1") else "rouge_zh_score"
+        assert METRICS[METRIC_ALIASES[alias]](pred, gold) == METRICS[metric](
+            pred, gold, zh_tokens=mode), alias
+
+
 def test_longbench_prompts_remove_only_the_context() -> None:
     assert set(DATASET2PROMPT) == set(DATASET_METRICS) == set(DATASET2MAXLEN)
     for name, template in DATASET2PROMPT.items():

@@ -25,7 +25,7 @@ from typing import Any
 from ..errors import GlyphRenderError
 from ..jobs.inputs import BadLine, Item, iter_entries
 from ..jobs.inputs import load_text as item_text
-from ..scoring import DATASET_METRICS, score
+from ..scoring import DATASET_METRICS, ZH_TOKENS, check_zh_tokens, score
 from .runner import (
     INVALID,
     EvalError,
@@ -81,6 +81,9 @@ DATASET2MAXLEN: dict[str, int] = {
     "lcc": 64, "repobench-p": 64,
 }
 
+#: Metrics that cut Chinese into words (``--zh-tokens`` applies to them).
+ZH_WORD_METRICS = frozenset({"qa_f1_zh_score", "rouge_zh_score"})
+
 #: LongBench-E's length buckets (eval.py's scorer_e, over the items' ``length`` field).
 LENGTH_BUCKETS = ("0-4k", "4-8k", "8k+")
 
@@ -123,6 +126,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prompts", metavar="FILE",
                    help="JSON object dataset -> prompt template ({context}, {input}) replacing "
                         "LongBench's dataset2prompt.json (e.g. Glyph's dataset2vlmprompt.json)")
+    g.add_argument("--zh-tokens", choices=ZH_TOKENS, default="jieba",
+                   help="how Chinese answers are cut into words for F1 and ROUGE: jieba "
+                        "(default: as LongBench does, so scores compare with the paper's; the "
+                        "longbench extra) or char (per character, dictionary-free; compares "
+                        "only with other per-character numbers)")
 
 
 def _templates(path: str | None) -> dict[str, str]:
@@ -190,7 +198,7 @@ def build_items(args: argparse.Namespace,
 
         def grade(pred: str, answers: list[str] = entry.answers, ds: str = dataset,
                   classes: list[str] | None = all_classes) -> float:
-            return score(pred, answers, ds, all_classes=classes)
+            return score(pred, answers, ds, all_classes=classes, zh_tokens=args.zh_tokens)
 
         by_dataset.setdefault(dataset, []).append(EvalItem(
             id=str(entry.id), context=context, question=image_prompt(template, question),
@@ -253,6 +261,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     s = settings_from_args(args)
     prepare_output(s)
     items, invalid = build_items(args, s)
+    if any(DATASET_METRICS[i.meta["dataset"]] in ZH_WORD_METRICS for i in items):
+        check_zh_tokens(args.zh_tokens)  # jieba missing: one line now, not after the answers
     if not items:
         raise EvalError(f"--data {args.data}: no usable items"
                         + (f" ({len(invalid)} invalid lines; the first: "
@@ -262,7 +272,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     results.update(aggregate(result.records))
     results["micro_score"] = results["score"]
     results["score"] = results["average"]  # the headline: LongBench's average over datasets
-    results["settings"].update(data=str(args.data), prompts=args.prompts)
+    results["settings"].update(data=str(args.data), prompts=args.prompts,
+                               zh_tokens=args.zh_tokens)
     text = table(results)
     write_outputs(s, results, text)
     return results, text

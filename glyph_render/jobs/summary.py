@@ -31,6 +31,8 @@ METRIC_ALIASES = {
     "f1": "qa_f1_score", "qa_f1": "qa_f1_score", "f1_zh": "qa_f1_zh_score",
     "rouge": "rouge_l_score", "rouge_l": "rouge_l_score", "rouge-l": "rouge_l_score",
     "rougel": "rouge_l_score", "rouge_zh": "rouge_zh_score",
+    # the _zh metrics cut words with jieba, as LongBench does; per character: the _char ones
+    "f1_zh_char": "qa_f1_zh_char_score", "rouge_zh_char": "rouge_zh_char_score",
     "em": "exact_match", "exact": "exact_match",
 }
 DEFAULT_METRIC = "qa_f1_score"
