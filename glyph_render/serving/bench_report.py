@@ -6,6 +6,10 @@ matter for Glyph added: the arm, the document length, failed requests and, for p
 per request and render time. Definitions follow the same tool: TTFT from send to the first
 chunk carrying text (reasoning counts), TPOT = (E2E - TTFT) / (output tokens - 1) per request,
 ITL = gaps between successive text chunks, percentiles by linear interpolation (numpy's).
+
+:func:`vllm_result` lays one run out as ``vllm bench serve --save-result`` does (its field
+names, latencies in ms, ``p{N}_{metric}_ms`` for the chosen percentiles), with Glyph's figures
+as extra keys, so tools that read vLLM's results read ours.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import numpy as np
 from ..errors import ConfigError
 
 __all__ = ["RequestRecord", "Run", "format_comparison", "format_result", "plot",
-           "require_matplotlib"]
+           "require_matplotlib", "vllm_result"]
 
 ARMS = ("text", "pages")
 
@@ -47,6 +51,7 @@ class RequestRecord:
     render_seconds: float | None = None
     finish_reason: str | None = None
     error: str | None = None
+    document_tokens: int | None = None  # the document counted with the client's tokenizer
 
     @property
     def itl(self) -> list[float]:
@@ -78,6 +83,16 @@ class Run:
     max_concurrency: int | None
     duration: float
     records: list[RequestRecord]
+    tokens: int | None = None  # the requested document length in tokens (--input-len)
+    dataset: str | None = None  # the user's JSONL (--dataset); chars is then the mean length
+    percentiles: tuple[float, ...] | None = None  # None: median, P99 (and P95 for ITL)
+
+    @property
+    def length_label(self) -> str:
+        """How the documents were sized: ``2,000 chars``, ``500 tokens`` or the dataset."""
+        if self.dataset is not None:
+            return self.dataset
+        return f"{self.tokens:,} tokens" if self.tokens is not None else f"{self.chars:,} chars"
 
     def summary(self) -> dict[str, Any]:
         """The table's figures (latencies in ms); None where there is nothing to measure."""
@@ -103,31 +118,90 @@ class Run:
             "total_throughput": (total_in + out_tokens) / dur,
             "concurrency": sum(r.e2e for r in ok) / dur,
             "mean_input_tokens": total_in / len(ok) if ok else None,
+            "mean_document_chars": _mean([r.chars for r in self.records]),
+            "mean_document_tokens": _mean([r.document_tokens for r in self.records
+                                           if r.document_tokens is not None]),
             "mean_pages": (sum(r.pages for r in ok) / len(ok)) if ok else None,
             "mean_render_ms": _mean_ms([r.render_seconds for r in self.records
                                         if r.render_seconds is not None]),
         }
-        for name, values, points in (
-                ("e2e", [r.e2e for r in ok], (50, 99)),
-                ("ttft", [r.ttft for r in ok if r.ttft is not None], (50, 99)),
-                ("tpot", [t for r in ok if (t := r.tpot) is not None], (50, 99)),
-                ("itl", [x for r in ok for x in r.itl], (50, 95, 99))):
+        for name, values in self.latencies().items():
+            points = self.percentiles or ((95, 99) if name == "itl" else (99,))
             s[f"mean_{name}_ms"] = _mean_ms(values)
+            s[f"median_{name}_ms"] = float(np.median(values)) * 1000 if values else None
             for p in points:
-                key = "median" if p == 50 else f"p{p}"
-                s[f"{key}_{name}_ms"] = (float(np.percentile(values, p)) * 1000
-                                         if values else None)
+                s[f"p{_p_word(p)}_{name}_ms"] = (float(np.percentile(values, p)) * 1000
+                                                 if values else None)
         itls = [x for r in ok for x in r.itl]
         s["max_itl_ms"] = max(itls) * 1000 if itls else None
         errors = [r.error for r in self.records if r.error]
         s["first_error"] = errors[0] if errors else None
         return s
 
+    def latencies(self) -> dict[str, list[float]]:
+        """Seconds per metric over the successful requests: e2e, ttft, tpot, itl."""
+        ok = [r for r in self.records if r.ok]
+        return {"e2e": [r.e2e for r in ok],
+                "ttft": [r.ttft for r in ok if r.ttft is not None],
+                "tpot": [t for r in ok if (t := r.tpot) is not None],
+                "itl": [x for r in ok for x in r.itl]}
+
     def to_json(self) -> dict[str, Any]:
-        return {"arm": self.arm, "input_chars": self.chars, "endpoint": self.endpoint,
+        return {"arm": self.arm, "input_chars": self.chars, "input_tokens": self.tokens,
+                "dataset": self.dataset, "endpoint": self.endpoint,
                 "model": self.model, "request_rate": _rate_json(self.request_rate),
                 "max_concurrency": self.max_concurrency, "summary": self.summary(),
                 "requests": [r.to_json() for r in self.records]}
+
+
+def _p_word(p: float) -> str:
+    """``99`` -> ``99``, ``99.9`` -> ``99.9``: vLLM's percentile key spelling."""
+    return str(int(p)) if int(p) == p else str(p)
+
+
+def vllm_result(run: Run, *, tokenizer: str, date: str, detailed: bool = False,
+                ) -> dict[str, Any]:
+    """One run as ``vllm bench serve --save-result`` writes it (``--save-detailed``: with the
+    per-request lists), plus the arm, the document sizes and the vision tokens."""
+    ok = [r for r in run.records if r.ok]
+    s = run.summary()
+    out: dict[str, Any] = {
+        "date": date, "endpoint_type": "openai-chat", "backend": "openai-chat",
+        "label": f"glyph-render {run.arm} {run.length_label}", "model_id": run.model,
+        "tokenizer_id": tokenizer, "num_prompts": len(run.records),
+        "request_rate": _rate_json(run.request_rate), "burstiness": 1.0,
+        "max_concurrency": run.max_concurrency,
+        "duration": run.duration, "completed": len(ok), "failed": len(run.records) - len(ok),
+        "total_input_tokens": s["total_input_tokens"],
+        "total_output_tokens": s["total_generated_tokens"],
+        "request_throughput": s["request_throughput"], "request_goodput": None,
+        "output_throughput": s["output_throughput"],
+        "total_token_throughput": s["total_throughput"],
+        "max_output_tokens_per_s": s["peak_output_throughput"],
+        "max_concurrent_requests": s["peak_concurrent_requests"],
+    }
+    for name, values in run.latencies().items():
+        key = "e2el" if name == "e2e" else name
+        data = values or [0.0]  # vLLM's convention: no values -> 0
+        out[f"mean_{key}_ms"] = float(np.mean(data)) * 1000
+        out[f"median_{key}_ms"] = float(np.median(data)) * 1000
+        out[f"std_{key}_ms"] = float(np.std(data)) * 1000
+        for p in run.percentiles or (99,):
+            out[f"p{_p_word(p)}_{key}_ms"] = float(np.percentile(data, p)) * 1000
+    if detailed:
+        out.update(
+            input_lens=[r.prompt_tokens or 0 for r in run.records],
+            output_lens=[r.completion_tokens or 0 for r in run.records],
+            ttfts=[r.ttft or 0.0 for r in run.records], itls=[r.itl for r in run.records],
+            latencies=[r.e2e for r in run.records], start_times=[r.start for r in run.records],
+            errors=[r.error or "" for r in run.records])
+    out.update({  # glyph-render's own, beside vLLM's
+        "glyph_arm": run.arm, "glyph_input_chars": run.chars, "glyph_input_tokens": run.tokens,
+        "glyph_dataset": run.dataset, "glyph_mean_document_chars": s["mean_document_chars"],
+        "glyph_mean_document_tokens": s["mean_document_tokens"],
+        "glyph_total_input_vision_tokens": s["total_input_vision_tokens"],
+        "glyph_mean_pages": s["mean_pages"]})
+    return out
 
 
 def _rate_json(rate: float) -> float | str:
@@ -136,6 +210,10 @@ def _rate_json(rate: float) -> float | str:
 
 def _mean_ms(values: Sequence[float]) -> float | None:
     return float(np.mean(values)) * 1000 if values else None
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return float(np.mean(values)) if values else None
 
 
 def _peak_output(records: Sequence[RequestRecord]) -> float:
@@ -186,7 +264,13 @@ def format_result(run: Run) -> str:
     lines = [
         _rule(" Serving Benchmark Result ", "="),
         _line("Arm:", run.arm),
-        _line("Document length (chars):", run.chars),
+        *([_line("Dataset:", run.dataset)] if run.dataset is not None else []),
+        *([_line("Document length (tokens):", run.tokens)] if run.tokens is not None else []),
+        _line("Document length (chars):" if run.tokens is None and run.dataset is None
+              else "Document length (chars, mean):",
+              run.chars if run.tokens is None and run.dataset is None
+              else s["mean_document_chars"]),
+        _line("Document tokens (mean):", s["mean_document_tokens"]),
         _line("Model:", run.model),
         _line("Traffic request rate:", rate),
         _line("Max request concurrency:", run.max_concurrency or "not set"),
@@ -209,18 +293,17 @@ def format_result(run: Run) -> str:
     if run.arm == "pages":
         lines += [_line("Pages per request (mean):", s["mean_pages"]),
                   _line("Render time per document (ms, mean):", s["mean_render_ms"])]
-    lines.append(_rule("End-to-End Latency"))
-    lines += [_line(f"{k} E2E Latency (ms):", s[f"{p}_e2e_ms"])
-              for k, p in (("Mean", "mean"), ("Median", "median"), ("P99", "p99"))]
-    lines.append(_rule("Time to First Token"))
-    lines += [_line(f"{k} TTFT (ms):", s[f"{p}_ttft_ms"])
-              for k, p in (("Mean", "mean"), ("Median", "median"), ("P99", "p99"))]
-    lines.append(_rule("Time per Output Token (excl. 1st token)"))
-    lines += [_line(f"{k} TPOT (ms):", s[f"{p}_tpot_ms"])
-              for k, p in (("Mean", "mean"), ("Median", "median"), ("P99", "p99"))]
-    lines.append(_rule("Inter-Token Latency"))
-    lines += [_line(f"{k} ITL (ms):", s[f"{p}_itl_ms"]) for k, p in (
-        ("Mean", "mean"), ("Median", "median"), ("P95", "p95"), ("P99", "p99"), ("Max", "max"))]
+    for name, label, title in (("e2e", "E2E Latency", "End-to-End Latency"),
+                               ("ttft", "TTFT", "Time to First Token"),
+                               ("tpot", "TPOT", "Time per Output Token (excl. 1st token)"),
+                               ("itl", "ITL", "Inter-Token Latency")):
+        lines.append(_rule(title))
+        keys = [("Mean", "mean"), ("Median", "median")] + [
+            (f"P{_p_word(p)}", f"p{_p_word(p)}")
+            for p in run.percentiles or ((95, 99) if name == "itl" else (99,))]
+        if name == "itl":
+            keys.append(("Max", "max"))
+        lines += [_line(f"{k} {label} (ms):", s[f"{p}_{name}_ms"]) for k, p in keys]
     lines.append("=" * 50)
     if s["first_error"]:
         lines.append(f"{s['failed_requests']} request(s) failed; the first: {s['first_error']}")
@@ -229,18 +312,20 @@ def format_result(run: Run) -> str:
 
 def format_comparison(runs: Sequence[Run]) -> str:
     """Text vs pages side by side, one row per arm and document length."""
-    head = ("chars", "arm", "ok", "input tok/req", "vs text", "TTFT mean", "TTFT p99",
+    top = _p_word(max(runs[0].percentiles or (99,))) if runs else "99"
+    head = ("documents", "arm", "ok", "input tok/req", "vs text", "TTFT mean", f"TTFT p{top}",
             "E2E mean", "req/s", "out tok/s")
     rows = [head]
-    text_input = {r.chars: r.summary()["mean_input_tokens"] for r in runs if r.arm == "text"}
-    for run in sorted(runs, key=lambda r: (r.chars, ARMS.index(r.arm))):
+    text_input = {r.length_label: r.summary()["mean_input_tokens"]
+                  for r in runs if r.arm == "text"}
+    for run in sorted(runs, key=lambda r: (r.tokens or 0, r.chars, ARMS.index(r.arm))):
         s = run.summary()
-        base = text_input.get(run.chars)
+        base = text_input.get(run.length_label)
         mine = s["mean_input_tokens"]
         ratio = f"{mine / base:.2f}x" if mine is not None and base else "-"
-        rows.append((f"{run.chars:,}", run.arm,
+        rows.append((run.length_label, run.arm,
                      f"{s['successful_requests']}/{len(run.records)}", _num(mine, 0), ratio,
-                     _num(s["mean_ttft_ms"], 1), _num(s["p99_ttft_ms"], 1),
+                     _num(s["mean_ttft_ms"], 1), _num(s[f"p{top}_ttft_ms"], 1),
                      _num(s["mean_e2e_ms"], 1), _num(s["request_throughput"], 2),
                      _num(s["output_throughput"], 1)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
@@ -277,12 +362,17 @@ def plot(runs: Sequence[Run], path: str, title: str) -> None:
     panels = (("mean_input_tokens", "input tokens per request", None),
               ("mean_ttft_ms", "TTFT (ms): mean, p99 dashed", "p99_ttft_ms"),
               ("request_throughput", "request throughput (req/s)", None))
-    all_chars = sorted({r.chars for r in runs})
+    in_tokens = any(r.tokens is not None for r in runs)
+
+    def size(r: Run) -> int:
+        return r.tokens if in_tokens and r.tokens is not None else r.chars
+
+    all_chars = sorted({size(r) for r in runs})
     for arm, color, marker in (("text", "tab:blue", "o"), ("pages", "tab:orange", "s")):
-        mine = sorted((r for r in runs if r.arm == arm), key=lambda r: r.chars)
+        mine = sorted((r for r in runs if r.arm == arm), key=size)
         if not mine:
             continue
-        xs = [r.chars for r in mine]
+        xs = [size(r) for r in mine]
         sums = [r.summary() for r in mine]
         for ax, (key, label, extra) in zip(axes, panels, strict=True):
             ys = [_nan(s[key]) if s["successful_requests"] else math.nan for s in sums]
@@ -292,7 +382,7 @@ def plot(runs: Sequence[Run], path: str, title: str) -> None:
                         alpha=0.6)
             ax.set_ylabel(label)
     for ax in axes:
-        ax.set_xlabel("document length (characters)")
+        ax.set_xlabel(f"document length ({'tokens' if in_tokens else 'characters'})")
         if all_chars and all_chars[-1] >= 10 * all_chars[0]:
             ax.set_xscale("log")
         ax.grid(True, alpha=0.3)

@@ -13,8 +13,12 @@ arms per document length:
 
 Every request streams (``max_tokens = --output-len``, ``ignore_eos`` like the seeds'
 ``--ignore-eos``), so each chunk is timed. Failures (a text arm over the context, say) are
-counted, not retried. Workloads: :mod:`.bench_workload`; figures, table, JSON and
-plot: :mod:`.bench_report`; the wire: :mod:`.bench_request`.
+counted, not retried. Document lengths are given in characters (``--input-chars``) or in
+tokens of the client's tokenizer (``--input-len``), or the documents are the user's own
+(``--dataset FILE.jsonl``). ``--save-result`` writes each run as ``vllm bench serve
+--save-result`` does, ``--percentiles`` choosing the percentiles. Workloads:
+:mod:`.bench_workload`; figures, table, JSON and plot: :mod:`.bench_report`; the wire:
+:mod:`.bench_request`.
 """
 
 from __future__ import annotations
@@ -53,14 +57,25 @@ from .bench_report import (
     format_result,
     plot,
     require_matplotlib,
+    vllm_result,
 )
 from .bench_request import ChatEndpoint, Timed
-from .bench_workload import DEFAULT_GLOB, Document, arrivals, documents, load_corpus
+from .bench_workload import (
+    DEFAULT_GLOB,
+    Document,
+    arrivals,
+    documents,
+    load_corpus,
+    load_dataset,
+    token_documents,
+)
 
 __all__ = ["main"]
 
 PROG = "glyph-render bench serve"
 DEFAULT_QUESTION = "Summarize the document."
+DEFAULT_CHARS = (2000, 8000, 32000)
+DEFAULT_PROMPTS = 10
 
 
 def _chars_list(text: str) -> list[int]:
@@ -72,6 +87,17 @@ def _chars_list(text: str) -> list[int]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"document lengths must be >= 1, got {text!r}")
     return values
+
+
+def _percentiles(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected percentiles separated by commas, e.g. 50,90,99, got {text!r}") from None
+    if not values or not all(0 < v <= 100 for v in values):
+        raise argparse.ArgumentTypeError(f"percentiles must be in (0, 100], got {text!r}")
+    return tuple(sorted(set(values)))
 
 
 def _above_zero(kind: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -104,13 +130,17 @@ def _parser() -> Parser:
                    help="send the text arm here, e.g. a text-only LLM (default: --endpoint)")
     g.add_argument("--text-model", help="model name at --text-endpoint")
     g = s.add_argument_group("workload (the seed benchmarks' knobs)")
-    g.add_argument("--input-chars", type=_chars_list, default=[2000, 8000, 32000],
+    g.add_argument("--input-chars", type=_chars_list, default=None,
                    metavar="N[,N...]", help="document lengths in characters, one run per arm "
-                   "each (default 2000,8000,32000)")
+                   f"each (default {','.join(map(str, DEFAULT_CHARS))})")
+    g.add_argument("--input-len", "--input-tokens", dest="input_len", type=_chars_list,
+                   metavar="N[,N...]", help="document lengths in tokens of --tokenizer instead "
+                   "(each document the longest slice that many tokens hold)")
     g.add_argument("--output-len", type=_above_zero(int), default=256,
                    help="max_tokens per request (default 256)")
-    g.add_argument("--num-prompts", type=_above_zero(int), default=10,
-                   help="requests per arm and length, each its own document (default 10)")
+    g.add_argument("--num-prompts", type=_above_zero(int), default=None,
+                   help="requests per arm and length, each its own document (default 10; "
+                   "with --dataset: every line)")
     g.add_argument("--max-concurrency", type=_above_zero(int), default=None,
                    help="requests in flight at most (default: no limit)")
     g.add_argument("--request-rate", type=_above_zero(float), default=math.inf,
@@ -131,11 +161,25 @@ def _parser() -> Parser:
     g.add_argument("--corpus-glob", default=DEFAULT_GLOB,
                    help=f"which corpus files (default {DEFAULT_GLOB!r})")
     g.add_argument("--generated", action="store_true", help="generated text, no corpus")
+    g.add_argument("--dataset", metavar="FILE.jsonl",
+                   help="your own documents, one JSON object per line: document (or text, "
+                   "context; required), question (or prompt), output_len (or max_tokens), id; "
+                   "one run per arm (see docs/serving.md)")
     g.add_argument("--dpi", type=positive, help="render at this DPI (default: the preset's)")
     add_model_flags(s, tokenizer=None)
     g = s.add_argument_group("output")
     g.add_argument("--json", metavar="OUT", help="write settings, summaries and every "
                    "request's raw figures here")
+    g.add_argument("--save-result", metavar="FILE",
+                   help="write each run as 'vllm bench serve --save-result' does (its field "
+                   "names), one JSON object per line")
+    g.add_argument("--save-detailed", action="store_true",
+                   help="with --save-result: also the per-request lists (input_lens, ttfts, "
+                   "itls, ...), as vLLM's --save-detailed")
+    g.add_argument("--percentiles", "--metric-percentiles", dest="percentiles",
+                   type=_percentiles, metavar="P[,P...]",
+                   help="percentiles of TTFT, TPOT, ITL and E2E in the table and --save-result, "
+                   "e.g. 50,90,99 (default: the table's P99 (and P95 for ITL), vLLM's 99)")
     g.add_argument("--plot", metavar="OUT.png",
                    help="plot input tokens, TTFT and throughput against document length")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
@@ -164,11 +208,20 @@ class _Bench:
         self.glyph = ChatEndpoint(endpoint.endpoint, model=endpoint.served_model, **common)
         self.text = (ChatEndpoint(args.text_endpoint, model=args.text_model, **common)
                      if args.text_endpoint else self.glyph)
+        self.dataset = load_dataset(args.dataset) if args.dataset else None
+        if self.dataset is not None:
+            args.num_prompts = args.num_prompts or len(self.dataset)
+            if args.num_prompts > len(self.dataset):
+                raise ConfigError(f"--num-prompts {args.num_prompts}: --dataset {args.dataset} "
+                                  f"holds {len(self.dataset)} documents")
+        args.num_prompts = args.num_prompts or DEFAULT_PROMPTS
         self.corpus_label, self.corpus = self._corpus()
         self.runs: list[Run] = []
 
     def _corpus(self) -> tuple[str, list[tuple[str, str]] | None]:
         a = self.args
+        if a.dataset:
+            return f"dataset {a.dataset}", None
         if a.generated:
             return "generated", None
         folder = Path(a.corpus) if a.corpus else default_corpus_dir()
@@ -188,24 +241,59 @@ class _Bench:
         infos = {arm: await (self.glyph if arm == "pages" else self.text).model_info()
                  for arm in self.arms}
         rng = random.Random(a.seed)
-        for chars in a.input_chars:
-            docs = documents(chars, a.num_prompts + a.warmup, rng, self.corpus)
+        tokenizer = self.glyph.client.tokenizer
+        sizes: list[tuple[str, int]] = (
+            [("dataset", 0)] if self.dataset is not None
+            else [("tokens", n) for n in a.input_len] if a.input_len
+            else [("chars", n) for n in a.input_chars or DEFAULT_CHARS])
+        for unit, size in sizes:
+            n = a.num_prompts + a.warmup
+            if self.dataset is not None:
+                docs = self._dataset_docs(rng)
+            elif unit == "tokens":
+                docs = await asyncio.to_thread(token_documents, size, n, rng, tokenizer,
+                                               self.corpus)
+            else:
+                docs = documents(size, n, rng, self.corpus)
             times = arrivals(a.num_prompts, a.request_rate, rng)
+            timed = docs[:a.num_prompts]
+            chars = size if unit == "chars" else round(sum(len(d.text) for d in timed)
+                                                       / len(timed))
+            what = Path(a.dataset).name if unit == "dataset" else f"{size:,} {unit}"
             for arm in self.arms:
-                self.runs.append(await self._run_arm(arm, chars, docs, times, infos[arm]))
+                run = await self._run_arm(arm, f"{what}, {arm}", chars, docs, times,
+                                          infos[arm])
+                run.tokens = size if unit == "tokens" else None
+                run.dataset = Path(a.dataset).name if unit == "dataset" else None
+                run.percentiles = a.percentiles
+                self.runs.append(run)
 
-    async def _run_arm(self, arm: str, chars: int, docs: list[Document], times: list[float],
-                       info: ModelInfo) -> Run:
+    def _dataset_docs(self, rng: random.Random) -> list[Document]:
+        """The dataset's first --num-prompts documents, then its next ones for the warm-up
+        (generated text of their mean length when the file has no more)."""
+        a = self.args
+        assert self.dataset is not None
+        docs = self.dataset[:a.num_prompts + a.warmup]
+        missing = a.num_prompts + a.warmup - len(docs)
+        if missing:
+            mean = round(sum(len(d.text) for d in docs) / len(docs))
+            docs += documents(mean, missing, rng, None)
+        return docs
+
+    async def _run_arm(self, arm: str, label: str, chars: int, docs: list[Document],
+                       times: list[float], info: ModelInfo) -> Run:
         a = self.args
         ep = self.glyph if arm == "pages" else self.text
-        label = f"{chars:,} chars, {arm}"
         t0 = time.perf_counter()
         if arm == "pages":
             rendered = await asyncio.to_thread(self._render_all, docs)
-            preps = [await ep.prepare_pages(pages, a.question) for pages, _ in rendered]
+            preps = [await ep.prepare_pages(pages, d.question or a.question,
+                                            max_tokens=d.output_len)
+                     for (pages, _), d in zip(rendered, docs, strict=True)]
             render_s: list[float | None] = [s for _, s in rendered]
         else:
-            preps = [await ep.prepare_text(f"{d.text}\n\n{a.question}") for d in docs]
+            preps = [await ep.prepare_text(f"{d.text}\n\n{d.question or a.question}",
+                                           max_tokens=d.output_len) for d in docs]
             render_s = [None] * len(docs)
         self.say(f"{label}: prepared {len(preps)} requests in {time.perf_counter() - t0:.1f} s"
                  + (f" ({sum(len(p.pages) for p in preps):,} pages)" if arm == "pages" else ""))
@@ -263,12 +351,15 @@ class _Bench:
             pages=len(prep.pages), vision_tokens=sum(p.vision_tokens for p in prep.pages),
             predicted_prompt_tokens=prep.predicted_prompt_tokens if prep.pages else None,
             payload_bytes=prep.payload_bytes, render_seconds=render_s,
-            finish_reason=r.finish_reason, error=r.error)
+            finish_reason=r.finish_reason, error=r.error,
+            document_tokens=ep.client.tokenizer.count(doc.text))
 
     def settings(self) -> dict[str, Any]:
         a = self.args
         return {"endpoint": self.glyph.url, "text_endpoint": self.text.url,
-                "input_chars": a.input_chars, "output_len": a.output_len,
+                "input_chars": None if a.input_len or a.dataset else
+                list(a.input_chars or DEFAULT_CHARS), "input_len": a.input_len,
+                "dataset": a.dataset, "percentiles": a.percentiles, "output_len": a.output_len,
                 "num_prompts": a.num_prompts, "max_concurrency": a.max_concurrency,
                 "request_rate": "inf" if math.isinf(a.request_rate) else a.request_rate,
                 "arms": self.arms, "question": a.question, "ignore_eos": a.ignore_eos,
@@ -288,6 +379,20 @@ def _write_json(path: str, bench: _Bench) -> None:
         raise ConfigError(f"--json {path}: cannot write ({exc.strerror or exc})") from None
 
 
+def _save_result(path: str, bench: _Bench) -> None:
+    """Each run as vLLM's ``--save-result`` JSON, one object per line (its --append-result
+    layout): a one-run benchmark is exactly vLLM's file."""
+    date = datetime.now().strftime("%Y%m%d-%H%M%S")
+    tokenizer = bench.glyph.client.tokenizer.name
+    lines = [json.dumps(vllm_result(r, tokenizer=tokenizer, date=date,
+                                    detailed=bench.args.save_detailed), ensure_ascii=False)
+             for r in bench.runs]
+    try:
+        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--save-result {path}: cannot write ({exc.strerror or exc})") from None
+
+
 async def _main(args: argparse.Namespace) -> int:
     bench = _Bench(args)
     try:
@@ -297,11 +402,14 @@ async def _main(args: argparse.Namespace) -> int:
     for run in bench.runs:
         print(format_result(run))
         print()
-    if len(bench.arms) > 1 or len(args.input_chars) > 1:
+    if len(bench.runs) > 1:
         print(format_comparison(bench.runs))
     if args.json:
         _write_json(args.json, bench)
         bench.say(f"wrote {args.json}")
+    if args.save_result:
+        _save_result(args.save_result, bench)
+        bench.say(f"wrote {args.save_result}")
     if args.plot:
         concurrency = args.max_concurrency or "no limit"
         plot(bench.runs, args.plot, f"{bench.runs[0].model}: text vs pages "
@@ -316,9 +424,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
         if args.warmup < 0:
             raise ConfigError(f"--warmup must be >= 0, got {args.warmup}")
+        sizes = [f for f, v in (("--input-chars", args.input_chars),
+                                ("--input-len", args.input_len)) if v]
+        if len(sizes) > 1:
+            raise ConfigError("give document lengths in characters (--input-chars) or in "
+                              "tokens (--input-len), not both")
+        if args.dataset:
+            clash = sizes + [f for f, v in (("--corpus", args.corpus),
+                                            ("--generated", args.generated)) if v]
+            if clash:
+                raise ConfigError(f"--dataset brings its own documents; drop {clash[0]}")
+        if args.save_detailed and not args.save_result:
+            raise ConfigError("--save-detailed adds to --save-result FILE; give that too")
         if args.plot:
             require_matplotlib()
-        for flag, path in (("--json", args.json), ("--plot", args.plot)):
+        for flag, path in (("--json", args.json), ("--plot", args.plot),
+                           ("--save-result", args.save_result)):
             if path and not Path(path).resolve().parent.is_dir():
                 raise ConfigError(f"{flag} {path}: its folder does not exist")
         return asyncio.run(_main(args))

@@ -3,22 +3,28 @@
 Documents are slices of a corpus folder's real texts (default: ``$GLYPH_CORPUS``, else the
 corpus shipped in the package; English files), or generated words; each request gets its own
 document, so no request shares a prefix with another and a prefix cache cannot flatter either
-arm. Arrivals follow a Poisson process at ``--request-rate`` (exponential gaps), as
-``vllm bench serve`` and ``sglang.bench_serving`` schedule them; ``inf`` sends everything at
-once.
+arm. A length in tokens (``--input-len``) is the longest slice of a corpus text that the
+client's tokenizer counts at most that many tokens. A user's JSONL (``--dataset``) replaces
+the corpus: one document per line (schema in :func:`load_dataset`). Arrivals follow a
+Poisson process at ``--request-rate`` (exponential gaps), as ``vllm bench serve`` and
+``sglang.bench_serving`` schedule them; ``inf`` sends everything at once.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from ..document import read_document
 from ..errors import InputError
+from ..text_tokens import TextTokenizer
 
-__all__ = ["DEFAULT_GLOB", "Document", "arrivals", "documents", "load_corpus"]
+__all__ = ["DEFAULT_GLOB", "Document", "arrivals", "documents", "fit_tokens", "load_corpus",
+           "load_dataset", "token_documents"]
 
 DEFAULT_GLOB = "en_*"
 _SKIP = {"README.md", "MANIFEST.tsv"}
@@ -32,6 +38,8 @@ class Document:
 
     text: str
     source: str
+    question: str | None = None  # a dataset line's own question (else --question)
+    output_len: int | None = None  # a dataset line's own max_tokens (else --output-len)
 
 
 def load_corpus(folder: str | Path, pattern: str = DEFAULT_GLOB) -> list[tuple[str, str]]:
@@ -70,6 +78,91 @@ def documents(chars: int, count: int, rng: random.Random,
             start = line + 1
         out.append(Document(text[start:start + chars], f"{name}@{start}"))
     return out
+
+
+def fit_tokens(text: str, tokens: int, tokenizer: TextTokenizer) -> str:
+    """The longest prefix of ``text`` that ``tokenizer`` counts at most ``tokens`` tokens."""
+    if tokenizer.count(text) <= tokens:
+        return text
+    lo, hi = 0, len(text)  # count(text[:lo]) <= tokens < count(text[:hi])
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if tokenizer.count(text[:mid]) <= tokens:
+            lo = mid
+        else:
+            hi = mid
+    return text[:lo]
+
+
+#: Characters a token spans at most in the texts sliced for a token length (English ~4.5,
+#: CJK ~1): the slice cut to ``tokens`` is taken this many times longer.
+_CHARS_PER_TOKEN_MAX = 8
+
+
+def token_documents(tokens: int, count: int, rng: random.Random, tokenizer: TextTokenizer,
+                    corpus: list[tuple[str, str]] | None = None) -> list[Document]:
+    """``count`` documents of at most ``tokens`` tokens each (as many as the text allows):
+    slices as :func:`documents` cuts them, trimmed with :func:`fit_tokens`."""
+    if tokens < 1:
+        raise InputError(f"document length must be >= 1 token, got {tokens}")
+    chars = tokens * _CHARS_PER_TOKEN_MAX
+    if corpus:
+        chars = min(chars, max(sum(len(t) for _, t in corpus) + 2 * (len(corpus) - 1), 1))
+    return [replace(d, text=fit_tokens(d.text, tokens, tokenizer))
+            for d in documents(chars, count, rng, corpus)]
+
+
+def load_dataset(path: str | Path) -> list[Document]:
+    """A user's benchmark documents: JSON Lines, one object per line, UTF-8.
+
+    ``document`` (or ``text``, ``context``): the document, a non-empty string (required);
+    ``question`` (or ``prompt``): asked after it (default ``--question``); ``output_len`` (or
+    ``max_tokens``): the reply's token limit (default ``--output-len``); ``id``: named in the
+    results (default ``file:line``). Blank lines are skipped; anything else is an error
+    naming the line.
+    """
+    p = Path(path)
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise InputError(f"--dataset {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"--dataset {path}: cannot be read as UTF-8 ({exc})") from None
+    out = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"--dataset {path}: line {number}"
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            raise InputError(f"{where}: not JSON ({exc})") from None
+        if not isinstance(obj, dict):
+            raise InputError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        text = _field(obj, ("document", "text", "context"), str, where)
+        if text is None or not text.strip():
+            raise InputError(f"{where}: needs a non-empty 'document' (or 'text', 'context')")
+        question = _field(obj, ("question", "prompt"), str, where)
+        output_len = _field(obj, ("output_len", "max_tokens"), int, where)
+        if output_len is not None and output_len < 1:
+            raise InputError(f"{where}: 'output_len' must be >= 1, got {output_len}")
+        source = str(obj["id"]) if obj.get("id") is not None else f"{p.name}:{number}"
+        out.append(Document(text, source, question, output_len))
+    if not out:
+        raise InputError(f"--dataset {path}: no documents (one JSON object per line)")
+    return out
+
+
+def _field(obj: dict[str, Any], names: tuple[str, ...], kind: type, where: str) -> Any:
+    """The first of ``names`` present, checked to be a ``kind``."""
+    for name in names:
+        if name in obj and obj[name] is not None:
+            value = obj[name]
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise InputError(f"{where}: {name!r} must be a {kind.__name__}, got "
+                                 f"{type(value).__name__}")
+            return value
+    return None
 
 
 def _generated(chars: int, rng: random.Random) -> str:
