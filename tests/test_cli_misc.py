@@ -167,3 +167,23 @@ def test_readme_stand_in_passes_doctor_without_warnings(tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout.splitlines()[-1] == "0 failures, 0 warnings", res.stdout
     assert "WARN" not in res.stdout
+
+
+def test_batch_folder_reads_documents_as_their_text(run_cli, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Plain text stays as it is.\n", encoding="utf-8")
+    (docs / "minutes.md").write_text(MARKDOWN, encoding="utf-8")
+    (docs / "page.HTML").write_text("<p>Quarterly <b>figures</b> rose.</p>", encoding="utf-8")
+    (docs / "notes.json").write_text("{}", encoding="utf-8")  # not a document: left out
+    out = tmp_path / "plan.jsonl"
+    res = run_cli(["batch", "plan", docs, "-o", out, "--workers", "0"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    records = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert set(records) == {"a", "minutes.md", "page.HTML"}
+    from glyph_render.document import read_document
+
+    for name, rec in records.items():
+        path = docs / (name if "." in name else f"{name}.txt")
+        assert rec["chars"] == len(read_document(path)), name
+    assert records["minutes.md"]["chars"] < len(MARKDOWN)  # the markup is gone

@@ -1,4 +1,5 @@
-"""Reading a job's input as a stream: JSONL lines or a folder of ``.txt`` files.
+"""Reading a job's input as a stream: JSONL lines or a folder of documents (``.txt``, and
+Markdown, HTML, PDF and Word files read as their text).
 
 Nothing is loaded whole: lines are parsed one at a time and an item's text stays in memory only
 while the item is in flight. A line that cannot become an item (bad JSON, no id, no text, a
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..document import check_text, read_document
+from ..document import SUFFIX_FORMATS, check_text, read_document
 from ..errors import GlyphRenderError, InputError
 from .naming import id_key
 
@@ -194,18 +195,25 @@ def _reread_text(item: Item) -> str:
     return entry.text
 
 
+#: A folder's documents: text files, and the formats read_document extracts (docs extra).
+FOLDER_SUFFIXES = (".txt", *SUFFIX_FORMATS)
+
+
 def _folder_files(p: Path) -> list[str]:
-    return sorted(e.name for e in os.scandir(p) if e.is_file() and e.name.endswith(".txt"))
+    return sorted(e.name for e in os.scandir(p)
+                  if e.is_file() and e.name.lower().endswith(FOLDER_SUFFIXES))
 
 
 def _iter_folder(p: Path, default_question: str | None) -> Iterator[Item | BadLine]:
+    """One item per document; the id is the name without ``.txt`` (other documents keep
+    their suffix: ``notes.md`` beside ``notes.txt`` are two items)."""
     for number, name in enumerate(_folder_files(p), 1):
-        yield Item(id=name[: -len(".txt")], line=number, path=str(p / name),
+        yield Item(id=name.removesuffix(".txt"), line=number, path=str(p / name),
                    question=default_question, extra={"source": name})
 
 
 def count_entries(source: str | os.PathLike[str]) -> int:
-    """Non-blank lines (or .txt files): the progress bar's total, counted without parsing."""
+    """Non-blank lines (or documents): the progress bar's total, counted without parsing."""
     p = Path(source)
     if p.is_dir():
         return len(_folder_files(p))
