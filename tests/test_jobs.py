@@ -181,10 +181,11 @@ def test_bad_lines_become_entries_naming_the_line(tmp_path: Path) -> None:
 
 
 def test_folder_input(tmp_path: Path) -> None:
-    for name in ("b.txt", "a.txt", "skip.md"):
+    for name in ("b.txt", "a.txt", "c.md", "skip.json"):  # documents: .txt, .md, .pdf, ...
         (tmp_path / name).write_text(f"text of {name}", encoding="utf-8")
     items = list(iter_entries(tmp_path, "qa", default_question="What?"))
-    assert [(i.id, i.line, i.question) for i in items] == [("a", 1, "What?"), ("b", 2, "What?")]
+    assert [(i.id, i.line, i.question) for i in items] == [("a", 1, "What?"), ("b", 2, "What?"),
+                                                           ("c.md", 3, "What?")]
 
 
 # --- records -----------------------------------------------------------------------------------
