@@ -115,3 +115,49 @@ class StreamInterrupted(MalformedReply):
         super().__init__(message, url=url)
         self.partial_text = partial_text
         self.partial_reasoning = partial_reasoning
+
+
+# --- bounded waits and sizes (client.reliability) and batch outages (jobs.endpoints) ----------
+
+
+class DeadlineExceeded(RequestTimeout):
+    """A request (all its attempts) or a stream ran past its total ``deadline``, however
+    steadily bytes arrived (a server trickling a byte a second, an event stream that never ends).
+    ``partial_text`` / ``partial_reasoning``: what a stream had delivered by then."""
+
+    def __init__(self, message: str, *, url: str | None = None, deadline: float | None = None,
+                 partial_text: str = "", partial_reasoning: str = "") -> None:
+        super().__init__(message, url=url)
+        self.deadline = deadline
+        self.partial_text = partial_text
+        self.partial_reasoning = partial_reasoning
+
+
+class StreamStalled(StreamInterrupted, RequestTimeout):
+    """A stream that started, then sent nothing for the idle ``timeout``; not retried (its
+    start was already shown). Both a :class:`StreamInterrupted` (partial text) and a timeout."""
+
+
+class StreamDropped(StreamInterrupted):
+    """The connection closed in the middle of a streamed reply. Retried when none of the
+    stream had reached the caller yet; raised with the partial text otherwise."""
+
+
+class ReplyTooLarge(MalformedReply):
+    """The reply is larger than ``max_reply_bytes``: refused from its Content-Length, or as soon
+    as that many bytes arrived, never read whole."""
+
+    def __init__(self, message: str, *, url: str | None = None, limit: int | None = None,
+                 size: int | None = None) -> None:
+        super().__init__(message, url=url)
+        self.limit = limit
+        self.size = size  # the declared length, or the bytes read when the limit was passed
+
+
+class EndpointOutage(EndpointUnreachable):
+    """Every endpoint of a batch job stayed unreachable longer than ``--outage-wait``: the job
+    stops with its unfinished items undone (not failed); the same command resumes it."""
+
+    def __init__(self, message: str, *, url: str | None = None, waited: float = 0.0) -> None:
+        super().__init__(message, url=url)
+        self.waited = waited

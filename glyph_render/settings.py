@@ -45,6 +45,8 @@ __all__ = ["PROG", "EndpointSettings", "Parser", "RenderSettings", "add_document
 PROG = "glyph-render"
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_RETRIES = 3
+DEFAULT_DEADLINE = 1800.0  # the client's own defaults (glyph_render.client.core)
+DEFAULT_MAX_REPLY_MB = 64.0
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 
 # Config keys whose flags are on/off switches.
@@ -217,9 +219,15 @@ def add_endpoint_flags(p: argparse.ArgumentParser, *, many: bool = False,
                    help=f"environment variable holding the API key (default "
                         f"{DEFAULT_API_KEY_ENV}); the key itself is never printed")
     g.add_argument("--timeout", type=positive, default=timeout, metavar="S",
-                   help=f"seconds per request (default {timeout:g})")
+                   help=f"idle limit: seconds the server may stay silent (default {timeout:g})")
     if not asking:
         return
+    g.add_argument("--deadline", type=positive, default=DEFAULT_DEADLINE, metavar="S",
+                   help="total seconds per request or stream, retries included, however "
+                        f"steadily the server sends (default {DEFAULT_DEADLINE:g})")
+    g.add_argument("--max-reply-mb", type=positive, default=DEFAULT_MAX_REPLY_MB, metavar="MB",
+                   help="refuse a reply (or a stream) larger than this, unread "
+                        f"(default {DEFAULT_MAX_REPLY_MB:g})")
     g.add_argument("--retries", "--max-retries", dest="retries", type=at_least(0),
                    default=DEFAULT_RETRIES, metavar="N",
                    help=f"retries of a 429/5xx/dropped request (default {DEFAULT_RETRIES})")
@@ -379,6 +387,8 @@ class EndpointSettings:
     max_tokens: int | None = None
     system: str | None = None
     thinking: bool | None = None
+    deadline: float = DEFAULT_DEADLINE
+    max_reply_bytes: int = int(DEFAULT_MAX_REPLY_MB * 2**20)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> EndpointSettings:
@@ -387,7 +397,10 @@ class EndpointSettings:
                    served_model=args.served_model, api_key_env=args.api_key_env,
                    timeout=args.timeout, retries=getattr(args, "retries", DEFAULT_RETRIES),
                    max_tokens=getattr(args, "max_tokens", None),
-                   system=getattr(args, "system", None), thinking=getattr(args, "thinking", None))
+                   system=getattr(args, "system", None), thinking=getattr(args, "thinking", None),
+                   deadline=getattr(args, "deadline", DEFAULT_DEADLINE),
+                   max_reply_bytes=max(1, int(getattr(args, "max_reply_mb",
+                                                      DEFAULT_MAX_REPLY_MB) * 2**20)))
 
     @property
     def endpoint(self) -> str | None:
@@ -400,7 +413,8 @@ class EndpointSettings:
         """Keywords for :class:`~glyph_render.client.GlyphClient` (and the async one), but the
         base URL: the render settings' profile, tokenizer and budget limits with these."""
         kw: dict[str, Any] = {"api_key": self.api_key(), "model": self.served_model,
-                              "timeout": self.timeout, "max_retries": self.retries}
+                              "timeout": self.timeout, "max_retries": self.retries,
+                              "deadline": self.deadline, "max_reply_bytes": self.max_reply_bytes}
         if render is not None:
             kw.update(profile=render.profile, tokenizer=render.tokenizer,
                       min_px_per_em=render.min_px_per_em, max_dpi=render.max_dpi)

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, Literal
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Literal, TypeVar
 
 import openai
 
 from ..compress import ContextFit
 from ..config import RenderConfig
-from ..errors import RequestRejected
+from ..errors import ClientError, RequestRejected, StreamDropped
 from ..render import RenderedPage
 from .answer import Answer, StreamAccumulator, StreamEvent, parse_completion
 from .core import ClientCore, ModelInfo, PreparedRequest, _Options, first_page, timed
-from .reliability import retry_async
+from .reliability import Deadline, retry_async
+
+T = TypeVar("T")
 
 __all__ = ["AsyncGlyphClient"]
 
@@ -58,13 +61,14 @@ class AsyncGlyphClient(ClientCore):
             return self._info
 
     async def _discover(self) -> ModelInfo:
+        bound = self._bound()
+
         async def once() -> Any:
-            with self._translated():
-                raw = await self._oa.models.with_raw_response.list()
-                return self._json(raw.http_response)
+            return self._json(await self._read(self._oa.models.with_streaming_response.list,
+                                               bound))
 
         try:
-            return self._pick_model(await retry_async(once, self.policy))
+            return self._pick_model(await retry_async(once, self.policy, bound))
         except RequestRejected as exc:
             return self._model_without_listing(exc)
 
@@ -154,37 +158,100 @@ class AsyncGlyphClient(ClientCore):
 
     async def send(self, request: PreparedRequest) -> Answer:
         """See :meth:`GlyphClient.send`."""
-        args = request.body()
+        bound = self._bound()
+        make = functools.partial(self._oa.chat.completions.with_streaming_response.create,
+                                 **request.body())
 
         async def once() -> Any:
-            with self._translated(request):
-                raw = await self._oa.chat.completions.with_raw_response.create(**args)
-                return self._json(raw.http_response)
+            return self._json(await self._read(make, bound, request))
 
         t_send = time.perf_counter()
-        reply = parse_completion(await retry_async(once, self.policy), self.url)
+        reply = parse_completion(await retry_async(once, self.policy, bound), self.url)
         return self._answer(reply, request, timed(request, t_send, None, None))
 
     def stream(self, request: PreparedRequest) -> AsyncIterator[StreamEvent]:
         """See :meth:`GlyphClient.stream`."""
         return self._stream(request, None, [])
 
-    async def stream_lines(self, request: PreparedRequest,
-                           reader: StreamAccumulator) -> AsyncIterator[str]:
+    def stream_lines(self, request: PreparedRequest,
+                     reader: StreamAccumulator) -> AsyncIterator[str]:
         """See :meth:`GlyphClient.stream_lines`."""
-        args = request.body(stream=True)
+        return self._lines(request, reader, self._bound(), retry=True)
 
-        async def open_stream() -> Any:
-            with self._translated(request):
-                return await self._oa.chat.completions.create(**args)
-
-        stream = await retry_async(open_stream, self.policy)
+    async def reachable(self, timeout: float = 10.0) -> bool:
+        """See :meth:`GlyphClient.reachable`."""
         try:
-            with self._translated(request, reader):
-                async for line in stream.response.aiter_lines():
+            await self._read(self._oa.models.with_streaming_response.list,
+                             Deadline(min(timeout, self.timeout)))
+            return True
+        except ClientError:
+            return False
+
+    # --- transport: every wait bounded (see GlyphClient) ------------------------------------
+
+    async def _within(self, bound: Deadline, step: Awaitable[T]) -> T:
+        """``step`` cut off at the deadline: asyncio cancels a read however the server
+        trickles (the role the sync face's watchdog plays)."""
+        left = bound.remaining()
+        if left is None:
+            return await step
+        try:
+            return await asyncio.wait_for(step, max(left, 1e-3))
+        except asyncio.TimeoutError as exc:
+            if isinstance(exc, ClientError):  # RequestTimeout is a TimeoutError too
+                raise
+            bound.fired = True
+            raise
+
+    async def _response(self, make: Callable[..., Any], bound: Deadline,
+                        req: PreparedRequest | None) -> tuple[Any, Any]:
+        """See :meth:`GlyphClient._response`."""
+        with self._translated(req, None, bound):
+            ctx = make(timeout=bound.timeout(self.timeout))
+            return ctx, (await self._within(bound, ctx.__aenter__())).http_response
+
+    async def _read(self, make: Callable[..., Any], bound: Deadline,
+                    req: PreparedRequest | None = None) -> bytes:
+        """See :meth:`GlyphClient._read`."""
+        ctx, http = await self._response(make, bound, req)
+        try:
+            with self._translated(req, None, bound):
+                body = self._reply_body(http.headers, bound)
+                chunks = http.aiter_bytes()
+                while True:
+                    try:
+                        chunk = await self._within(bound, chunks.__anext__())
+                    except StopAsyncIteration:
+                        return body.data
+                    body.feed(chunk)
+        finally:
+            await ctx.__aexit__(None, None, None)
+
+    async def _lines(self, request: PreparedRequest, reader: StreamAccumulator,
+                     bound: Deadline, *, retry: bool) -> AsyncGenerator[str, None]:
+        """See :meth:`GlyphClient._lines`."""
+        make = functools.partial(self._oa.chat.completions.with_streaming_response.create,
+                                 **request.body(stream=True))
+        if retry:
+            ctx, http = await retry_async(functools.partial(self._response, make, bound,
+                                                            request), self.policy, bound)
+        else:
+            ctx, http = await self._response(make, bound, request)
+        try:
+            with self._translated(request, reader, bound):
+                body = self._reply_body(http.headers, bound, reader)
+                chunks = http.aiter_bytes()
+                while True:
+                    try:
+                        chunk = await self._within(bound, chunks.__anext__())
+                    except StopAsyncIteration:
+                        break
+                    for line in body.lines(chunk):
+                        yield line
+                for line in body.rest():
                     yield line
         finally:
-            await stream.close()
+            await ctx.__aexit__(None, None, None)
 
     # --- internals -------------------------------------------------------------------------
 
@@ -216,10 +283,33 @@ class AsyncGlyphClient(ClientCore):
 
     async def _stream(self, req: PreparedRequest, job: ContextFit | None,
                       parts: list[Answer]) -> AsyncIterator[StreamEvent]:
-        reader = self.stream_reader(req)
-        first: float | None = None
+        """See :meth:`GlyphClient._stream`."""
+        bound = self._bound()
         t_send = time.perf_counter()
-        async with contextlib.aclosing(self.stream_lines(req, reader)) as lines:
+
+        async def until_first_event(
+        ) -> tuple[StreamAccumulator, AsyncGenerator[str, None], list[StreamEvent]]:
+            reader = self.stream_reader(req)
+            lines = self._lines(req, reader, bound, retry=False)
+            try:
+                async for line in lines:
+                    events = reader.line(line)
+                    if events:
+                        return reader, lines, events
+                return reader, lines, []
+            except StreamDropped as exc:
+                await lines.aclose()
+                exc.retryable = True  # nothing of it was shown: ask again
+                raise
+            except BaseException:
+                await lines.aclose()
+                raise
+
+        reader, lines, events = await retry_async(until_first_event, self.policy, bound)
+        first = time.perf_counter() if events else None
+        async with contextlib.aclosing(lines):
+            for event in events:
+                yield event
             async for line in lines:
                 for event in reader.line(line):
                     if first is None:

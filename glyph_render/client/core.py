@@ -23,13 +23,17 @@ answers and ``Answer.total_usage`` the sum. ``overflow="error"`` raises instead.
 
 Reliability: see :mod:`glyph_render.client.reliability` (429/5xx retried with backoff,
 everything else raised at once as one of the ``ClientError`` types in
-:mod:`glyph_render.errors`); :meth:`ClientCore._translated` is where that happens.
+:mod:`glyph_render.errors`); :meth:`ClientCore._translated` is where that happens. Every call is
+bounded three ways: ``timeout`` (idle seconds per read), ``deadline`` (total seconds per
+request or stream, retries included) and ``max_reply_bytes`` (:class:`ReplyBody` counts the
+bytes as they arrive).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import struct
 import threading
@@ -47,15 +51,20 @@ from ..errors import (
     ClientError,
     ConfigError,
     ContextOverflow,
+    DeadlineExceeded,
     InputError,
     MalformedReply,
+    ReplyTooLarge,
     RequestRejected,
+    RequestTimeout,
+    StreamDropped,
+    StreamStalled,
 )
 from ..render import RenderedPage, iter_pages
 from ..text_tokens import TextTokenizer, get_tokenizer
 from ..vision_tokens import VisionProfile, get_profile, image_tokens, prompt_tokens
 from .answer import Answer, Reply, StreamAccumulator, StreamEvent, split_reasoning
-from .reliability import Overflow, RetryPolicy, classify, reason, status_error
+from .reliability import Deadline, Overflow, RetryPolicy, classify, reason, status_error
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_TOKENS", "GLYPH_SAMPLING", "ClientCore", "ModelInfo",
            "PreparedRequest"]
@@ -65,6 +74,8 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 GLYPH_SAMPLING: dict[str, Any] = {"temperature": 0.0001, "top_p": 1.0, "top_k": 1,
                                   "repetition_penalty": 1.1}
 DEFAULT_MAX_TOKENS = 8192
+DEFAULT_DEADLINE = 1800.0  # seconds per request or stream, retries included
+DEFAULT_MAX_REPLY_BYTES = 64 * 2**20  # a chat completion is kilobytes; logprobs, megabytes
 # Fields the openai client takes as arguments; any other sampling field goes in extra_body.
 _OPENAI_FIELDS = frozenset({
     "temperature", "top_p", "seed", "stop", "presence_penalty", "frequency_penalty", "n",
@@ -183,6 +194,77 @@ def _normalise_base_url(url: str) -> str:
 
 
 
+def _seconds(name: str, value: Any) -> float:
+    """A finite number of seconds > 0, or a ConfigError naming the setting."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
+    if isinstance(value, bool) or not x > 0 or x == float("inf"):
+        raise ConfigError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+    return x
+
+
+class ReplyBody:
+    """A reply's bytes as they arrive, held within ``limit`` bytes and the call's deadline.
+
+    Why not the HTTP library's own reading: it reads a body whole (a 400 MB reply is in memory
+    before anything can refuse it) and its timeout is per read (a server trickling a byte a
+    second never trips it). :meth:`feed` keeps a plain body; :meth:`lines` splits a stream
+    into its lines (a line never completes: the limit still holds).
+    """
+
+    def __init__(self, url: str, limit: int | None, headers: Any,
+                 past_deadline: Callable[[], Exception] | None = None,
+                 deadline: Deadline | None = None) -> None:
+        self.url = url
+        self.limit = limit
+        self.size = 0
+        self._buf = bytearray()
+        self._deadline = deadline
+        self._past_deadline = past_deadline
+        declared = headers.get("content-length") if headers is not None else None
+        if limit is not None and declared is not None and declared.strip().isdigit() \
+                and int(declared) > limit:
+            raise self._too_large(int(declared), "declared by its Content-Length")
+
+    def _too_large(self, size: int, how: str) -> ReplyTooLarge:
+        return ReplyTooLarge(
+            f"the reply from {self.url} is larger than the limit of {self.limit:,} bytes "
+            f"({size:,} bytes {how}); refused unread (raise max_reply_bytes / --max-reply-mb "
+            "if such replies are expected)", url=self.url, limit=self.limit, size=size)
+
+    def _take(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.limit is not None and self.size > self.limit:
+            raise self._too_large(self.size, "arrived before reading stopped")
+        if self._deadline is not None and self._deadline.expired() \
+                and self._past_deadline is not None:
+            raise self._past_deadline()
+        self._buf += chunk
+
+    def feed(self, chunk: bytes) -> None:
+        """One chunk of a plain body."""
+        self._take(chunk)
+
+    @property
+    def data(self) -> bytes:
+        return bytes(self._buf)
+
+    def lines(self, chunk: bytes) -> list[str]:
+        """One chunk of a stream: the lines it completes (CR, LF or CRLF ended)."""
+        self._take(chunk)
+        parts = bytes(self._buf).splitlines(keepends=True)
+        rest = parts.pop() if parts and not parts[-1].endswith((b"\n", b"\r")) else b""
+        self._buf = bytearray(rest)
+        return [p.rstrip(b"\r\n").decode("utf-8", "replace") for p in parts]
+
+    def rest(self) -> list[str]:
+        """The last line of a stream that ended without a line break."""
+        tail, self._buf = bytes(self._buf), bytearray()
+        return [tail.decode("utf-8", "replace")] if tail else []
+
+
 def first_page(answer: Answer) -> int:
     return answer.pages[0].number
 
@@ -209,6 +291,8 @@ class ClientCore:
                  extra_body: dict[str, Any] | None = None,
                  overflow: Literal["error", "split"] = "split",
                  fit: Literal["auto", "error"] = "auto", timeout: float = 600.0,
+                 deadline: float | None = DEFAULT_DEADLINE,
+                 max_reply_bytes: int | None = DEFAULT_MAX_REPLY_BYTES,
                  max_retries: int = 3, backoff: float = 0.5, max_backoff: float = 30.0,
                  max_retry_after: float = 120.0, max_concurrency: int = 4,
                  encode_workers: int | None = None,
@@ -224,7 +308,13 @@ class ClientCore:
         self.profile = get_profile(profile)
         self.tokenizer = get_tokenizer(self.profile.text_tokenizer if tokenizer is None
                                        else tokenizer)
-        self.timeout = timeout
+        self.timeout = _seconds("timeout", timeout)
+        self.deadline = None if deadline is None else _seconds("deadline", deadline)
+        if max_reply_bytes is not None and (isinstance(max_reply_bytes, bool) or not isinstance(
+                max_reply_bytes, int) or max_reply_bytes < 1):
+            raise ConfigError(f"max_reply_bytes must be a whole number >= 1 or None, got "
+                              f"{max_reply_bytes!r}")
+        self.max_reply_bytes = max_reply_bytes
         self.policy = RetryPolicy(max_retries, backoff, max_backoff, max_retry_after)
         if overflow not in ("error", "split"):
             raise ConfigError(f"overflow must be 'error' or 'split', got {overflow!r}")
@@ -466,22 +556,58 @@ class ClientCore:
 
     @contextlib.contextmanager
     def _translated(self, req: PreparedRequest | None = None,
-                    acc: StreamAccumulator | None = None) -> Iterator[None]:
-        """The one place a failure of openai/httpx becomes a :class:`ClientError`. With
-        ``acc`` (reading a stream): a timeout stays one, anything else is a cut stream."""
+                    acc: StreamAccumulator | None = None,
+                    bound: Deadline | None = None) -> Iterator[None]:
+        """The one place a failure of openai/httpx becomes a :class:`ClientError`. Past the
+        call's deadline ``bound``: :class:`DeadlineExceeded`. With ``acc`` (reading a stream):
+        silence after the stream started is :class:`StreamStalled`, a cut is
+        :class:`StreamDropped`, both with the partial text."""
         try:
             yield
         except ClientError:
             raise
         except Exception as exc:
+            if bound is not None and bound.expired():
+                raise self._past_deadline(bound, acc) from None
             err = classify(exc, self.url, self.timeout, self._secrets,
                            self._overflow_budget(req), streaming=acc is not None)
             if err is None:
                 raise
+            if acc is not None and isinstance(err, RequestTimeout) and acc.events:
+                raise self._partial(StreamStalled, acc, (
+                    f"the stream from {self.url} stalled: nothing for {self.timeout:g} s after "
+                    f"{acc.events} events (raise the timeout if the model pauses that long)")
+                ) from None
             if acc is not None and (isinstance(err, MalformedReply) or err.retryable):
-                raise acc.interrupted(f"the stream from {self.url} was cut mid-way, after "
-                                      f"{acc.events} events ({reason(exc)})") from None
+                raise self._partial(StreamDropped, acc, (
+                    f"the stream from {self.url} was cut mid-way, after {acc.events} events "
+                    f"({reason(exc)})")) from None
             raise err from None
+
+    def _partial(self, cls: type[Any], acc: StreamAccumulator | None, message: str,
+                 **kw: Any) -> Any:
+        """An error of ``cls`` carrying what a stream had delivered."""
+        text, reasoning = split_reasoning("".join(acc.content), "".join(acc.reasoning)) \
+            if acc is not None else ("", "")
+        return cls(message, url=self.url, partial_text=text, partial_reasoning=reasoning, **kw)
+
+    def _bound(self) -> Deadline:
+        """A new call's deadline."""
+        return Deadline(self.deadline)
+
+    def _past_deadline(self, bound: Deadline, acc: StreamAccumulator | None = None
+                       ) -> DeadlineExceeded:
+        what = (f"the stream had sent {acc.events} events" if acc is not None
+                else "no complete reply")
+        return self._partial(DeadlineExceeded, acc, (
+            f"{self.url} did not finish within the deadline of {bound.limit:g} s ({what}); "
+            "raise deadline / --deadline for longer answers"), deadline=bound.limit)
+
+    def _reply_body(self, headers: Any, bound: Deadline,
+                    acc: StreamAccumulator | None = None) -> ReplyBody:
+        """A reader of one reply's body within this client's size limit and ``bound``."""
+        return ReplyBody(self.url, self.max_reply_bytes, headers,
+                         lambda: self._past_deadline(bound, acc), bound)
 
     def _overflow_budget(self, req: PreparedRequest | None
                          ) -> Callable[[Overflow], int | None]:
@@ -494,11 +620,11 @@ class ClientCore:
             return self._fitting_budget(req.pages, prompt, over.max_context, req.options)
         return fits
 
-    def _json(self, response: Any) -> Any:
+    def _json(self, body: bytes) -> Any:
         try:
-            return response.json()
+            return json.loads(body)
         except ValueError:
-            text = getattr(response, "text", "")
+            text = body.decode("utf-8", "replace")
             raise MalformedReply(f"the reply from {self.url} is not JSON ({len(text)} "
                                  f"characters: {text[:120]!r})", url=self.url) from None
 

@@ -4,16 +4,24 @@ The openai client's own retry loop also retries 408 and 409 and every connection
 waits on its own schedule; our policy is narrower, so its ``max_retries`` is 0 and tenacity
 drives this one:
 
-* retried: HTTP 429, HTTP 5xx, and a connection the server closed before sending any reply
-  (a proxy or server restarting; also the keep-alive race on reused connections);
+* retried: HTTP 429, HTTP 5xx, a connection the server closed before sending any reply
+  (a proxy or server restarting; also the keep-alive race on reused connections), a reply
+  body cut short, and a stream dropped before any of it reached the caller;
 * never retried: any other 4xx (the same request would fail again), an unreachable endpoint
   (fail fast with the URL), a timeout (the server may still be working on it; a retry doubles
-  its load), a malformed or truncated reply, a stream cut after it started (its deltas were
-  already handed to the caller);
+  its load), a malformed reply, a reply over ``max_reply_bytes``, a stream cut after it
+  started (its deltas were already handed to the caller);
 * waits: exponential from ``backoff`` (doubling, capped at ``max_backoff``) with "equal jitter"
   (half fixed, half random), or the server's ``Retry-After`` (seconds or an HTTP date) plus a
   little jitter; a Retry-After longer than ``max_retry_after`` ends the retries at once;
-* bounded: at most ``max_retries`` retries (default 3, so 4 attempts).
+* bounded: at most ``max_retries`` retries (default 3, so 4 attempts), and never past the
+  call's :class:`Deadline`: every attempt's waits are cut to what is left of it, and no retry
+  starts whose backoff would end after it.
+
+Three limits bound every call: ``timeout`` (idle: the longest silence between two reads),
+``deadline`` (total seconds for the call, attempts and backoff included, streamed or not) and
+``max_reply_bytes`` (a reply, or a whole stream, larger than this is refused as it arrives,
+from its Content-Length when it has one).
 
 Error messages carry the server's own words with the API key scrubbed out, and never the
 request headers.
@@ -28,7 +36,7 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timezone
 from typing import Any, TypeVar
 
@@ -52,6 +60,7 @@ log = logging.getLogger("glyph_render.client")
 T = TypeVar("T")
 
 __all__ = [
+    "Deadline",
     "Overflow",
     "RetryPolicy",
     "classify",
@@ -85,6 +94,31 @@ class RetryPolicy:
             return retry_after + random.uniform(0, min(self.backoff, 1.0))
         step = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
         return step / 2 + random.uniform(0, step / 2)
+
+
+@dataclass
+class Deadline:
+    """One call's total time bound: ``limit`` seconds from ``start`` (None: no bound)."""
+
+    limit: float | None
+    start: float = field(default_factory=time.monotonic)
+    fired: bool = False  # set when a watchdog cut the connection at the deadline
+
+    def remaining(self) -> float | None:
+        """Seconds left (0.0 when past); None without a bound."""
+        if self.limit is None:
+            return None
+        return max(0.0, self.limit - (time.monotonic() - self.start))
+
+    def expired(self) -> bool:
+        left = self.remaining()
+        return self.fired or (left is not None and left <= 0.0)
+
+    def timeout(self, idle: float) -> float:
+        """The timeout for the next wait: the idle limit, or less when the deadline is nearer
+        (never 0, which some HTTP libraries read as "no timeout")."""
+        left = self.remaining()
+        return idle if left is None else max(1e-3, min(idle, left))
 
 
 # --- what servers say ----------------------------------------------------------------------
@@ -242,7 +276,9 @@ def transport_error(exc: BaseException, url: str, timeout: float | None, *,
         return ServerError(f"{url} closed the connection without replying", url=url)
     if names & {"RemoteProtocolError", "ReadError", "ProtocolError", "NetworkError",
                 "TransportError", "APIConnectionError"}:
-        return MalformedReply(f"the reply from {url} was cut short ({reason(exc)})", url=url)
+        cut = MalformedReply(f"the reply from {url} was cut short ({reason(exc)})", url=url)
+        cut.retryable = True  # nothing of it reached the caller: asking again is safe
+        return cut
     return None
 
 
@@ -315,11 +351,23 @@ def classify(exc: BaseException, url: str, timeout: float | None,
 # --- retrying ------------------------------------------------------------------------------
 
 
-def _retrying_kwargs(policy: RetryPolicy) -> dict[str, Any]:
+def _retrying_kwargs(policy: RetryPolicy, deadline: Deadline | None) -> dict[str, Any]:
     def retry_after_too_long(state: tenacity.RetryCallState) -> bool:
         exc = state.outcome.exception() if state.outcome else None
         ra = getattr(exc, "retry_after", None)
         return ra is not None and ra > policy.max_retry_after
+
+    def past_deadline(state: tenacity.RetryCallState) -> bool:
+        """No retry whose backoff alone would reach the deadline (the worst case of the
+        jittered wait counts)."""
+        left = deadline.remaining() if deadline is not None else None
+        if left is None:
+            return False
+        exc = state.outcome.exception() if state.outcome else None
+        ra = getattr(exc, "retry_after", None)
+        longest = (ra + min(policy.backoff, 1.0) if ra is not None else
+                   min(policy.max_backoff, policy.backoff * 2 ** (state.attempt_number - 1)))
+        return longest >= left
 
     def wait(state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -333,12 +381,14 @@ def _retrying_kwargs(policy: RetryPolicy) -> dict[str, Any]:
 
     return dict(
         retry=tenacity.retry_if_exception(lambda e: getattr(e, "retryable", False)),
-        stop=tenacity.stop_after_attempt(policy.max_retries + 1) | retry_after_too_long,
+        stop=(tenacity.stop_after_attempt(policy.max_retries + 1) | retry_after_too_long
+              | past_deadline),
         wait=wait, before_sleep=before_sleep, reraise=True,
     )
 
 
-def _gave_up(exc: ClientError, attempts: int, policy: RetryPolicy) -> ClientError:
+def _gave_up(exc: ClientError, attempts: int, policy: RetryPolicy,
+             deadline: Deadline | None = None) -> ClientError:
     """Say how many attempts were made (and why we stopped early) in the final error."""
     exc.attempts = attempts
     if exc.retryable:
@@ -347,23 +397,30 @@ def _gave_up(exc: ClientError, attempts: int, policy: RetryPolicy) -> ClientErro
                     f"max_retry_after={policy.max_retry_after:g} s")
         else:
             note = f"gave up after {attempts} attempt{'s' if attempts != 1 else ''}"
+            if attempts <= policy.max_retries and deadline is not None \
+                    and deadline.limit is not None:
+                note += f", the deadline of {deadline.limit:g} s leaving no time for another"
         exc.args = (f"{exc.args[0]} ({note})", *exc.args[1:])
     return exc
 
 
-def retry_sync(fn: Callable[[], T], policy: RetryPolicy) -> T:
-    """Call ``fn`` under the policy; ``fn`` raises our ClientError types."""
-    retrying = tenacity.Retrying(**_retrying_kwargs(policy))
+def retry_sync(fn: Callable[[], T], policy: RetryPolicy, deadline: Deadline | None = None) -> T:
+    """Call ``fn`` under the policy (and within ``deadline``); ``fn`` raises our ClientError
+    types."""
+    retrying = tenacity.Retrying(**_retrying_kwargs(policy, deadline))
     try:
         return retrying(fn)
     except ClientError as exc:
-        raise _gave_up(exc, retrying.statistics.get("attempt_number", 1), policy) from None
+        raise _gave_up(exc, retrying.statistics.get("attempt_number", 1), policy,
+                       deadline) from None
 
 
-async def retry_async(fn: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
+async def retry_async(fn: Callable[[], Awaitable[T]], policy: RetryPolicy,
+                      deadline: Deadline | None = None) -> T:
     """:func:`retry_sync` for coroutines (sleeps with asyncio)."""
-    retrying = tenacity.AsyncRetrying(**_retrying_kwargs(policy))
+    retrying = tenacity.AsyncRetrying(**_retrying_kwargs(policy, deadline))
     try:
         return await retrying(fn)
     except ClientError as exc:
-        raise _gave_up(exc, retrying.statistics.get("attempt_number", 1), policy) from None
+        raise _gave_up(exc, retrying.statistics.get("attempt_number", 1), policy,
+                       deadline) from None

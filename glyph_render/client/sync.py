@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import socket
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, Literal
 
@@ -12,11 +15,20 @@ import openai
 
 from ..compress import DEFAULT_MAX_DPI, ContextFit
 from ..config import RenderConfig
-from ..errors import RequestRejected
+from ..errors import ClientError, RequestRejected, StreamDropped
 from ..render import RenderedPage
 from .answer import Answer, StreamAccumulator, StreamEvent, parse_completion
-from .core import ClientCore, ModelInfo, PreparedRequest, _Options, first_page, timed
-from .reliability import retry_sync
+from .core import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_REPLY_BYTES,
+    ClientCore,
+    ModelInfo,
+    PreparedRequest,
+    _Options,
+    first_page,
+    timed,
+)
+from .reliability import Deadline, retry_sync
 
 __all__ = ["GlyphClient", "compress_and_ask"]
 
@@ -60,12 +72,13 @@ class GlyphClient(ClientCore):
             return self._info
 
     def _discover(self) -> ModelInfo:
+        bound = self._bound()
+
         def once() -> Any:
-            with self._translated():
-                return self._json(self._oa.models.with_raw_response.list().http_response)
+            return self._json(self._read(self._oa.models.with_streaming_response.list, bound))
 
         try:
-            return self._pick_model(retry_sync(once, self.policy))
+            return self._pick_model(retry_sync(once, self.policy, bound))
         except RequestRejected as exc:
             return self._model_without_listing(exc)
 
@@ -164,16 +177,15 @@ class GlyphClient(ClientCore):
                                    started=t_start)
 
     def send(self, request: PreparedRequest) -> Answer:
-        """Send a prepared request (429/5xx retried); the :class:`Answer`."""
-        args = request.body()
-
-        def once() -> Any:
-            with self._translated(request):
-                raw = self._oa.chat.completions.with_raw_response.create(**args)
-                return self._json(raw.http_response)
-
+        """Send a prepared request (429/5xx and cut replies retried, all within the
+        deadline); the :class:`Answer`."""
+        bound = self._bound()
+        make = functools.partial(self._oa.chat.completions.with_streaming_response.create,
+                                 **request.body())
         t_send = time.perf_counter()
-        reply = parse_completion(retry_sync(once, self.policy), self.url)
+        data = retry_sync(lambda: self._json(self._read(make, bound, request)), self.policy,
+                          bound)
+        reply = parse_completion(data, self.url)
         return self._answer(reply, request, timed(request, t_send, None, None))
 
     def stream(self, request: PreparedRequest) -> Iterator[StreamEvent]:
@@ -183,20 +195,60 @@ class GlyphClient(ClientCore):
     def stream_lines(self, request: PreparedRequest,
                      reader: StreamAccumulator) -> Iterator[str]:
         """The raw server-sent lines of a prepared request, streamed (opening retried under
-        the policy). Feed them to ``reader`` (:meth:`stream_reader`): a stream cut mid-way
-        raises :class:`~glyph_render.errors.StreamInterrupted` with its partial text."""
-        args = request.body(stream=True)
+        the policy), within the deadline and the reply size limit. Feed them to ``reader``
+        (:meth:`stream_reader`): a stream cut mid-way raises
+        :class:`~glyph_render.errors.StreamDropped` with its partial text."""
+        return self._lines(request, reader, self._bound(), retry=True)
 
-        def open_stream() -> Any:
-            with self._translated(request):
-                return self._oa.chat.completions.create(**args)
-
-        stream = retry_sync(open_stream, self.policy)
+    def reachable(self, timeout: float = 10.0) -> bool:
+        """Whether the endpoint answers its model listing now: one attempt, at most
+        ``timeout`` seconds (how a batch job probes an outage)."""
         try:
-            with self._translated(request, reader):
-                yield from stream.response.iter_lines()
+            self._read(self._oa.models.with_streaming_response.list,
+                       Deadline(min(timeout, self.timeout)))
+            return True
+        except ClientError:
+            return False
+
+    # --- transport: every wait bounded ------------------------------------------------------
+
+    def _response(self, make: Callable[..., Any], bound: Deadline,
+              req: PreparedRequest | None) -> tuple[Any, Any]:
+        """The response context and its HTTP response, status checked, body unread."""
+        with self._translated(req, None, bound):
+            ctx = make(timeout=bound.timeout(self.timeout))
+            return ctx, ctx.__enter__().http_response
+
+    def _read(self, make: Callable[..., Any], bound: Deadline,
+              req: PreparedRequest | None = None) -> bytes:
+        """One request's whole body, read within the size limit and the deadline."""
+        ctx, http = self._response(make, bound, req)
+        try:
+            with _Watchdog(http, bound), self._translated(req, None, bound):
+                body = self._reply_body(http.headers, bound)
+                for chunk in http.iter_bytes():
+                    body.feed(chunk)
+                return body.data
         finally:
-            stream.close()
+            ctx.__exit__(None, None, None)
+
+    def _lines(self, request: PreparedRequest, reader: StreamAccumulator, bound: Deadline, *,
+               retry: bool) -> Generator[str, None, None]:
+        """A streamed request's lines; its opening retried under the policy when ``retry``."""
+        make = functools.partial(self._oa.chat.completions.with_streaming_response.create,
+                                 **request.body(stream=True))
+        if retry:
+            ctx, http = retry_sync(lambda: self._response(make, bound, request), self.policy, bound)
+        else:
+            ctx, http = self._response(make, bound, request)
+        try:
+            with _Watchdog(http, bound), self._translated(request, reader, bound):
+                body = self._reply_body(http.headers, bound, reader)
+                for chunk in http.iter_bytes():
+                    yield from body.lines(chunk)
+                yield from body.rest()
+        finally:
+            ctx.__exit__(None, None, None)
 
     # --- internals -------------------------------------------------------------------------
 
@@ -224,10 +276,34 @@ class GlyphClient(ClientCore):
 
     def _stream(self, req: PreparedRequest, job: ContextFit | None,
                 parts: list[Answer]) -> Iterator[StreamEvent]:
-        reader = self.stream_reader(req)
-        first: float | None = None
+        """The events of one streamed request. Until its first event reaches the caller, a
+        failure is retried like a plain request's (a dropped stream included); after, it is
+        raised with the partial text."""
+        bound = self._bound()
         t_send = time.perf_counter()
-        with contextlib.closing(self.stream_lines(req, reader)) as lines:
+
+        def until_first_event(
+        ) -> tuple[StreamAccumulator, Generator[str, None, None], list[StreamEvent]]:
+            reader = self.stream_reader(req)
+            lines = self._lines(req, reader, bound, retry=False)
+            try:
+                for line in lines:
+                    events = reader.line(line)
+                    if events:
+                        return reader, lines, events
+                return reader, lines, []
+            except StreamDropped as exc:
+                lines.close()
+                exc.retryable = True  # nothing of it was shown: ask again
+                raise
+            except BaseException:
+                lines.close()
+                raise
+
+        reader, lines, events = retry_sync(until_first_event, self.policy, bound)
+        first = time.perf_counter() if events else None
+        with contextlib.closing(lines):
+            yield from events
             for line in lines:
                 for event in reader.line(line):
                     if first is None:
@@ -237,10 +313,59 @@ class GlyphClient(ClientCore):
         yield self._done(reader, req, t_send, first, job, parts)
 
 
+class _Watchdog:
+    """Cuts a response's connection when the call's deadline passes, so a read blocked on a
+    silent or trickling server returns at once: the per-read timeout alone would wait up to the
+    idle limit, and a byte a second never trips it. Without a socket to cut (another
+    transport), the per-chunk check in :class:`~glyph_render.client.core.ReplyBody` remains."""
+
+    def __init__(self, http: Any, bound: Deadline) -> None:
+        self._bound = bound
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+        self._done = False
+        left = bound.remaining()
+        sock = _socket_of(http)
+        if left is not None and sock is not None:
+            self._timer = threading.Timer(left, self._fire, (sock,))
+            self._timer.daemon = True
+
+    def _fire(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._bound.fired = True
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked read with EOF
+
+    def __enter__(self) -> _Watchdog:
+        if self._timer is not None:
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def _socket_of(http: Any) -> socket.socket | None:
+    """The socket under an httpx/httpx2 response (HTTP/1.1 over httpcore), else None."""
+    stream = getattr(http, "extensions", {}).get("network_stream")
+    try:
+        sock = stream.get_extra_info("socket") if stream is not None else None
+    except Exception:  # noqa: BLE001 - a transport without the extra: no watchdog
+        return None
+    return sock if isinstance(sock, socket.socket) else None
+
+
 def compress_and_ask(text: str, question: str, *, base_url: str | None = None,
                      api_key: str | None = None, model: str | None = None,
                      max_model_len: int | None = None, profile: str = "glyph",
                      tokenizer: str | None = None, timeout: float = 600.0,
+                     deadline: float | None = DEFAULT_DEADLINE,
+                     max_reply_bytes: int | None = DEFAULT_MAX_REPLY_BYTES,
                      max_retries: int = 3, min_px_per_em: float | None = None,
                      max_dpi: float = DEFAULT_MAX_DPI, config: RenderConfig | None = None,
                      dpi: float | None = None, budget: int | None = None,
@@ -255,6 +380,7 @@ def compress_and_ask(text: str, question: str, *, base_url: str | None = None,
     """
     with GlyphClient(base_url, api_key=api_key, model=model, max_model_len=max_model_len,
                      profile=profile, tokenizer=tokenizer, timeout=timeout,
+                     deadline=deadline, max_reply_bytes=max_reply_bytes,
                      max_retries=max_retries, min_px_per_em=min_px_per_em,
                      max_dpi=max_dpi) as c:
         return c.ask(text, question, config=config, dpi=dpi, budget=budget, system=system,

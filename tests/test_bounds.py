@@ -1,0 +1,431 @@
+"""Bounded waits and sizes (issue 12): deadlines, reply size limits, stalled and endless
+streams, dropped streams retried, plain 400s sent once, batch jobs riding out an outage.
+
+Endpoints are real servers on 127.0.0.1: ``serve-ocr`` as a real process wherever it can
+produce the fault, and, for the faults it cannot (a server trickling one byte at a time, an
+event stream that never ends, a 400 MB body, a stream that stalls or drops before its first
+delta), a small real HTTP server in this file: :class:`FaultServer`, a fault server.
+Every scenario runs through both faces, ``GlyphClient`` and ``AsyncGlyphClient``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from glyph_render import AsyncGlyphClient, GlyphClient
+from glyph_render.errors import (
+    ConfigError,
+    DeadlineExceeded,
+    ReplyTooLarge,
+    RequestRejected,
+    RequestTimeout,
+    ServerError,
+    StreamDropped,
+    StreamInterrupted,
+    StreamStalled,
+)
+
+try:
+    from ocr_server_process import serve_ocr
+except ImportError:  # tests/ imported as a package
+    from tests.ocr_server_process import serve_ocr
+
+FACES = ("sync", "async")
+FAST = {"backoff": 0.01, "max_backoff": 0.05}
+MODEL = {"model": "zai-org/Glyph", "max_model_len": 65536, "tokenizer": "bytes"}  # no listing
+
+
+# --- the fault server --------------------------------------------------------------------------
+
+
+def _completion(text: str) -> bytes:
+    return json.dumps({"id": "c1", "object": "chat.completion", "model": "m", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": text},
+         "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}).encode()
+
+
+def _event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+    chunk = {"id": "c1", "object": "chat.completion.chunk", "model": "m",
+             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
+class FaultServer:
+    """A fault server: a real HTTP/1.1 server on 127.0.0.1 for the faults serve-ocr cannot
+    produce. Each chat request takes the next fault of ``faults`` (then ``"ok"``); ``sent``
+    counts the body bytes it managed to write, ``requests`` the chat requests."""
+
+    def __init__(self, *faults: str) -> None:
+        self.faults = list(faults)
+        self.requests = 0
+        self.sent = 0
+        self.stop = threading.Event()
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._plain(200, json.dumps({"object": "list", "data": [
+                    {"id": "m", "max_model_len": 65536}]}).encode())
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                owner.requests += 1
+                fault = owner.faults.pop(0) if owner.faults else "ok"
+                try:
+                    getattr(self, "fault_" + fault)(body.get("stream", False))
+                except OSError:  # the client went away: what the faults are for
+                    self.close_connection = True
+
+            def _plain(self, status: int, data: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _stream_head(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+
+            def _chunk(self, data: bytes) -> None:
+                self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+                owner.sent += len(data)
+
+            def _wait(self, seconds: float) -> None:
+                if owner.stop.wait(seconds):
+                    raise OSError("server stopping")
+
+            def fault_ok(self, stream: bool) -> None:
+                if not stream:
+                    self._plain(200, _completion("all good"))
+                    return
+                self._stream_head()
+                self._chunk(_event({"role": "assistant", "content": ""}))
+                self._chunk(_event({"content": "all good"}, "stop"))
+                self._chunk(b"data: [DONE]\n\n")
+                self.wfile.write(b"0\r\n\r\n")
+
+            def fault_trickle(self, stream: bool) -> None:
+                """A valid reply, a byte every 1.2 s: never idle for long, never finished."""
+                data = _completion("slow")
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                for b in data:
+                    self.wfile.write(bytes([b]))
+                    self.wfile.flush()
+                    owner.sent += 1
+                    self._wait(1.2)
+
+            def fault_endless(self, stream: bool) -> None:
+                """An event stream that never ends: a delta every 20 ms, forever."""
+                self._stream_head()
+                self._chunk(_event({"role": "assistant", "content": ""}))
+                while True:
+                    self._chunk(_event({"content": "more "}))
+                    self._wait(0.02)
+
+            def fault_stall(self, stream: bool) -> None:
+                """A stream that starts, then says nothing more."""
+                self._stream_head()
+                self._chunk(_event({"role": "assistant", "content": ""}))
+                self._chunk(_event({"content": "Once upon"}))
+                self._wait(60)
+
+            def fault_drop_early(self, stream: bool) -> None:
+                """A stream cut after its role chunk, before any text: nothing was shown."""
+                self._stream_head()
+                self._chunk(_event({"role": "assistant", "content": ""}))
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+
+            def fault_huge(self, stream: bool) -> None:
+                """A 400 MB body, declared, written as fast as the client takes it."""
+                size = 400 * 2**20
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(size))
+                self.end_headers()
+                block = b" " * 65536
+                for _ in range(size // len(block)):
+                    self.wfile.write(block)
+                    owner.sent += len(block)
+
+            def fault_huge_chunked(self, stream: bool) -> None:
+                """An endless body with no length: only counting stops it."""
+                self._stream_head() if stream else self._chunked_json_head()
+                block = b" " * 65536
+                while True:
+                    self._chunk(block)
+
+            def _chunked_json_head(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def faults() -> Iterator[Callable[..., FaultServer]]:
+    made: list[FaultServer] = []
+
+    def make(*kinds: str) -> FaultServer:
+        made.append(FaultServer(*kinds))
+        return made[-1]
+
+    yield make
+    for srv in made:
+        srv.close()
+
+
+# --- one call, either face ----------------------------------------------------------------------
+
+
+def call(face: str, url: str, *, stream: bool = False, seen: list[Any] | None = None,
+         sent: list[float] | None = None, prompt: str = "Q?", **kw: Any) -> Any:
+    """A text-only request through ``face``; streamed events go into ``seen`` as they come,
+    the moment it is sent (the client made, the request prepared) into ``sent``."""
+    seen = [] if seen is None else seen
+    sent = [] if sent is None else sent
+    options = {**FAST, **MODEL, **kw}
+    extra = options.pop("extra_body", None)
+    if face == "sync":
+        with GlyphClient(url, **options) as c:
+            req = c.prepare(prompt, extra_body=extra)
+            sent.append(time.monotonic())
+            if not stream:
+                return c.send(req)
+            for event in c.stream(req):
+                seen.append(event)
+            return seen[-1].answer
+
+    async def run() -> Any:
+        async with AsyncGlyphClient(url, **options) as c:
+            req = await c.prepare(prompt, extra_body=extra)
+            sent.append(time.monotonic())
+            if not stream:
+                return await c.send(req)
+            async for event in c.stream(req):
+                seen.append(event)
+            return seen[-1].answer
+
+    return asyncio.run(run())
+
+
+# --- deadlines ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_trickling_server_meets_the_deadline(face: str, faults) -> None:
+    """A byte every 1.2 s trips no per-read limit (the read timeout is at most the 1.5 s
+    deadline); the deadline ends the call at 1.5 s: the sync face's watchdog cuts the read
+    blocked then (the per-chunk check alone would see it only at the byte of 2.4 s), the async
+    face's wait_for cancels it."""
+    srv = faults("trickle")
+    sent: list[float] = []
+    with pytest.raises(DeadlineExceeded, match=r"deadline of 1.5 s") as exc:
+        call(face, srv.url, sent=sent, timeout=10, deadline=1.5)
+    took = time.monotonic() - sent[0]
+    assert 1.45 <= took < 2.0, took
+    assert isinstance(exc.value, RequestTimeout) and exc.value.deadline == 1.5
+    assert srv.requests == 1  # a deadline is never retried
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_endless_stream_meets_the_deadline_with_its_partial_text(face: str, faults) -> None:
+    srv = faults("endless")
+    seen: list[Any] = []
+    t0 = time.monotonic()
+    with pytest.raises(DeadlineExceeded, match="stream had sent") as exc:
+        call(face, srv.url, stream=True, seen=seen, timeout=10, deadline=1.0)
+    assert time.monotonic() - t0 < 2.5
+    assert len(seen) > 5 and all(e.kind == "content" for e in seen)
+    assert exc.value.partial_text.startswith("more more")
+    assert srv.requests == 1
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_stalled_stream_is_a_typed_error(face: str, faults) -> None:
+    srv = faults("stall")
+    seen: list[Any] = []
+    t0 = time.monotonic()
+    with pytest.raises(StreamStalled, match=r"stalled: nothing for 0.5 s") as exc:
+        call(face, srv.url, stream=True, seen=seen, timeout=0.5, deadline=30)
+    assert time.monotonic() - t0 < 3
+    assert [e.text for e in seen] == ["Once upon"]
+    assert exc.value.partial_text == "Once upon"
+    assert isinstance(exc.value, StreamInterrupted) and isinstance(exc.value, RequestTimeout)
+    assert srv.requests == 1  # its start was shown: not retried
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_retries_stop_at_the_deadline(face: str, tmp_path: Path) -> None:
+    with serve_ocr(tmp_path, "--no-ocr", "--fail-500", "1") as srv:
+        t0 = time.monotonic()
+        # the last 500, or the deadline passing during the last attempt
+        with pytest.raises((ServerError, DeadlineExceeded), match="deadline of 1 s") as exc:
+            call(face, srv.base_url, max_retries=50, backoff=0.3, max_backoff=0.3,
+                 deadline=1.0)
+        assert time.monotonic() - t0 < 1.5
+        assert 2 <= exc.value.attempts < 10 and srv.chat_requests(exc.value.attempts) \
+            == exc.value.attempts
+
+
+def raw_lines(face: str, url: str, **kw: Any) -> list[str]:
+    """The public raw-line path (``stream_lines``, what bench and doctor time)."""
+    options = {**FAST, **MODEL, **kw}
+    if face == "sync":
+        with GlyphClient(url, **options) as c:
+            req = c.prepare("Q?")
+            return list(c.stream_lines(req, c.stream_reader(req)))
+
+    async def run() -> list[str]:
+        async with AsyncGlyphClient(url, **options) as c:
+            req = await c.prepare("Q?")
+            return [line async for line in c.stream_lines(req, c.stream_reader(req))]
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_stream_lines_opening_retried_and_bounded(face: str, tmp_path: Path, faults) -> None:
+    with serve_ocr(tmp_path, "--no-ocr", "--fail-429", "@1", "--retry-after", "0") as srv:
+        lines = [line for line in raw_lines(face, srv.base_url) if line]
+        assert lines[-1] == "data: [DONE]" and srv.chat_requests(2) == 2
+    endless = faults("endless")
+    with pytest.raises(DeadlineExceeded, match="deadline of 1 s"):
+        raw_lines(face, endless.url, deadline=1.0)
+
+
+# --- reply size --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_400_mb_reply_is_refused_unread(face: str, faults) -> None:
+    srv = faults("huge")
+    t0 = time.monotonic()
+    with pytest.raises(ReplyTooLarge, match=r"419,430,400 bytes declared") as exc:
+        call(face, srv.url)
+    assert time.monotonic() - t0 < 3
+    assert exc.value.size == 400 * 2**20 and exc.value.limit == 64 * 2**20
+    time.sleep(0.3)
+    assert srv.sent < 32 * 2**20  # what the socket buffers took before the client hung up
+
+
+@pytest.mark.parametrize("face", FACES)
+@pytest.mark.parametrize("stream", [False, True])
+def test_reply_without_length_is_cut_at_the_limit(face: str, stream: bool, faults) -> None:
+    srv = faults("huge_chunked")
+    with pytest.raises(ReplyTooLarge, match="arrived before reading stopped") as exc:
+        call(face, srv.url, stream=stream, max_reply_bytes=2**20)
+    assert 2**20 < exc.value.size <= 2**20 + 65536 + 16
+    time.sleep(0.3)
+    assert srv.sent < 32 * 2**20
+
+
+# --- dropped streams ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_stream_dropped_before_any_text_is_retried(face: str, faults) -> None:
+    srv = faults("drop_early", "drop_early")
+    seen: list[Any] = []
+    answer = call(face, srv.url, stream=True, seen=seen)
+    assert answer.text == "all good" and srv.requests == 3
+    assert [e.kind for e in seen] == ["content", "done"]  # nothing of the cut attempts
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_dropped_streams_retried_until_their_bound(face: str, faults) -> None:
+    srv = faults(*["drop_early"] * 5)
+    with pytest.raises(StreamDropped, match="cut mid-way.*gave up after 3 attempts"):
+        call(face, srv.url, stream=True, max_retries=2)
+    assert srv.requests == 3
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_cut_reply_retried_but_a_stream_cut_after_text_is_not(face: str, tmp_path: Path) -> None:
+    with serve_ocr(tmp_path, "--no-ocr", "--drop-stream", "@1,@3") as srv:
+        assert call(face, srv.base_url).text.startswith("OCR is off")  # #1 cut, #2 whole
+        assert srv.chat_requests(2) == 2
+        seen: list[Any] = []
+        with pytest.raises(StreamDropped, match="cut mid-way") as exc:
+            call(face, srv.base_url, stream=True, seen=seen)  # #3 cut after its first delta
+        assert seen and (exc.value.partial_text or exc.value.partial_reasoning)
+        assert srv.chat_requests(3) == 3
+
+
+# --- a plain 400 is sent once ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("face", FACES)
+@pytest.mark.parametrize("stream", [False, True])
+def test_plain_400_is_sent_exactly_once(face: str, stream: bool, tmp_path: Path) -> None:
+    """``max_completion_tokens: 0`` is out of range: the server answers 400, and a 400 would
+    fail again, so it is never retried (max_retries=3 would allow 4 sends)."""
+    with serve_ocr(tmp_path, "--no-ocr") as srv:
+        with pytest.raises(RequestRejected, match=r"HTTP 400.*max_tokens must be at least 1") \
+                as exc:
+            call(face, srv.base_url, stream=stream, max_retries=3,
+                 extra_body={"max_completion_tokens": 0})
+        assert exc.value.status_code == 400 and exc.value.attempts == 1
+        assert srv.chat_requests(1) == 1
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [{"deadline": 0}, {"deadline": float("nan")},
+                                 {"deadline": float("inf")}, {"timeout": -1},
+                                 {"max_reply_bytes": 0}, {"max_reply_bytes": 1.5}])
+def test_bad_bounds_are_config_errors(bad: dict[str, Any]) -> None:
+    name = next(iter(bad))
+    with pytest.raises(ConfigError, match=name):
+        GlyphClient("http://127.0.0.1:9/v1", **bad)
+
+
+def test_cli_deadline_and_reply_limit_flags(faults, tmp_path: Path, run_cli) -> None:
+    doc = tmp_path / "doc.txt"
+    doc.write_text("A short document about nothing much.", encoding="utf-8")
+    srv = faults("trickle", "huge_chunked")
+    base = ["ask", doc, "Q?", "--endpoint", srv.url, "--model", "m", "--tokenizer", "bytes"]
+    t0 = time.monotonic()
+    res = run_cli([*base, "--deadline", "1", "--timeout", "10"], cwd=tmp_path)
+    assert res.returncode == 2 and "deadline of 1 s" in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and time.monotonic() - t0 < 20
+    res = run_cli([*base, "--max-reply-mb", "0.5", "--stream"], cwd=tmp_path)
+    assert res.returncode == 2 and "larger than the limit of 524,288 bytes" in res.stderr
+    res = run_cli([*base, "--deadline", "0"], cwd=tmp_path)
+    assert res.returncode == 2 and "--deadline" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
