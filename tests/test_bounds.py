@@ -13,7 +13,12 @@ from __future__ import annotations
 import asyncio
 import http.server
 import json
+import os
+import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +31,7 @@ from glyph_render import AsyncGlyphClient, GlyphClient
 from glyph_render.errors import (
     ConfigError,
     DeadlineExceeded,
+    EndpointOutage,
     ReplyTooLarge,
     RequestRejected,
     RequestTimeout,
@@ -34,6 +40,7 @@ from glyph_render.errors import (
     StreamInterrupted,
     StreamStalled,
 )
+from glyph_render.jobs.endpoints import Outage
 
 try:
     from ocr_server_process import serve_ocr
@@ -429,3 +436,140 @@ def test_cli_deadline_and_reply_limit_flags(faults, tmp_path: Path, run_cli) -> 
     res = run_cli([*base, "--deadline", "0"], cwd=tmp_path)
     assert res.returncode == 2 and "--deadline" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+# --- batch jobs and outages --------------------------------------------------------------------
+
+
+def test_outage_gate_waits_probes_and_gives_up() -> None:
+    """The gate alone, with a probe that answers on its third call: waiters block, one probes,
+    all go on; a second outage that outlasts the bound raises EndpointOutage for everyone."""
+    answers = iter([False, False, True])
+    gate = Outage(30, lambda: next(answers), "http://x", sleep=lambda s: None)
+    out: list[str] = []
+    threads = [threading.Thread(target=lambda: (gate.wait(0), out.append("on")))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert out == ["on"] * 4 and gate.count == 1 and gate.epoch == 1
+    gate.wait(0)  # a request that failed before the recovery: straight back to work
+    never = Outage(0.2, lambda: False, "http://x")
+    with pytest.raises(EndpointOutage, match="no endpoint answered for 0 s"):
+        never.wait(0)
+    with pytest.raises(EndpointOutage):
+        never.wait(0)  # the job is over for every other request too
+    assert never.count == 1 and 0.2 <= never.waited < 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_serve_ocr(port: int, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, "-m", "glyph_render.testing", "--port", str(port),
+                             "--no-ocr", *args], stdout=subprocess.PIPE,
+                            stderr=open(log, "ab"))  # noqa: SIM115 - the child holds it
+    assert proc.stdout is not None
+    assert "listening on" in proc.stdout.readline().decode()
+    return proc
+
+
+def _qa_input(path: Path, n: int) -> Path:
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"d{i}", "context": f"Item {i}. The code is K{i}.",
+                                "question": "What is the code?"}) + "\n")
+    return path
+
+
+def _batch_through_outage(tmp_path: Path, n: int, kill_after: int, down_for: float | None,
+                          outage_wait: float) -> tuple[subprocess.CompletedProcess[str], float]:
+    """A qa job of ``n`` items against serve-ocr on a fixed port; the server is SIGKILLed after
+    ``kill_after`` answers and restarted on the same port ``down_for`` seconds later (None:
+    never). Returns the job's result and how long the server was down."""
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    log.write_text("")
+    src = _qa_input(tmp_path / "in.jsonl", n)
+    server = _start_serve_ocr(port, log, "--delay", "0.05")
+    job = subprocess.Popen(
+        [sys.executable, "-m", "glyph_render.cli", "batch", "qa", str(src), "-o",
+         str(tmp_path / "out.jsonl"), "--endpoint", f"http://127.0.0.1:{port}/v1",
+         "--workers", "0", "--concurrency", "2", "--tokenizer", "bytes", "--no-progress",
+         "--outage-wait", str(outage_wait)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    down = 0.0
+    try:
+        limit = time.monotonic() + 60
+        while log.read_text().count("POST /v1/chat/completions") < kill_after:
+            assert time.monotonic() < limit and job.poll() is None, job.communicate()
+            time.sleep(0.02)
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait()
+        down_at = time.monotonic()
+        if down_for is not None:
+            time.sleep(down_for)
+            server = _start_serve_ocr(port, log, "--delay", "0.05")
+        stdout, stderr = job.communicate(timeout=120)
+        down = time.monotonic() - down_at
+    finally:
+        job.kill()
+        server.kill()
+        server.wait()
+    return subprocess.CompletedProcess(job.args, job.returncode, stdout, stderr), down
+
+
+def test_batch_rides_out_a_killed_and_restarted_server(tmp_path: Path) -> None:
+    """serve-ocr is SIGKILLed after 8 answers and restarted on the same port 2 s later: every
+    item ends ok (none burnt as EndpointUnreachable) and the summary reports the wait."""
+    res, down = _batch_through_outage(tmp_path, 30, 8, 2.0, 60)
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "out.jsonl"
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(recs) == 30 and {r["id"] for r in recs} == {f"d{i}" for i in range(30)}
+    assert all(r["status"] == "ok" for r in recs), [r["error"] for r in recs if r["error"]]
+    outage = json.loads(out.with_name("out.summary.json").read_text())["run"]["outage"]
+    assert outage["outages"] == 1 and 1.5 <= outage["waited_seconds"] <= down
+    assert re.search(r"waited \d+\.\d s for the endpoints to come back \(1 outage", res.stdout)
+
+
+def test_batch_outage_past_its_bound_stops_with_items_undone(tmp_path: Path) -> None:
+    """The server never comes back: after --outage-wait the job stops (exit 2, one line);
+    the items it did not finish have no record, so the same command finishes them later."""
+    res, _ = _batch_through_outage(tmp_path, 20, 5, None, 1)
+    assert res.returncode == 2, res.stderr
+    assert "no endpoint answered for 1 s" in res.stderr and "resume" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    out = tmp_path / "out.jsonl"
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert 3 <= len(recs) < 20 and all(r["status"] == "ok" for r in recs)
+    summary = json.loads(out.with_name("out.summary.json").read_text())
+    assert summary["run"]["outage"]["outages"] == 1 and summary["error"] == 0
+    with serve_ocr(tmp_path, "--no-ocr") as srv:  # the same job, resumed
+        res = subprocess.run(
+            [sys.executable, "-m", "glyph_render.cli", "batch", "qa", str(tmp_path / "in.jsonl"),
+             "-o", str(out), "--endpoint", srv.base_url, "--workers", "0", "--tokenizer",
+             "bytes", "--no-progress"], capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(recs) == 20 and all(r["status"] == "ok" for r in recs)
+
+
+def test_batch_retries_dropped_replies(tmp_path: Path) -> None:
+    """Replies cut mid-body are asked again, not recorded as MalformedReply."""
+    src = _qa_input(tmp_path / "in.jsonl", 12)
+    out = tmp_path / "out.jsonl"
+    with serve_ocr(tmp_path, "--no-ocr", "--drop-stream", "@2,@5,@6,@9") as srv:
+        res = subprocess.run(
+            [sys.executable, "-m", "glyph_render.jobs", "qa", str(src), "-o", str(out),
+             "--endpoint", srv.base_url, "--workers", "0", "--concurrency", "2",
+             "--tokenizer", "bytes", "--no-progress"],
+            capture_output=True, text=True, timeout=120, check=False)
+        assert srv.chat_requests(16) == 16
+    assert res.returncode == 0, res.stderr
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(recs) == 12 and all(r["status"] == "ok" for r in recs)

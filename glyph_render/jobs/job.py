@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import GlyphRenderError
+from ..errors import EndpointOutage, GlyphRenderError
 from ..files import RecordWriter
 from .inputs import BadLine, Item, count_entries, iter_entries
 from .local import LocalEngine
@@ -86,7 +86,7 @@ def _endpoints(s: JobSettings, engine: str) -> tuple[Any, list[str] | None]:
     from .endpoints import EndpointPool  # loads openai: only when requests are made
 
     pool = EndpointPool(s.endpoint.endpoints, balance=s.balance,  # type: ignore[arg-type]
-                        **s.client_kwargs())
+                        outage_wait=s.outage_wait, **s.client_kwargs())
     try:
         dropped = pool.check()
     except GlyphRenderError as exc:
@@ -169,6 +169,7 @@ def _run(s: JobSettings, opts: RunOptions, pool: Any, shown: list[str] | None,
                 run_stats["pages"] += rec.get("pages") or 0
             bar.update(rec)
 
+        stopped: EndpointOutage | None = None
         try:
             with _sigterm_as_interrupt():
                 if opts.engine == "ray":
@@ -179,6 +180,8 @@ def _run(s: JobSettings, opts: RunOptions, pool: Any, shown: list[str] | None,
                 else:
                     LocalEngine(s, workers=opts.workers, concurrency=opts.concurrency,
                                 pool=pool).run(_pending(s, opts, state, counts), emit)
+        except EndpointOutage as exc:  # the records so far are kept and summarised
+            stopped = exc
         finally:
             bar.close()
         compacted = 0  # still under the lock: no other job sees the file mid-rename
@@ -195,10 +198,13 @@ def _run(s: JobSettings, opts: RunOptions, pool: Any, shown: list[str] | None,
         "torn_tail_bytes_cut": state.truncated_bytes,
         "endpoints": ({u: c for u, c in zip(pool.urls, pool.calls, strict=True)}
                       if pool is not None else shown),
+        "outage": pool.outage.to_json() if pool is not None else None,
     }
     summary = summarize(latest_records(s.output), run)
     path = write_summary(summary, s.output)
     if not opts.quiet:
         print(format_summary(summary))
         print(f"records: {s.output}\nsummary: {path}")
+    if stopped is not None:
+        raise stopped
     return summary

@@ -8,7 +8,9 @@ when its record is on disk, so however long the input, at most that many items (
 pages) are in memory, and reading stops while the pipeline is full.
 
 Request threads are daemon threads, so Ctrl-C (or SIGTERM) ends the job at once: records are
-appended atomically, and whatever was in flight is simply redone on restart.
+appended atomically, and whatever was in flight is simply redone on restart. An endpoint outage
+past ``--outage-wait`` ends the job the same way: reading stops, the items it caught are left
+without a record (undone, not failed), the records already made are all written.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from ..errors import GlyphRenderError
+from ..errors import EndpointOutage, GlyphRenderError
 from .endpoints import EndpointPool
 from .inputs import BadLine, Item
 from .options import JobSettings
@@ -79,6 +81,7 @@ class LocalEngine:
         self._out: queue.Queue[Any] = queue.Queue()
         self._slots = threading.Semaphore(self.max_pending)
         self._fatal: BaseException | None = None
+        self._stopped: EndpointOutage | None = None  # the outage that ended the job
 
     # --- pools ---------------------------------------------------------------------------
 
@@ -107,6 +110,10 @@ class LocalEngine:
             item, prep, t0 = task
             try:
                 asked: dict[str, Any] | Failure = ask(item, prep, self.pool, self.s)
+            except EndpointOutage as exc:  # the job stops; this item stays undone
+                self._stopped = self._stopped or exc
+                self._slots.release()
+                continue
             except Exception as exc:  # typed ClientErrors, and bugs: recorded, job goes on
                 asked = Failure.of(exc, "request")
             self._out.put(record(item, self.s, prep, asked, time.perf_counter() - t0))
@@ -154,7 +161,8 @@ class LocalEngine:
         try:
             for entry in entries:
                 self._slots.acquire()
-                if self._fatal is not None:
+                if self._fatal is not None or self._stopped is not None:
+                    self._slots.release()
                     break
                 if isinstance(entry, BadLine):
                     self._out.put(invalid_record(entry, self.s))
@@ -177,3 +185,5 @@ class LocalEngine:
             if isinstance(self._fatal, GlyphRenderError):
                 raise self._fatal
             raise GlyphRenderError(f"writing the output failed: {self._fatal}") from self._fatal
+        if self._stopped is not None:
+            raise self._stopped

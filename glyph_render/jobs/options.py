@@ -9,6 +9,7 @@ batch files carry it) applies on top of them: the item is the more specific of t
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,12 @@ from ..settings import (
     non_empty,
 )
 
-__all__ = ["MODES", "OCR_PROMPT", "JobSettings", "build_parser", "settings_from_args"]
+__all__ = ["DEFAULT_OUTAGE_WAIT", "MODES", "OCR_PROMPT", "JobSettings", "build_parser",
+           "settings_from_args"]
 
 MODES = ("qa", "ocr", "render", "plan")
 BALANCE = ("least", "round-robin")
+DEFAULT_OUTAGE_WAIT = 600.0  # seconds: a vLLM restart, weights loaded again, fits well within
 OCR_PROMPT = ("Transcribe all the text on this page verbatim, in reading order. Output only the "
               "text.")
 
@@ -48,6 +51,7 @@ class JobSettings:
     balance: str = "least"
     ocr_prompt: str = OCR_PROMPT
     keep_transcripts: bool = True
+    outage_wait: float = DEFAULT_OUTAGE_WAIT
 
     @property
     def needs_endpoint(self) -> bool:
@@ -91,6 +95,12 @@ def build_parser() -> Parser:
     g.add_argument("--ocr-prompt", default=OCR_PROMPT, help="ocr mode: the instruction per page")
     g.add_argument("--no-transcripts", dest="keep_transcripts", action="store_false",
                    help="ocr mode: keep only the scores, not the transcribed text")
+    g.add_argument("--outage-wait", type=_seconds_or_zero, default=DEFAULT_OUTAGE_WAIT,
+                   metavar="S",
+                   help="when every endpoint is unreachable, wait up to S seconds for one to "
+                        "come back (probing with backoff) before stopping the job with its "
+                        "unfinished items undone; 0 stops at once "
+                        f"(default {DEFAULT_OUTAGE_WAIT:g})")
 
     g = p.add_argument_group("concurrency")
     g.add_argument("--workers", type=at_least(0), default=None, metavar="N",
@@ -104,6 +114,17 @@ def build_parser() -> Parser:
                         "local one)")
     add_render_flags(p)
     return p
+
+
+def _seconds_or_zero(value: str) -> float:
+    """A finite number of seconds >= 0."""
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+    if not math.isfinite(x) or x < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {value!r}")
+    return x
 
 
 def settings_from_args(args: argparse.Namespace) -> JobSettings:
@@ -125,4 +146,5 @@ def settings_from_args(args: argparse.Namespace) -> JobSettings:
         mode=args.mode, output=str(out), render=render,
         endpoint=EndpointSettings.from_args(args), pages_dir=pages_dir, balance=args.balance,
         ocr_prompt=args.ocr_prompt, keep_transcripts=args.keep_transcripts,
+        outage_wait=args.outage_wait,
     )

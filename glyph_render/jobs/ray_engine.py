@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from ..errors import GlyphRenderError
+from ..errors import EndpointOutage, GlyphRenderError
 from ..files import dumps_record
 from .inputs import BadLine, Item
 from .options import JobSettings
@@ -81,7 +81,8 @@ class _AskActor:
         self.s = settings
         # Each actor starts its turn at a random endpoint, so actors spread over endpoints.
         self.pool = EndpointPool(settings.endpoint.endpoints, balance=settings.balance,  # type: ignore
-                                 start=random.randrange(1 << 16), **settings.client_kwargs())
+                                 start=random.randrange(1 << 16),
+                                 outage_wait=settings.outage_wait, **settings.client_kwargs())
         self.threads = ThreadPoolExecutor(threads, thread_name_prefix="glyph-ask")
 
     def _one(self, item_blob: bytes, prep_blob: bytes, rec: str, t0: float) -> str:
@@ -91,6 +92,8 @@ class _AskActor:
         prep: Prepared = pickle.loads(prep_blob)
         try:
             asked: dict[str, Any] | Failure = ask(item, prep, self.pool, self.s)
+        except EndpointOutage:
+            raise  # ends the Ray job: the item stays undone, not failed
         except Exception as exc:
             asked = Failure.of(exc, "request")
         return dumps_record(record(item, self.s, prep, asked, time.time() - t0)).decode()

@@ -218,6 +218,11 @@ def format_summary(s: dict[str, Any]) -> str:
         pg = d["pages"]
         lines.append(f"CER [{label}]: mean {pg['mean']:.4f}, p50 {pg['p50']:.4f}, "
                      f"p90 {pg['p90']:.4f}, max {pg['max']:.4f} over {pg['count']} pages")
+    outage = run.get("outage") or {}
+    if outage.get("outages"):
+        n = outage["outages"]
+        lines.append(f"waited {outage['waited_seconds']:.1f} s for the endpoints to come back "
+                     f"({n} outage{'s' if n != 1 else ''}; no item failed for it)")
     if s.get("client_wait_share") is not None:
         lines.append(f"client waiting on the server: {s['client_wait_share']:.0%} of item time")
     return "\n".join(lines)
