@@ -277,7 +277,7 @@ def transport_error(exc: BaseException, url: str, timeout: float | None, *,
     if names & {"RemoteProtocolError", "ReadError", "ProtocolError", "NetworkError",
                 "TransportError", "APIConnectionError"}:
         cut = MalformedReply(f"the reply from {url} was cut short ({reason(exc)})", url=url)
-        cut.retryable = True  # nothing of it reached the caller: asking again is safe
+        cut.retryable = not streaming  # a whole body: none of it was shown, ask again
         return cut
     return None
 

@@ -213,7 +213,7 @@ class GlyphClient(ClientCore):
     # --- transport: every wait bounded ------------------------------------------------------
 
     def _response(self, make: Callable[..., Any], bound: Deadline,
-              req: PreparedRequest | None) -> tuple[Any, Any]:
+                  req: PreparedRequest | None) -> tuple[Any, Any]:
         """The response context and its HTTP response, status checked, body unread."""
         with self._translated(req, None, bound):
             ctx = make(timeout=bound.timeout(self.timeout))
