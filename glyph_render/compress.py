@@ -392,11 +392,12 @@ def _chunks(text: str, pages: list[Page], cfg: RenderConfig, prof: VisionProfile
             alone = _alone(text, s, end, cfg, prof, per_image)
             if alone.cost(dpi) <= budget:
                 break
+            cut = max((p.end for p in alone.pages if 0 < p.end < end - s), default=0)
             if j > k + 1:
                 j -= 1
                 end = ends[j - 1]
-            elif len(alone.pages) > 1 and alone.pages[-2].end > 0:
-                end = s + alone.pages[-2].end  # one page's text took more pages alone
+            elif cut:
+                end = s + cut  # one page's text took more pages alone: keep the first ones
             else:
                 return chunks, alone
         chunks.append(Chunk(s, end, alone.page_plans(dpi)))
