@@ -32,6 +32,7 @@ import math
 import multiprocessing
 import os
 import random
+import resource
 import struct
 import sys
 import tempfile
@@ -302,6 +303,7 @@ def run_case(case: Case) -> list[str]:
             os.unlink(f.name)
         return []
     preset = rng.choice(["glyph-en", "glyph-zh"])
+    case.kind = "config"  # until the config is accepted
     case.desc = f"text {len(text)} chars {text[:40]!r}, {preset} with {cfg_dict}"
     cfg = RenderConfig.from_dict(cfg_dict, base=RenderConfig.preset(preset), quiet=True)
     if roll < 0.55:
@@ -348,10 +350,12 @@ def _worker(conn: Any, seed: int) -> None:
 
 class Runner:
     """Cases in a child process, so one that runs past ``timeout`` is stopped (and counted)
-    without leaving this process's caches half-built; the child is then replaced."""
+    without leaving this process's caches half-built; the child is then replaced, and also
+    after every ``recycle`` cases (glyph atlases of random scripts at random sizes add up)."""
 
-    def __init__(self, seed: int, timeout: float):
-        self.seed, self.timeout = seed, timeout
+    def __init__(self, seed: int, timeout: float, recycle: int = 1000):
+        self.seed, self.timeout, self.recycle = seed, timeout, recycle
+        self.done = 0
         self.ctx = multiprocessing.get_context("fork")
         self.proc: Any = None
         self.conn: Any = None
@@ -364,6 +368,9 @@ class Runner:
 
     def run(self, index: int) -> tuple[str, str, str, list[str], float] | None:
         """The case's outcome, or None when it ran past the timeout."""
+        if self.done and self.done % self.recycle == 0:
+            self.close()
+        self.done += 1
         if self.proc is None or not self.proc.is_alive():
             self._start()
         self.conn.send(index)
@@ -391,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="run only this case, in this process, with its traceback")
     ap.add_argument("--timeout", type=float, default=60.0,
                     help="seconds a case may run before it is stopped and counted as slow")
+    ap.add_argument("--recycle", type=int, default=1000,
+                    help="start a fresh worker process after this many cases")
     ap.add_argument("--max-seconds", type=float, default=None,
                     help="stop after this long and report how many cases ran")
     ap.add_argument("--show", type=int, default=10, help="crashes/violations printed in full")
@@ -403,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         for msg in bad:
             print(f"  violation: {msg}")
         return 1 if bad else 0
-    runner = Runner(args.seed, args.timeout)
+    runner = Runner(args.seed, args.timeout, max(1, args.recycle))
     t_start = time.perf_counter()
     counts: Counter[str] = Counter()
     errors: Counter[str] = Counter()
@@ -457,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     if slowest[1] >= 0:
         print(f"  slowest: case {slowest[1]} ({slowest[2]}) {slowest[0]:.2f} s: "
               f"{slowest[3][:200]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"  worker peak memory: {peak:,.0f} MiB (a fresh worker every {args.recycle:,} cases)")
     if ran < args.cases:
         print(f"  stopped by --max-seconds {args.max_seconds:g}: {ran:,} of {args.cases:,}")
     return 1 if counts["crash"] or counts["violation"] else 0
