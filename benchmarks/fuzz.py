@@ -394,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--first", type=int, default=0,
+                    help="number of the first case (runs may share out a range)")
     ap.add_argument("--only", type=int, default=None,
                     help="run only this case, in this process, with its traceback")
     ap.add_argument("--timeout", type=float, default=60.0,
@@ -423,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     slowest: tuple[float, int, str, str] = (0.0, -1, "", "")
     ran = shown = 0
     try:
-        for i in range(args.cases):
+        for i in range(args.first, args.first + args.cases):
             if args.max_seconds and time.perf_counter() - t_start > args.max_seconds:
                 break
             got = runner.run(i)
@@ -450,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         runner.close()
     total = time.perf_counter() - t_start
-    print(f"fuzz: {ran:,} cases (seed {args.seed}) in {total:.1f} s, "
+    first = f"cases {args.first:,}-{args.first + ran - 1:,}, " if args.first else ""
+    print(f"fuzz: {ran:,} cases ({first}seed {args.seed}) in {total:.1f} s, "
           f"{1000 * total / max(ran, 1):.1f} ms a case; "
           + ", ".join(f"{k} {n:,}" for k, n in sorted(kinds.items())))
     print(f"  rendered or planned: {counts['ok']:,}; typed errors (expected): "
