@@ -39,6 +39,8 @@ MAX_PAGE_PIXELS = 178_956_970
 #: A config whose whole page is past it is refused; a cropped page is never cropped past it
 #: (``raster`` keeps a band of background instead).
 MAX_ASPECT = 200
+#: The largest page side PDF readers take (200 inches); no length in a config may pass it.
+MAX_POINTS = 14_400.0
 
 _FONT_TAG = re.compile(r'^\s*<font\s+color\s*=\s*["\']([^"\']+)["\']\s*>(.*)</font>\s*$', re.S)
 
@@ -420,10 +422,15 @@ def _validate(c: RenderConfig) -> None:
             and ps[0] > 0 and ps[1] > 0):
         raise bad("page-size", ps, "must be two positive, finite numbers of points")
     w, h = float(ps[0]), float(ps[1])
+    if max(w, h) > MAX_POINTS:
+        raise bad("page-size", ps, f"is past {MAX_POINTS:,.0f} pt (200 inches), PDF's largest page")
     for key in sorted(_NUMBER_KEYS):
         v = getattr(c, key)
         if not _finite(v):
             raise bad(key.replace("_", "-"), v, "must be a finite number")
+        if key not in ("dpi", "horizontal_scale") and abs(v) > MAX_POINTS:
+            # a length past any page: 1e308 pt would overflow to inf once doubled
+            raise bad(key.replace("_", "-"), v, f"is past {MAX_POINTS:,.0f} pt, the largest page")
     for key in sorted(_COLOR_KEYS):
         v = getattr(c, key)
         if not isinstance(v, (tuple, list)):  # from_dict reads '#RRGGBB'; fields hold triples

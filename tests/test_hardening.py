@@ -81,9 +81,10 @@ def test_page_past_the_aspect_limit_is_refused_up_front():
     with pytest.raises(ConfigError, match="aspect ratio"):
         EN.replace(page_size=(4500, 22), margin_y=0)
     with pytest.raises(ConfigError, match="aspect ratio"):
-        RenderConfig(page_size=(100, 30_000))
+        RenderConfig(page_size=(60, 14_000))
     with pytest.raises(ConfigError, match="horizontal-scale 0.5"):
-        RenderConfig(page_size=(200, 25_000), horizontal_scale=0.5)
+        RenderConfig(page_size=(120, 14_000), horizontal_scale=0.5)
+    RenderConfig(page_size=(120, 14_000))  # 1:117 without the squeeze
 
 
 @pytest.mark.parametrize("data", [
@@ -95,6 +96,16 @@ def test_huge_numbers_in_a_config_are_config_errors(data):
     with pytest.raises(ConfigError) as err:
         RenderConfig.from_dict(data)
     assert len(str(err.value)) < 200 and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("data", [
+    {"border-padding": 1e308}, {"margin-x": 1e300}, {"space-after": 20_000},
+    {"page-size": [20_000, 842]}, {"font-size": 1e200, "line-height": 1e200},
+])
+def test_lengths_past_any_page_are_config_errors(data):
+    """1e308 pt of border padding is finite, but doubled it overflowed to inf in layout."""
+    with pytest.raises(ConfigError, match="14,400 pt"):
+        RenderConfig.from_dict(data)
 
 
 @pytest.mark.parametrize("raw", ["[" * 100_000, '{"dpi": ' + "9" * 5000 + "}",
