@@ -420,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     errors: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     slow: list[int] = []
+    crash_cases: list[int] = []
     kinds_bad: Counter[str] = Counter()
     bad_cases: dict[str, list[int]] = {}
     slowest: tuple[float, int, str, str] = (0.0, -1, "", "")
@@ -440,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
                 errors[status[6:]] += 1
                 status = "typed"
             counts[status] += len(msgs) if status == "violation" else 1
+            if status == "crash":
+                crash_cases.append(i)
             if status == "violation":
                 kinds_bad.update(m.split("]", 1)[0].strip("[") for m in msgs)
                 bad_cases.setdefault(msgs[0].split("]", 1)[0].strip("["), []).append(i)
@@ -458,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(f"{k} {n:,}" for k, n in sorted(kinds.items())))
     print(f"  rendered or planned: {counts['ok']:,}; typed errors (expected): "
           + (", ".join(f"{k} {n:,}" for k, n in errors.most_common()) or "none"))
-    print(f"  crashes: {counts['crash']}")
+    print(f"  crashes: {counts['crash']}"
+          + (f" (cases {', '.join(map(str, crash_cases[:12]))})" if crash_cases else ""))
     print(f"  violations: {counts['violation']}"
           + (" (" + ", ".join(f"{k} {n}" for k, n in kinds_bad.most_common()) + ")"
              if kinds_bad else ""))
