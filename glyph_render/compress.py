@@ -41,9 +41,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .config import GLYPH_NEWLINE_MARKER, RenderConfig, detect_preset
+from .config import GLYPH_NEWLINE_MARKER, MAX_PAGE_PIXELS, RenderConfig, detect_preset
 from .document import check_text
-from .errors import BudgetError
+from .errors import BudgetError, ConfigError
 from .layout import Page, layout
 from .raster import page_pixel_size
 from .text_tokens import TextTokenizer, get_tokenizer
@@ -161,11 +161,12 @@ class _Priced:
     """One rung's layout, priced at any DPI by the pages' exact pixel sizes (no rastering)."""
 
     def __init__(self, cfg: RenderConfig, pages: list[Page], prof: VisionProfile,
-                 per_image: int):
+                 per_image: int, offset: int = 0):
         self.cfg = cfg
         self.pages = pages
         self.prof = prof
         self.per_image = per_image
+        self.offset = offset  # where the laid-out text starts in the document
         self._costs: dict[float, int] = {}
 
     def sizes(self, dpi: float) -> list[tuple[int, int]]:
@@ -181,7 +182,8 @@ class _Priced:
         return c
 
     def page_plans(self, dpi: float) -> list[PagePlan]:
-        return [PagePlan(p.start, p.end, w, h, image_tokens(w, h, self.prof))
+        o = self.offset
+        return [PagePlan(p.start + o, p.end + o, w, h, image_tokens(w, h, self.prof))
                 for p, (w, h) in zip(self.pages, self.sizes(dpi), strict=True)]
 
 
@@ -223,19 +225,29 @@ def compress(text: str, budget: int, *, model: str | VisionProfile = "glyph",
         raise BudgetError(f"budget: {budget!r} must be a positive whole number of tokens")
     if min_px_per_em is None:
         min_px_per_em = legibility_floor(text)
-    if not min_px_per_em > 0:
-        raise BudgetError(f"min_px_per_em: {min_px_per_em!r} must be greater than 0")
+    _check_positive("min_px_per_em", min_px_per_em)
+    _check_positive("max_dpi", max_dpi)
+    if isinstance(per_image_tokens, bool) or not isinstance(per_image_tokens, int) \
+            or per_image_tokens < 0:
+        raise BudgetError(f"per_image_tokens: {per_image_tokens!r} must be a whole number >= 0")
     if overflow not in ("error", "split"):
         raise BudgetError(f"overflow: {overflow!r} must be 'error' or 'split'")
     tok = get_tokenizer(tokenizer)
     rungs_report: list[dict[str, Any]] = []
     chosen: tuple[_Priced, float] | None = None
     most_compact: tuple[_Priced, float, str] | None = None
+    skipped: list[str] = []
     for k, rung in enumerate(ladder(base, text)):
-        cfg = base.replace(**rung.changes) if rung.changes else base
-        lo = min_px_per_em * 72.0 / cfg.font_size
-        hi = max(max_dpi, lo)
+        lo, hi = _dpi_range(base, min_px_per_em, max_dpi,
+                            rung.changes.get("font_size", base.font_size))
         if lo > hi:
+            skipped.append(f"{rung.name}: its legibility floor {lo:.1f} DPI makes pages past "
+                           f"{MAX_PAGE_PIXELS:,} pixels")
+            continue
+        try:  # at the rung's floor DPI: the base's own DPI may draw its smaller font too small
+            cfg = base.replace(**rung.changes, dpi=lo)
+        except ConfigError as exc:
+            skipped.append(f"{rung.name}: {exc}")
             continue
         pages = list(layout(text, cfg))
         priced = _Priced(cfg, pages, prof, per_image_tokens)
@@ -255,7 +267,8 @@ def compress(text: str, budget: int, *, model: str | VisionProfile = "glyph",
             limited = "legibility" if k == 0 and dpi >= hi else "budget"
             break
     if chosen is None:
-        assert most_compact is not None
+        if most_compact is None:
+            raise BudgetError("no rung of the ladder can be drawn: " + "; ".join(skipped))
         priced, lo, name = most_compact
         need = priced.cost(lo)
         if overflow == "error":
@@ -275,17 +288,45 @@ def compress(text: str, budget: int, *, model: str | VisionProfile = "glyph",
     )
 
 
+def _check_positive(name: str, value: Any) -> None:
+    """A DPI or px/em argument: a finite number above 0 (NaN and inf reach no arithmetic)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    try:
+        ok = ok and 0 < float(value) < math.inf
+    except OverflowError:  # an int past a float's range
+        ok = False
+    if not ok:
+        raise BudgetError(f"{name}: {value!r:.60} must be a finite number greater than 0")
+
+
+def _dpi_range(cfg: RenderConfig, min_px_per_em: float, max_dpi: float,
+               font_size: float | None = None) -> tuple[float, float]:
+    """The DPIs ``cfg`` (with ``font_size``) may be drawn at: from the legibility floor (never
+    under one pixel per em) to ``max_dpi`` (raised to the floor), capped where a page passes
+    Pillow's pixel limit; ``lo > hi`` when even the floor is past it."""
+    lo = max(min_px_per_em, 1.0) * 72.0 / (font_size or cfg.font_size)
+    lo = math.ceil(lo * 1e6) / 1e6  # so font_size x lo / 72 never rounds under the floor
+    w, h = cfg.page_size
+    cap = 72.0 * math.sqrt(MAX_PAGE_PIXELS / (w * cfg.horizontal_scale * h))
+    return lo, min(max(max_dpi, lo), math.floor(cap * 0.999 * 100) / 100)
+
+
 def _split(text: str, budget: int, base: RenderConfig, prof: VisionProfile, tok: TextTokenizer,
            min_px_per_em: float, max_dpi: float, per_image: int, rungs: list[dict[str, Any]],
            t0: float) -> Plan:
-    """Cut the document into page runs that each fit, rendered with the base layout.
+    """Cut the document into runs of text that each fit, rendered with the base layout.
 
     The DPI is the base config's, clamped into the allowed range and lowered until one page fits.
     Chunks start at page boundaries of the whole document's layout; each is then laid out and
-    priced alone (as the client will render it) and shortened until it fits on its own.
+    priced alone (as the client will render it) and shortened until it fits on its own. A
+    piece of one page that still does not fit alone lowers the DPI for every chunk (to the
+    floor at most): no chunk is ever over the budget; when one cannot fit, BudgetError says so.
     """
-    lo = min_px_per_em * 72.0 / base.font_size
-    dpi = min(max(base.dpi, lo), max(max_dpi, lo))
+    lo, hi = _dpi_range(base, min_px_per_em, max_dpi)
+    if lo > hi:
+        raise BudgetError(f"the legibility floor ({lo:.1f} DPI) makes a {base.page_size[0]:g}x"
+                          f"{base.page_size[1]:g} pt page past {MAX_PAGE_PIXELS:,} pixels")
+    base = base.replace(dpi=min(max(base.dpi, lo), hi))
     pages = list(layout(text, base))
     single_max = max(image_tokens(*page_pixel_size(p, base, last=False, dpi=lo), prof)
                      for p in pages) + per_image
@@ -294,51 +335,80 @@ def _split(text: str, budget: int, base: RenderConfig, prof: VisionProfile, tok:
             f"budget {budget:,} tokens cannot hold even one page: a page needs {single_max:,} "
             f"tokens at the legibility floor ({lo:.1f} DPI)"
         )
+    dpi = base.dpi
     while dpi > lo:
         one = max(image_tokens(*page_pixel_size(p, base, last=False, dpi=dpi), prof)
                   for p in pages) + per_image
         if one <= budget:
             break
         dpi = max(lo, round(dpi * 0.95, 2))
+    while True:
+        cfg = base.replace(dpi=dpi)
+        chunks, over = _chunks(text, pages, cfg, prof, per_image, budget)
+        if over is None:
+            break
+        # One page's text, laid out alone, is over the budget at this DPI: find the DPI where
+        # it fits and cut every chunk again there (rare: a page alone crops differently).
+        fit = _best_dpi(over, budget, lo, dpi)
+        if fit is None or fit >= dpi:
+            first = over.pages[0] if over.pages else None
+            at = f"characters {over.offset:,}-{over.offset + (first.end if first else 0):,}"
+            raise BudgetError(
+                f"budget {budget:,} tokens cannot hold {at} of the document alone: their page "
+                f"needs {over.cost(lo):,} tokens even at the legibility floor ({lo:.1f} DPI)")
+        dpi = fit
     plans = []
     for p in pages:  # priced as non-last pages: a chunk's last page is cropped only smaller
-        w, h = page_pixel_size(p, base, last=False, dpi=dpi)
+        w, h = page_pixel_size(p, cfg, last=False)
         plans.append(PagePlan(p.start, p.end, w, h, image_tokens(w, h, prof)))
-    chunks: list[Chunk] = []
-    cfg = base.replace(dpi=dpi)
-    i = 0
-    while i < len(plans):
-        j, cost = i, 0  # greedy: as many pages as fit by the whole-document layout
-        while j < len(plans) and (j == i or cost + plans[j].vision_tokens + per_image <= budget):
-            cost += plans[j].vision_tokens + per_image
-            j += 1
-        while True:
-            # A chunk laid out alone may paginate differently (Glyph's 30-line paragraphs
-            # restart at its first line), so price it alone and give back pages until it fits.
-            start, end = plans[i].start, plans[j - 1].end if j < len(plans) else len(text)
-            alone = _chunk_pages(text[start:end], cfg, prof, per_image, start)
-            if sum(p.vision_tokens + per_image for p in alone) <= budget or j == i + 1:
-                break
-            j -= 1
-        chunks.append(Chunk(start, end, alone))
-        i = j
     rungs.append({"rung": "split", "dpi": dpi, "chunks": len(chunks), "pages": len(plans)})
     return Plan(
-        budget=budget, config=base.replace(dpi=dpi), pages=plans, text_tokens=tok.count(text),
+        budget=budget, config=cfg, pages=plans, text_tokens=tok.count(text),
         tokenizer=tok.name, profile=prof.name, rungs=rungs, limited_by="split",
         per_image_tokens=per_image, chunks=chunks, seconds=time.perf_counter() - t0,
     )
 
 
-def _chunk_pages(chunk: str, cfg: RenderConfig, prof: VisionProfile, per_image: int,
-                 offset: int) -> list[PagePlan]:
-    pages = list(layout(chunk, cfg))
-    n = len(pages)
-    out = []
-    for k, p in enumerate(pages):
-        w, h = page_pixel_size(p, cfg, last=k == n - 1)
-        out.append(PagePlan(p.start + offset, p.end + offset, w, h, image_tokens(w, h, prof)))
-    return out
+def _chunks(text: str, pages: list[Page], cfg: RenderConfig, prof: VisionProfile,
+            per_image: int, budget: int) -> tuple[list[Chunk], _Priced | None]:
+    """Greedy chunks at ``cfg.dpi``, each priced alone; or the piece that cannot fit."""
+    dpi = cfg.dpi
+    n = len(text)
+    ends = [p.end for p in pages]
+    est = [image_tokens(*page_pixel_size(p, cfg, last=False), prof) + per_image for p in pages]
+    chunks: list[Chunk] = []
+    s = k = 0
+    while s < n:
+        while k < len(pages) and ends[k] <= s:
+            k += 1
+        j, cost = k, 0  # greedy: as many pages as fit by the whole-document layout
+        while j < len(pages) and (j == k or cost + est[j] <= budget):
+            cost += est[j]
+            j += 1
+        end = ends[j - 1] if j < len(pages) else n
+        while True:
+            # A chunk laid out alone may paginate differently (Glyph's 30-line paragraphs
+            # restart at its first line), so price it alone and give back pages until it fits.
+            alone = _alone(text, s, end, cfg, prof, per_image)
+            if alone.cost(dpi) <= budget:
+                break
+            cut = max((p.end for p in alone.pages if 0 < p.end < end - s), default=0)
+            if j > k + 1:
+                j -= 1
+                end = ends[j - 1]
+            elif cut:
+                end = s + cut  # one page's text took more pages alone: keep the first ones
+            else:
+                return chunks, alone
+        chunks.append(Chunk(s, end, alone.page_plans(dpi)))
+        s = end
+    return chunks, None
+
+
+def _alone(text: str, start: int, end: int, cfg: RenderConfig, prof: VisionProfile,
+           per_image: int) -> _Priced:
+    """``text[start:end]`` laid out on its own, priced as a document of its own."""
+    return _Priced(cfg, list(layout(text[start:end], cfg)), prof, per_image, offset=start)
 
 
 def legibility_floor(text: str) -> float:

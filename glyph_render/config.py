@@ -23,6 +23,7 @@ from PIL import ImageColor
 
 from .errors import ConfigError
 from .fonts import BUNDLED_FONTS, GLYPH_FONT_SUBSTITUTES, bundled_font, find_system_font
+from .pdfnum import pdf_value
 
 RGB = tuple[int, int, int]
 
@@ -34,6 +35,12 @@ GLYPH_NEWLINE_MARKER = '<font color="#FF0000"> \\n </font>'
 # Pillow refuses to open images above this many pixels (its decompression-bomb guard x2);
 # a page bigger than that could be written but not read back by anyone using Pillow.
 MAX_PAGE_PIXELS = 178_956_970
+#: The widest aspect ratio GLM-4.1V's and Qwen2-VL's image processors accept (``> 200`` raises).
+#: A config whose whole page is past it is refused; a cropped page is never cropped past it
+#: (``raster`` keeps a band of background instead).
+MAX_ASPECT = 200
+#: The largest page side PDF readers take (200 inches); no length in a config may pass it.
+MAX_POINTS = 14_400.0
 
 _FONT_TAG = re.compile(r'^\s*<font\s+color\s*=\s*["\']([^"\']+)["\']\s*>(.*)</font>\s*$', re.S)
 
@@ -54,7 +61,7 @@ def parse_newline_markup(value: str) -> NewlineMarkup:
     are word separators, exactly as reportlab treats them.
     """
     if not isinstance(value, str):
-        raise ConfigError(f"newline-markup: expected a string, got {value!r}")
+        raise ConfigError(f"newline-markup: expected a string, got {_short(value)}")
     stripped = value.strip().lower().replace(" ", "")
     if stripped in ("<br/>", "<br>", "\n"):
         return NewlineMarkup(line_break=True)
@@ -65,12 +72,12 @@ def parse_newline_markup(value: str) -> NewlineMarkup:
     else:
         if "<" in value or ">" in value:
             raise ConfigError(
-                f"newline-markup: {value!r} is neither '<br/>' nor '<font color=\"#RRGGBB\">"
+                f"newline-markup: {_short(value)} is neither '<br/>' nor '<font color=\"#RRGGBB\">"
                 "TEXT</font>' nor plain marker text"
             )
         color, text = None, value
     if not text.strip():
-        raise ConfigError(f"newline-markup: marker {value!r} has no visible text")
+        raise ConfigError(f"newline-markup: marker {_short(value)} has no visible text")
     return NewlineMarkup(line_break=False, marker=text, color=color)
 
 
@@ -79,16 +86,18 @@ def parse_color(value: Any, key: str) -> RGB:
     if isinstance(value, (list, tuple)) and len(value) == 3:
         if all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in value):
             return (int(value[0]), int(value[1]), int(value[2]))
-        raise ConfigError(f"{key}: {value!r} is not a colour (three integers 0-255 expected)")
+        raise ConfigError(
+            f"{key}: {_short(value)} is not a colour (three integers 0-255 expected)")
     if not isinstance(value, str):
-        raise ConfigError(f"{key}: {value!r} is not a colour")
+        raise ConfigError(f"{key}: {_short(value)} is not a colour")
     text = value.strip()
     if text.lower().startswith("0x"):
         text = "#" + text[2:]
     try:
         rgb = ImageColor.getrgb(text)
     except ValueError:
-        raise ConfigError(f"{key}: {value!r} is not a colour (use #RRGGBB or a name)") from None
+        raise ConfigError(
+            f"{key}: {_short(value)} is not a colour (use #RRGGBB or a name)") from None
     return (rgb[0], rgb[1], rgb[2])
 
 
@@ -102,15 +111,19 @@ def _parse_page_size(value: Any) -> tuple[float, float]:
     elif isinstance(value, (list, tuple)):
         parts = list(value)
     else:
-        raise ConfigError(f"page-size: {value!r} is not 'WIDTH,HEIGHT' in points")
+        raise ConfigError(f"page-size: {_short(value)} is not 'WIDTH,HEIGHT' in points")
     if len(parts) != 2:
-        raise ConfigError(f"page-size: {value!r} is not 'WIDTH,HEIGHT' in points")
+        raise ConfigError(f"page-size: {_short(value)} is not 'WIDTH,HEIGHT' in points")
     try:
         w, h = (float(p) for p in parts)
+    except OverflowError:
+        raise ConfigError(
+            f"page-size: {_short(value)} must be two finite numbers of points") from None
     except (TypeError, ValueError):
-        raise ConfigError(f"page-size: {value!r} is not 'WIDTH,HEIGHT' in points") from None
+        raise ConfigError(f"page-size: {_short(value)} is not 'WIDTH,HEIGHT' in points") from None
     if not (w > 0 and h > 0 and math.isfinite(w) and math.isfinite(h)):
-        raise ConfigError(f"page-size: {value!r} must be two positive, finite numbers of points")
+        raise ConfigError(
+            f"page-size: {_short(value)} must be two positive, finite numbers of points")
     return (w, h)
 
 
@@ -191,6 +204,10 @@ class RenderConfig:
             data = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"config file {str(p)!r} is not valid JSON: {exc}") from None
+        except ValueError as exc:  # e.g. an integer of over 4,300 digits (Python's limit)
+            raise ConfigError(f"config file {str(p)!r} cannot be read as JSON: {exc}") from None
+        except RecursionError:  # json nests by recursion: 100,000 '[' overflow the stack
+            raise ConfigError(f"config file {str(p)!r} nests too deeply to be a config") from None
         return cls.from_dict(data, base=base, relative_to=p.parent)
 
     @classmethod
@@ -296,14 +313,17 @@ def _coerce(name: str, key: str, value: Any, relative_to: Path | None) -> Any:
                     return float(value)
                 except ValueError:
                     pass
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
+            raise ConfigError(f"{key}: expected a number, got {_short(value)}")
+        try:
+            return float(value)
+        except OverflowError:  # an integer past 1.8e308: JSON allows it, a float cannot hold it
+            raise ConfigError(f"{key}: {_short(value)} must be a finite number") from None
     if name in _BOOL_KEYS:
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        raise ConfigError(f"{key}: expected true or false, got {_short(value)}")
     if name in _COLOR_KEYS:
         return parse_color(value, key)
     if name == "page_size":
@@ -313,11 +333,12 @@ def _coerce(name: str, key: str, value: Any, relative_to: Path | None) -> Any:
             # reportlab's TA_* enums: LEFT=0, CENTER=1, RIGHT=2, JUSTIFY=4
             return {0: "LEFT", 1: "CENTER", 2: "RIGHT", 4: "JUSTIFY"}.get(value, "LEFT")
         if not isinstance(value, str) or value.upper() not in ALIGNMENTS:
-            raise ConfigError(f"alignment: {value!r} is not one of {', '.join(ALIGNMENTS)}")
+            raise ConfigError(
+                f"alignment: {_short(value)} is not one of {', '.join(ALIGNMENTS)}")
         return value.upper()
     if name == "tab_size":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"tab-size: expected a whole number, got {value!r}")
+            raise ConfigError(f"tab-size: expected a whole number, got {_short(value)}")
         return value
     if name == "font_path":
         return _resolve_font_path(value, relative_to)
@@ -325,13 +346,26 @@ def _coerce(name: str, key: str, value: Any, relative_to: Path | None) -> Any:
         if isinstance(value, str):
             value = [v for v in value.split(",") if v]
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"fallback-fonts: expected a list of font names/paths, got {value!r}")
+            raise ConfigError(
+                f"fallback-fonts: expected a list of font names/paths, got {_short(value)}")
         return tuple(value)
     if name in ("newline_markup", "preset_name", "font_note"):
         if value is not None and not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
+            raise ConfigError(f"{key}: expected a string, got {_short(value)}")
         return value
     raise ConfigError(f"config: key {key!r} cannot be set")  # pragma: no cover
+
+
+def _short(value: Any) -> str:
+    """``repr`` cut to 60 characters, so a 400-digit number stays a one-line message (and a
+    5,000-digit one, which ``repr`` refuses to convert, still gets one)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1:,} digits"
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"a {type(value).__name__} too large to show"
+    return text if len(text) <= 60 else f"{text[:40]}...{text[-12:]} ({len(text):,} characters)"
 
 
 def _resolve_font_path(value: Any, relative_to: Path | None) -> tuple[str | None, str | None]:
@@ -368,15 +402,47 @@ class FontNotice(UserWarning):
     """Which file a font named by a config resolved to, when it was not at the given path."""
 
 
-def _validate(c: RenderConfig) -> None:
-    w, h = c.page_size
-    def bad(key: str, value: Any, why: str) -> ConfigError:
-        return ConfigError(f"{key}: {value!r} {why}")
+def _finite(v: Any) -> bool:
+    """A real number a float can hold (``math.isfinite`` overflows on a huge int)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
 
+
+def _validate(c: RenderConfig) -> None:
+    def bad(key: str, value: Any, why: str) -> ConfigError:
+        return ConfigError(f"{key}: {_short(value)} {why}")
+
+    # Types first: a RenderConfig built directly (not from a dict) skips the coercion.
+    ps = c.page_size
+    if not (isinstance(ps, (tuple, list)) and len(ps) == 2 and all(_finite(v) for v in ps)
+            and ps[0] > 0 and ps[1] > 0):
+        raise bad("page-size", ps, "must be two positive, finite numbers of points")
+    w, h = float(ps[0]), float(ps[1])
+    if max(w, h) > MAX_POINTS:
+        raise bad("page-size", ps, f"is past {MAX_POINTS:,.0f} pt (200 inches), PDF's largest page")
     for key in sorted(_NUMBER_KEYS):
         v = getattr(c, key)
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+        if not _finite(v):
             raise bad(key.replace("_", "-"), v, "must be a finite number")
+        if key not in ("dpi", "horizontal_scale") and abs(v) > MAX_POINTS:
+            # a length past any page: 1e308 pt would overflow to inf once doubled
+            raise bad(key.replace("_", "-"), v, f"is past {MAX_POINTS:,.0f} pt, the largest page")
+    for key in sorted(_COLOR_KEYS):
+        v = getattr(c, key)
+        if not isinstance(v, (tuple, list)):  # from_dict reads '#RRGGBB'; fields hold triples
+            raise bad(key.replace("_", "-"), v, "must be an (r, g, b) triple of 0-255")
+        parse_color(v, key.replace("_", "-"))
+    if isinstance(c.tab_size, bool) or not isinstance(c.tab_size, int):
+        raise bad("tab-size", c.tab_size, "must be a whole number")
+    if c.font_path is not None and not isinstance(c.font_path, str):
+        raise bad("font-path", c.font_path, "must be a file path")
+    if not isinstance(c.fallback_fonts, (tuple, list)) or not all(
+            isinstance(f, str) for f in c.fallback_fonts):
+        raise bad("fallback-fonts", c.fallback_fonts, "must be a list of font names/paths")
     if not c.dpi > 0:
         raise bad("dpi", c.dpi, "must be greater than 0")
     if c.font_size <= 0:
@@ -422,11 +488,27 @@ def _validate(c: RenderConfig) -> None:
             f"dpi: {c.dpi:g} makes a {w:g}x{h:g} pt page {px:,.0f} pixels, over Pillow's limit "
             f"of {MAX_PAGE_PIXELS:,}"
         )
+    pw, ph = full_page_pixels(c)
+    if max(pw, ph) > MAX_ASPECT * min(pw, ph):
+        raise ConfigError(
+            f"page-size: {w:g}x{h:g} pt (horizontal-scale {c.horizontal_scale:g}) draws "
+            f"{pw}x{ph} px pages at {c.dpi:g} DPI, past the {MAX_ASPECT}:1 aspect ratio vision "
+            "models take"
+        )
     parse_newline_markup(c.newline_markup)
 
 
 # reportlab's Frame pads its content 6 pt on every side; Glyph's pages inherit that inset.
 FRAME_PADDING = 6.0
+
+
+def full_page_pixels(c: RenderConfig) -> tuple[int, int]:
+    """(width, height) in pixels of an uncropped page: pdftoppm's ceiling of the page size at
+    the DPI, the width then squeezed by ``horizontal-scale`` (at least one pixel each)."""
+    k = c.dpi / 72.0
+    width, height = (max(1, int(k * ((72.0 / c.dpi) * math.ceil(pdf_value(v) * k)) + 0.5))
+                     for v in c.page_size)
+    return max(1, int(width * c.horizontal_scale)), height
 
 
 def frame_width(c: RenderConfig) -> float:

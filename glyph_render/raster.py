@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .config import RenderConfig
+from .config import MAX_ASPECT, MAX_PAGE_PIXELS, RenderConfig
+from .errors import ConfigError
 from .fonts import FT_LOCK, FontChain, font_chain
 from .layout import MARKER, Page
 from .pdfnum import pdf_value
@@ -55,6 +56,11 @@ class Device:
     @classmethod
     @functools.lru_cache(maxsize=256)
     def for_page(cls, page_w: float, page_h: float, dpi: float) -> Device:
+        if not (isinstance(dpi, (int, float)) and 0 < dpi < math.inf):
+            raise ConfigError(f"dpi: {dpi!r} must be a finite number greater than 0")
+        if (page_w * dpi / 72.0) * (page_h * dpi / 72.0) > MAX_PAGE_PIXELS:
+            raise ConfigError(f"dpi: {dpi:g} makes a {page_w:g}x{page_h:g} pt page over "
+                              f"Pillow's limit of {MAX_PAGE_PIXELS:,} pixels")
         # poppler sizes the page from the MediaBox reportlab wrote with fp_str: exact A4's
         # 841.8897637795277 pt arrives as 841.8898, and every baseline hangs off that height
         page_w, page_h = pdf_value(page_w), pdf_value(page_h)
@@ -579,7 +585,7 @@ def rasterize(page: Page, cfg: RenderConfig, *, last: bool = False,
             _blend_block(canvas, atlas, placed, lines[0], lines[-1] + 1, text_col, marker_col)
     if cfg.horizontal_scale != 1.0:
         img = _image(canvas.planes)
-        img = img.resize((int(img.width * cfg.horizontal_scale), img.height))
+        img = img.resize((max(1, int(img.width * cfg.horizontal_scale)), img.height))
         w, h = _crop_size(np.asarray(img), cfg, last, None)
         return img if (w, h) == img.size else img.crop((0, 0, w, h))
     estimate = None
@@ -735,7 +741,7 @@ def _crop_size(arr: np.ndarray, cfg: RenderConfig, last: bool,
     top-left background by more than 5 grey levels, plus margin-x pixels; the last page's
     height likewise with margin-y (Pillow's crop rounds a fractional edge). An estimate of the
     edges narrows the scan to a few columns (rows); the pixels have the last word."""
-    h, w = arr.shape[:2]
+    h, w = full_h, full_w = arr.shape[:2]
     crop_w = cfg.auto_crop_width
     crop_h = cfg.auto_crop_last_page and last
     if not (crop_w or crop_h):
@@ -754,6 +760,18 @@ def _crop_size(arr: np.ndarray, cfg: RenderConfig, last: bool,
         bottom = _last_ink(arr, bg, est_b, axis=1)
         if bottom >= 0:
             h = int(round(min(h, bottom + cfg_margin(cfg.margin_y))))
+    return _keep_aspect(w, h, full_w, full_h)
+
+
+def _keep_aspect(w: int, h: int, full_w: int, full_h: int) -> tuple[int, int]:
+    """Our one departure from the reference's crop: never crop a page to nothing, nor past the
+    aspect ratio vision models take (a one-line last page of a wide page would be refused by
+    the model's processor): keep enough of the background, up to the uncropped page."""
+    w, h = max(1, min(w, full_w)), max(1, min(h, full_h))
+    if w > MAX_ASPECT * h:
+        h = min(full_h, max(h, math.ceil(w / MAX_ASPECT)))
+    elif h > MAX_ASPECT * w:
+        w = min(full_w, max(w, math.ceil(h / MAX_ASPECT)))
     return w, h
 
 
@@ -906,7 +924,7 @@ def page_pixel_size(page: Page, cfg: RenderConfig, *, last: bool,
     dev = Device.for_page(page.width, page.height, d)
     W, H = dev.width, dev.height
     if cfg.horizontal_scale != 1.0:
-        W = int(W * cfg.horizontal_scale)
+        W = max(1, int(W * cfg.horizontal_scale))
     crop_w = cfg.auto_crop_width
     crop_h = cfg.auto_crop_last_page and last
     if not (crop_w or crop_h):
@@ -917,7 +935,7 @@ def page_pixel_size(page: Page, cfg: RenderConfig, *, last: bool,
         w = min(W, int(round(min(W, right + 1 + cfg_margin(cfg.margin_x)))))
     if crop_h and bottom >= 0:
         h = min(H, int(round(min(H, bottom + cfg_margin(cfg.margin_y)))))
-    return w, h
+    return _keep_aspect(w, h, W, H)
 
 
 def _ink_extent(page: Page, cfg: RenderConfig, dev: Device, *, want_bottom: bool
