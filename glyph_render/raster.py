@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -805,6 +806,10 @@ class _InkCandidates:
     right: list[tuple[int, int, float, object, int]]
     bottom: list[tuple[int, int, float, object, int]]
     block_last: dict[int, object]  # each block's last line (the next block's fill cuts it)
+    #: every drawable glyph as (bound, face, gid, x, line, block), by its right bound in points,
+    #: rightmost first: for a page whose rightmost outlines draw no ink at some DPI (a glyph
+    #: whose outline covers no pixel centre, a faint colour under the ink threshold)
+    more: Callable[[], Iterator[tuple[float, int, int, float, object, int]]] | None = None
 
 
 def _face_reach(chain: FontChain, n: int) -> np.ndarray:
@@ -882,6 +887,13 @@ def _candidates(page: Page, cfg: RenderConfig) -> _InkCandidates:
             best = max(best, r)
         right = [(face, gid, x, lines[i], lines[i].block) for r, face, gid, x, i in found
                  if r >= best - 1.0]
+
+        def more() -> Iterator[tuple[float, int, int, float, object, int]]:
+            for k in np.argsort(-bound, kind="stable").tolist():
+                j = int(keep[k])
+                cid = int(g.cids[j])
+                ln = lines[int(g.line[j])]
+                yield float(bound[k]), faces[cid], gids[cid], float(g.x[j]), ln, ln.block
     bottom: list = []
     inked = [i for i in range(n_lines) if any(t.strip() for t, _s in lines[i].runs)]
     for i in inked[-2:]:
@@ -889,7 +901,7 @@ def _candidates(page: Page, cfg: RenderConfig) -> _InkCandidates:
     block_last: dict[int, object] = {}
     for ln in lines:
         block_last[ln.block] = ln
-    ink = _InkCandidates(right, bottom, block_last)
+    ink = _InkCandidates(right, bottom, block_last, more if len(keep) else None)
     page.ink = ink
     return ink
 
@@ -1014,21 +1026,36 @@ def _ink_extent(page: Page, cfg: RenderConfig, dev: Device, *, want_bottom: bool
         return atlas.glyph_id(face, gid, phase), x0, math.floor(yt)
 
     block_last = cands.block_last
-    for face, gid, x, ln, bi in cands.right:
+
+    def rightmost(face: int, gid: int, x: float, ln, bi: int, right: int) -> tuple[int, bool]:
+        """The right edge so far, with this glyph's ink; and whether the glyph has ink."""
         gi, x0, y0 = place(face, gid, x, ln, bi)
         span = atlas.ink_span(gi, thr)
         if span is None:
-            continue
+            return right, False
         limit = min(H, cut_rows.get(bi, 1 << 30) if block_last.get(bi) is ln else H)
         if y0 + span[0] >= 0 and y0 + span[1] < limit:  # every inked row is on the page
             col = x0 + span[3]
             if col > right:
                 right = min(col, W - 1) if col >= 0 else right
-            continue
+            return right, True
         for dy, dx in atlas.ink_rows(gi, thr):
             row, col = y0 + dy, x0 + dx
             if 0 <= row < limit and col > right:
                 right = min(col, W - 1) if col >= 0 else right
+        return right, True
+
+    inked = False
+    for face, gid, x, ln, bi in cands.right:
+        right, has = rightmost(face, gid, x, ln, bi, right)
+        inked |= has
+    if not inked and cands.more is not None:
+        # none of the outline-rightmost glyphs drew ink here: walk on, rightmost bound first,
+        # until no glyph can reach past the ink found
+        for bound, face, gid, x, ln, bi in cands.more():
+            if right >= 0 and math.floor(bound * dev.k + boxes[bi][1]) + 1 < right:
+                break
+            right, _has = rightmost(face, gid, x, ln, bi, right)
     if want_bottom:
         for face, gid, x, ln, bi in cands.bottom:
             gi, x0, y0 = place(face, gid, x, ln, bi)

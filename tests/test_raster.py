@@ -753,3 +753,19 @@ def test_png_bytes_decode_to_the_rasterized_pixels() -> None:
         assert decoded.mode == p.image.mode
         assert np.array_equal(np.asarray(decoded), np.asarray(p.image))
         assert round(decoded.info["dpi"][0]) == 96
+
+
+def test_crop_planned_when_the_rightmost_outline_draws_no_ink() -> None:
+    """U+FE0F in Droid Sans Fallback has an outline reaching far right but covers no pixel:
+    the planner must walk on to the glyph that does draw (it left the page uncropped, 595 px
+    planned for a 33 px page; found by benchmarks/fuzz.py)."""
+    from glyph_render.render import page_sizes
+
+    cfg = RenderConfig.preset("glyph-en").replace(
+        font_path="DroidSansFallbackFull", fallback_fonts=["DejaVuSans"], font_size=12,
+        line_height=12)
+    text = "a\ufe0f"
+    planned = page_sizes(list(layout(text, cfg)), cfg)
+    drawn = [(p.width, p.height) for p in render(text, cfg).pages]
+    assert planned == drawn
+    assert drawn[0][0] < 100
