@@ -11,6 +11,9 @@ counts tokens but reads no pixels), so the figures are the client's, not a model
 2. payload bytes per page (the data URL each page travels as).
 3. throughput with 1, 8 and 32 requests in flight (AsyncGlyphClient), each request the same
    100 pages (already PNG-encoded, so this measures transport and request handling).
+4. pages already on disk (``ask_images``), sent as base64 data URLs or as ``file://`` URLs the
+   server reads itself (``--allowed-local-media-path``, as vLLM): request bytes and latency
+   (median wall time of one request, and client CPU) for each.
 
 The pages are English prose from the corpus (the one shipped in the package unless
 ``--corpus`` or ``$GLYPH_CORPUS`` names another), repeated when it holds too little.
@@ -24,8 +27,10 @@ import argparse
 import asyncio
 import os
 import re
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -46,10 +51,10 @@ def corpus_text(corpus: Path, chars: int) -> str:
     return text[:chars]
 
 
-def start_server() -> tuple[subprocess.Popen[bytes], str]:
+def start_server(*args: str) -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "glyph_render.testing", "--port", "0", "--no-ocr", "-q",
-         "--max-model-len", "10000000"],
+         "--max-model-len", "10000000", *args],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )
     assert proc.stdout is not None
@@ -112,6 +117,24 @@ async def throughput(url: str, pages: list, question: str, inflight: int,
             "seconds": wall}
 
 
+def on_disk(url: str, folder: Path, question: str, runs: int = 5) -> dict[str, dict[str, float]]:
+    """One request of every page in ``folder``, base64 vs file://: bytes, median wall, CPU."""
+    out: dict[str, dict[str, float]] = {}
+    with GlyphClient(url, tokenizer="bytes", max_tokens=16, encode_workers=1) as c:
+        c.ask_images(folder, question)  # warm
+        for name, local in (("base64", False), ("file://", True)):
+            walls, cpus = [], []
+            for _ in range(runs):
+                cpu0, wall0 = time.process_time(), time.perf_counter()
+                a = c.ask_images(folder, question, local_media=local)
+                walls.append(time.perf_counter() - wall0)
+                cpus.append(time.process_time() - cpu0)
+            out[name] = {"bytes": a.payload_bytes, "wall_ms": 1000 * statistics.median(walls),
+                         "cpu_ms": 1000 * statistics.median(cpus),
+                         "prompt_tokens": a.usage["prompt_tokens"]}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pages", type=int, default=100)
@@ -153,6 +176,22 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+    with tempfile.TemporaryDirectory(prefix="glyph-pages-") as tmp:
+        for p in encoded:
+            (Path(tmp) / f"page_{p.number:03d}.png").write_bytes(p.png)
+        proc, url = start_server("--allowed-local-media-path", tmp)
+        try:
+            d = on_disk(url, Path(tmp), question)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    b, f = d["base64"], d["file://"]
+    for name, r in d.items():
+        print(f"pages on disk as {name:<7}: {r['bytes'] / 2**20:8.3f} MiB a request "
+              f"({r['bytes'] / len(pages):,.0f} bytes/page), {r['wall_ms']:.1f} ms a request "
+              f"(median), client CPU {r['cpu_ms']:.1f} ms; prompt tokens {r['prompt_tokens']:,}")
+    print(f"file:// sends {b['bytes'] / f['bytes']:.0f}x fewer bytes and takes "
+          f"{f['wall_ms'] / b['wall_ms']:.2f}x the time of base64")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -202,13 +203,25 @@ def cmd_serve_ocr(argv: Sequence[str]) -> int:
 def _ask_parser() -> Parser:
     p = Parser(
         prog=f"{PROG} ask",
-        description="Render a document into pages and ask a Glyph endpoint about them. The "
-                    "pages are fitted to the model's context (read from /v1/models); a document "
-                    "that cannot fit is answered chunk by chunk and the answers combined "
-                    "(N+1 calls). The API key comes from $OPENAI_API_KEY (see --api-key-env).",
+        description="Render a document into pages and ask a Glyph endpoint about them, or ask "
+                    "about pages rendered earlier (--pages). The pages are fitted to the "
+                    "model's context (read from /v1/models); a document that cannot fit is "
+                    "answered chunk by chunk and the answers combined (N+1 calls). Progress "
+                    "goes to stderr (-q silences it). The API key comes from $OPENAI_API_KEY "
+                    "(see --api-key-env).",
     )
-    add_document_flags(p)
+    p.add_argument("document", nargs="?",
+                   help="text file to render, or - for standard input (none with --pages)")
     p.add_argument("question", help="what to ask about the document")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of the document")
+    p.add_argument("--pages", action="append", metavar="PATH", type=non_empty,
+                   help="ask about page images already rendered instead of a document: a "
+                        "folder, a file or a quoted glob such as 'out/page_*.png' (repeat "
+                        "for more), in page order")
+    p.add_argument("--local-media", action="store_true",
+                   help="with --pages: send file:// URLs the server reads itself (vLLM "
+                        "--allowed-local-media-path, on the same filesystem) instead of "
+                        "uploading the images")
     p.add_argument("--stream", action="store_true",
                    help="print the answer as it arrives (reasoning dimmed on stderr)")
     p.add_argument("--fit", choices=("auto", "error"), default="auto",
@@ -221,31 +234,99 @@ def _ask_parser() -> Parser:
     return p
 
 
+def _ask_source(args: argparse.Namespace) -> None:
+    """A document, or --pages, not both (the flags are checked before anything is read)."""
+    if args.pages and args.document is not None:
+        raise ConfigError(f"give a document or --pages, not both (got {args.document!r} and "
+                          f"--pages)")
+    if not args.pages and args.document is None:
+        raise ConfigError("give a document to render, or --pages with images rendered "
+                          "earlier, before the question")
+    if args.local_media and not args.pages:
+        raise ConfigError("--local-media sends pages already on disk: use it with --pages")
+
+
 def cmd_ask(argv: Sequence[str]) -> int:
-    """Render a document and ask a Glyph endpoint (vLLM/SGLang) a question about it."""
+    """Render a document (or take rendered pages) and ask a Glyph endpoint (vLLM/SGLang) a
+    question about it."""
     from .client import GlyphClient
 
     args = _ask_parser().parse_args(argv)
+    _ask_source(args)
     render = RenderSettings.from_args(args)
     endpoint = EndpointSettings.from_args(args)
-    text, cfg = _document(args, render)
+    feedback = None if args.quiet else _Feedback(show_streaming=not args.stream)
     client = GlyphClient(endpoint.endpoint, max_concurrency=args.concurrency,
+                         progress=feedback, local_media=args.local_media,
                          **endpoint.client_kwargs(render))
-    ask_kw: dict[str, Any] = dict(config=cfg, budget=render.budget, overflow=render.overflow,
-                                  fit=args.fit, **endpoint.ask_kwargs())
+    out = sys.stderr if args.json else sys.stdout
     with client:
-        if args.stream:
-            answer = _show_stream(client.ask_stream(text, args.question, **ask_kw),
-                                  sys.stderr if args.json else sys.stdout)
+        if args.pages:
+            req = client.prepare_images(args.pages, args.question, **endpoint.ask_kwargs())
+            answer = (_show_stream(client.stream(req), out) if args.stream
+                      else client.send(req))
         else:
-            answer = client.ask(text, args.question, **ask_kw)
-            if not args.json:
-                print(answer.text)
+            text, cfg = _document(args, render)
+            ask_kw: dict[str, Any] = dict(config=cfg, budget=render.budget,
+                                          overflow=render.overflow, fit=args.fit,
+                                          **endpoint.ask_kwargs())
+            answer = (_show_stream(client.ask_stream(text, args.question, **ask_kw), out)
+                      if args.stream else client.ask(text, args.question, **ask_kw))
+        if feedback is not None:
+            feedback.finish()
+        if not args.stream and not args.json:
+            print(answer.text)
     if args.json:
         _print_json(answer.to_json())
-    else:
+    elif not args.quiet:
         print(_answer_line(answer), file=sys.stderr)
     return 0
+
+
+class _Feedback:
+    """The client's progress events (:mod:`glyph_render.client.progress`) as lines on stderr:
+    rendering as one updating line on a terminal (a count when it is done elsewhere), then
+    the re-plan, the upload, the wait and the first token as they happen."""
+
+    def __init__(self, *, show_streaming: bool = True) -> None:
+        self.tty = sys.stderr.isatty()
+        self.show_streaming = show_streaming  # --stream: the answer itself shows it
+        self._lock = threading.Lock()
+        self._rendered = 0
+        self._render_started: float | None = None
+        self._open_line = False
+
+    def __call__(self, event: Any) -> None:
+        with self._lock:
+            if event.stage == "render":
+                if self._render_started is None:
+                    self._render_started = time.perf_counter()
+                self._rendered = event.done
+                if self.tty:
+                    sys.stderr.write(f"\r\x1b[K{PROG}: {event.message}")
+                    sys.stderr.flush()
+                    self._open_line = True
+                return
+            if event.stage == "streaming" and not self.show_streaming:
+                return
+            if event.stage == "answered" and not event.parts:
+                return  # the closing summary line says it
+            self._end_render()
+            sys.stderr.write(f"{PROG}: {event.message}\n")
+            sys.stderr.flush()
+
+    def _end_render(self) -> None:
+        if self._open_line:
+            sys.stderr.write("\r\x1b[K")
+            self._open_line = False
+        if self._render_started is not None:
+            seconds = time.perf_counter() - self._render_started
+            sys.stderr.write(f"{PROG}: rendered {self._rendered} pages in {seconds:.1f} s\n")
+            self._render_started = None
+
+    def finish(self) -> None:
+        with self._lock:
+            self._end_render()
 
 
 def _show_stream(events: Any, out: Any) -> Any:
@@ -283,7 +364,8 @@ def _show_stream(events: Any, out: Any) -> Any:
 def _answer_line(answer: Any) -> str:
     usage = answer.usage or {}
     calls = f" in {answer.calls} calls" if answer.calls > 1 else ""
-    return (f"{PROG}: {len(answer.pages)} pages at {answer.dpi or 0:g} DPI{calls}, "
+    at = f" at {answer.dpi:g} DPI" if answer.dpi else ""
+    return (f"{PROG}: {len(answer.pages)} pages{at}{calls}, "
             f"{usage.get('prompt_tokens', '?')} prompt tokens (predicted "
             f"{answer.predicted_prompt_tokens}), {usage.get('completion_tokens', '?')} "
             f"completion tokens, {answer.timings.get('total') or 0:.1f} s")

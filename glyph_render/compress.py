@@ -452,6 +452,10 @@ class ContextFit:
     text_tokens: int
     budget: int | None
     seconds: float
+    pages: int = 0  # pages of the chosen rendering (all chunks together)
+    #: when the rendering as configured did not fit and was re-planned: its pages, DPI and
+    #: prompt tokens (the client announces the re-plan before it renders or sends anything)
+    configured: tuple[int, float, int] | None = None
 
 
 def fit_to_context(text: str, question: str, *, config: RenderConfig | None = None,
@@ -497,13 +501,14 @@ def fit_to_context(text: str, question: str, *, config: RenderConfig | None = No
                         per_image_tokens=profile.image_wrapper_tokens)
 
     fitting = None if ctx is None else room(question)
+    configured = None
     if budget is None:
         sizes = page_sizes(list(layout(text, cfg)), cfg)
         need = prompt_tokens(sizes, question, profile=profile, system=system,
                              tokenizer=tokenizer)
         if ctx is None or need + max_tokens <= ctx:
             return ContextFit(cfg, [(0, len(text))], tokenizer.count(text), None,
-                              time.perf_counter() - t0)
+                              time.perf_counter() - t0, len(sizes))
         if fit == "error":
             raise ContextOverflow(
                 f"the document needs {need:,} prompt tokens at {cfg.dpi:g} DPI plus "
@@ -511,6 +516,7 @@ def fit_to_context(text: str, question: str, *, config: RenderConfig | None = No
                 f"a vision-token budget of {fitting:,} would fit (budget={fitting})",
                 prompt_tokens=need, max_context=ctx, fitting_budget=fitting)
         budget = fitting
+        configured = (len(sizes), cfg.dpi, need)
     elif fitting is not None and fit == "auto":
         budget = min(budget, fitting)
     assert budget is not None
@@ -534,7 +540,8 @@ def fit_to_context(text: str, question: str, *, config: RenderConfig | None = No
                                   f"context of {ctx:,} tokens: {exc2}", max_context=ctx,
                                   fitting_budget=fitting) from None
     spans = [(c.start, c.end) for c in chosen.chunks] or [(0, len(text))]
-    return ContextFit(chosen.config, spans, chosen.text_tokens, budget, time.perf_counter() - t0)
+    return ContextFit(chosen.config, spans, chosen.text_tokens, budget, time.perf_counter() - t0,
+                      len(chosen.pages), configured)
 
 
 __all__ += ["ContextFit", "fit_to_context"]

@@ -59,7 +59,15 @@ class Parser(argparse.ArgumentParser):
     """argparse with the project's error style: a bad flag is one line naming it and exit 2,
     as a :class:`ConfigError` is in the CLI, not a usage screen; a flag's value may start with ``-``
     (``--page-size -595,842`` reaches the check that names it instead of "expected one
-    argument")."""
+    argument"); every command has ``-q/--quiet``."""
+
+    def __init__(self, *args: Any, quiet: bool = True, **kwargs: Any) -> None:
+        """Every command built here takes ``-q/--quiet`` (``quiet=False`` leaves it out)."""
+        super().__init__(*args, **kwargs)
+        if quiet:
+            self.add_argument("-q", "--quiet", action="store_true",
+                              help="no progress or status lines on stderr (errors, warnings "
+                                   "and the results themselves still show)")
 
     def error(self, message: str) -> NoReturn:
         """One line, ``glyph-render: error: ...`` as every other failure, and exit 2."""
@@ -68,7 +76,10 @@ class Parser(argparse.ArgumentParser):
 
     def parse_known_args(self, args: Sequence[str] | None = None,
                          namespace: argparse.Namespace | None = None) -> Any:
-        return super().parse_known_args(self._glue_values(args), namespace)
+        ns, rest = super().parse_known_args(self._glue_values(args), namespace)
+        if getattr(ns, "quiet", False) and getattr(ns, "progress", False) is None:
+            ns.progress = False  # --quiet: no progress bar unless --progress asks for one
+        return ns, rest
 
     def _glue_values(self, args: Sequence[str] | None) -> list[str] | None:
         """``--flag -value`` -> ``--flag=-value`` for flags taking one value, when the value

@@ -188,6 +188,69 @@ def test_folder_input(tmp_path: Path) -> None:
                                                            ("c.md", 3, "What?")]
 
 
+def test_glyph_json_list_is_read_element_by_element(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # Glyph's batch files (word2png_function.batch_process_to_images) are one JSON list,
+    # json.dump'ed on one line: every entry is numbered by its place in the list.
+    import glyph_render.jobs.inputs as inputs
+
+    monkeypatch.setattr(inputs, "_CHUNK", 5)  # elements and UTF-8 characters cut by chunks
+    rows: list[Any] = [
+        {"unique_id": "g1", "context": "héllo wörld 你好 " * 40, "config": {"dpi": 72}},
+        {"unique_id": "g2", "context": "second", "question": "q?", "answers": ["x"]},
+        7,                                                        # 3 not an object
+        {"unique_id": "g1", "context": "again"},                  # 4 duplicate
+        {"unique_id": "g5", "context": "  "},                     # 5 empty
+        {"unique_id": 6, "context": "int id 12345"},
+    ]
+    src = tmp_path / "glyph.json"
+    src.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    entries = list(iter_entries(src, "render"))
+    good = {e.line: e for e in entries if isinstance(e, Item)}
+    bad = {e.line: e for e in entries if isinstance(e, BadLine)}
+    assert sorted(good) == [1, 2, 6] and sorted(bad) == [3, 4, 5]
+    assert all(f"entry {n}:" in b.message for n, b in bad.items())
+    assert bad[4].error_type == "DuplicateId"
+    assert good[1].text == rows[0]["context"] and good[1].config == {"dpi": 72}
+    assert good[6].id == 6 and good[2].answers == ["x"]
+    # a Ray task re-reads its element from the offset alone (pretty-printed list too)
+    src.write_text("\ufeff" + json.dumps(rows, ensure_ascii=False, indent=2), encoding="utf-8")
+    for e in iter_entries(src, "render"):
+        if isinstance(e, Item):
+            slim = Item(id=e.id, line=e.line, offset=e.offset, source_file=e.source_file)
+            assert inputs.load_text(slim) == e.text
+    assert inputs.count_entries(src) == len(rows)
+
+
+def test_broken_json_list_records_where_it_breaks(tmp_path: Path) -> None:
+    src = tmp_path / "broken.json"
+    src.write_text('[{"unique_id": "a", "context": "x"},\n {"unique_id": "b" "context": "y"},'
+                   ' {"unique_id": "c", "context": "z"}]', encoding="utf-8")
+    entries = list(iter_entries(src, "render"))
+    assert [type(e).__name__ for e in entries] == ["Item", "BadLine"]
+    assert entries[1].line == 2 and "line 2: invalid JSON" in entries[1].message
+    assert "not read" in entries[1].message
+    src.write_text('[{"unique_id": "a", "context": "x"}', encoding="utf-8")
+    assert "not closed" in list(iter_entries(src, "render"))[-1].message
+
+
+def test_batch_renders_glyph_json_list(tmp_path: Path) -> None:
+    rows = [{"unique_id": "g1", "context": "Hello world. " * 300,
+             "config": {"page-size": "595,842", "dpi": 72, "font-color": "#333333"}},
+            {"unique_id": "g2", "context": "Second doc. " * 100}, ["not", "an", "object"]]
+    src = tmp_path / "glyph.json"
+    src.write_text(json.dumps(rows), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    proc = run_batch("render", src, "-o", out, "--workers", "0")
+    assert proc.returncode == 1, proc.stderr  # one invalid entry
+    recs = {r["line"]: r for r in read_records(out)}
+    assert recs[1]["id"] == "g1" and recs[1]["status"] == "ok" and recs[1]["dpi"] == 72
+    assert recs[2]["status"] == "ok"
+    assert recs[3]["status"] == "invalid" and "entry 3: expected a JSON object" in \
+        recs[3]["error"]["message"]
+    assert sorted(p.name for p in Path(recs[1]["render"]["dir"]).glob("page_*.png"))
+
+
 # --- records -----------------------------------------------------------------------------------
 
 

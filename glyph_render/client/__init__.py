@@ -6,13 +6,16 @@
 * :mod:`.sync` and :mod:`.aio`: :class:`GlyphClient` and :class:`AsyncGlyphClient`, the two
   faces, which differ only in how they wait (threads or asyncio);
 * :mod:`.answer`: the reply as an :class:`Answer`, reasoning kept apart; streamed events;
-* :mod:`.reliability`: which failures are retried and how an error is classified.
+* :mod:`.reliability`: which failures are retried and how an error is classified;
+* :mod:`.progress`: the progress hook (``progress=callback``): what a long call is doing.
 """
 
 from .aio import AsyncGlyphClient
 from .answer import Answer, StreamEvent
-from .core import DEFAULT_MAX_TOKENS, GLYPH_SAMPLING, ModelInfo, PreparedRequest
+from .core import DEFAULT_MAX_TOKENS, GLYPH_SAMPLING, ModelInfo, PreparedRequest, page_files
+from .progress import Progress
 from .sync import GlyphClient, compress_and_ask
 
 __all__ = ["DEFAULT_MAX_TOKENS", "GLYPH_SAMPLING", "Answer", "AsyncGlyphClient", "GlyphClient",
-           "ModelInfo", "PreparedRequest", "StreamEvent", "compress_and_ask"]
+           "ModelInfo", "PreparedRequest", "Progress", "StreamEvent", "compress_and_ask",
+           "page_files"]

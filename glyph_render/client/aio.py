@@ -20,7 +20,17 @@ from ..config import RenderConfig
 from ..errors import ClientError, RequestRejected, StreamDropped
 from ..render import RenderedPage
 from .answer import Answer, StreamAccumulator, StreamEvent, parse_completion
-from .core import ClientCore, ModelInfo, PreparedRequest, _Options, first_page, timed
+from .core import (
+    ClientCore,
+    ModelInfo,
+    PageFiles,
+    PreparedRequest,
+    StreamShown,
+    _Options,
+    first_page,
+    page_files,
+    timed,
+)
 from .reliability import Deadline, retry_async
 
 T = TypeVar("T")
@@ -103,6 +113,16 @@ class AsyncGlyphClient(ClientCore):
             question, pages, system=system, thinking=thinking, max_tokens=max_tokens,
             sampling=sampling, extra_body=extra_body, require_pages=True))
 
+    async def ask_images(self, images: PageFiles, question: str, *,
+                         local_media: bool | None = None, system: str | None = None,
+                         thinking: bool | None = None, max_tokens: int | None = None,
+                         sampling: dict[str, Any] | None = None,
+                         extra_body: dict[str, Any] | None = None) -> Answer:
+        """See :meth:`GlyphClient.ask_images`."""
+        return await self.send(await self.prepare_images(
+            images, question, local_media=local_media, system=system, thinking=thinking,
+            max_tokens=max_tokens, sampling=sampling, extra_body=extra_body))
+
     async def ask_text(self, prompt: str, *, text_tokens: int = 0, system: str | None = None,
                        thinking: bool | None = None, max_tokens: int | None = None,
                        sampling: dict[str, Any] | None = None,
@@ -156,6 +176,23 @@ class AsyncGlyphClient(ClientCore):
                                        check_context=check_context, text_tokens=text_tokens,
                                        started=t_start)
 
+    async def prepare_images(self, images: PageFiles, question: str, *,
+                             local_media: bool | None = None, check_context: bool = True,
+                             system: str | None = None, thinking: bool | None = None,
+                             max_tokens: int | None = None,
+                             sampling: dict[str, Any] | None = None,
+                             extra_body: dict[str, Any] | None = None) -> PreparedRequest:
+        """See :meth:`GlyphClient.prepare_images`."""
+        t_start = time.perf_counter()
+        o = self._options(system=system, thinking=thinking, max_tokens=max_tokens,
+                          sampling=sampling, extra_body=extra_body)
+        paths = await asyncio.to_thread(page_files, images)
+        info = await self.model_info()
+        return await asyncio.to_thread(
+            self._prepare_files, paths, question, o, info, started=t_start,
+            check_context=check_context,
+            local_media=self.local_media if local_media is None else local_media)
+
     async def send(self, request: PreparedRequest) -> Answer:
         """See :meth:`GlyphClient.send`."""
         bound = self._bound()
@@ -165,8 +202,9 @@ class AsyncGlyphClient(ClientCore):
         async def once() -> Any:
             return self._json(await self._read(make, bound, request))
 
-        t_send = time.perf_counter()
+        t_send = self._emit_sending(request)
         reply = parse_completion(await retry_async(once, self.policy, bound), self.url)
+        self._emit_answered(request, t_send)
         return self._answer(reply, request, timed(request, t_send, None, None))
 
     def stream(self, request: PreparedRequest) -> AsyncIterator[StreamEvent]:
@@ -285,7 +323,8 @@ class AsyncGlyphClient(ClientCore):
                       parts: list[Answer]) -> AsyncIterator[StreamEvent]:
         """See :meth:`GlyphClient._stream`."""
         bound = self._bound()
-        t_send = time.perf_counter()
+        t_send = self._emit_sending(req)
+        shown = StreamShown(self, req, t_send)
 
         async def until_first_event(
         ) -> tuple[StreamAccumulator, AsyncGenerator[str, None], list[StreamEvent]]:
@@ -309,12 +348,15 @@ class AsyncGlyphClient(ClientCore):
         first = time.perf_counter() if events else None
         async with contextlib.aclosing(lines):
             for event in events:
+                shown.delta()
                 yield event
             async for line in lines:
                 for event in reader.line(line):
                     if first is None:
                         first = time.perf_counter()
+                    shown.delta()
                     yield event
         for event in reader.close():
             yield event
+        self._emit_answered(req, t_send)
         yield self._done(reader, req, t_send, first, job, parts)

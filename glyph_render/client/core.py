@@ -33,14 +33,17 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import glob
 import json
 import os
+import re
 import struct
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -64,10 +67,11 @@ from ..render import RenderedPage, iter_pages
 from ..text_tokens import TextTokenizer, get_tokenizer
 from ..vision_tokens import VisionProfile, get_profile, image_tokens, prompt_tokens
 from .answer import Answer, Reply, StreamAccumulator, StreamEvent, split_reasoning
+from .progress import Progress, ProgressCallback
 from .reliability import Deadline, Overflow, RetryPolicy, classify, reason, status_error
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_TOKENS", "GLYPH_SAMPLING", "ClientCore", "ModelInfo",
-           "PreparedRequest"]
+           "PageFiles", "PreparedRequest", "normalise_base_url", "page_files"]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 #: Glyph's published sampling settings (top_k and repetition_penalty travel in extra_body).
@@ -130,6 +134,7 @@ class PreparedRequest:
     text_tokens: int = 0  # what the document costs as text, for the answer's ratio
     budget: int | None = None
     started: float = field(default_factory=time.perf_counter)
+    part: tuple[int, int] | None = None  # (k, N): chunk k of a document split in N
 
     def body(self, *, stream: bool = False) -> dict[str, Any]:
         """The request's arguments: Glyph's sampling, extras in ``extra_body``, thinking."""
@@ -176,6 +181,67 @@ def _png_size(png: bytes) -> tuple[int, int]:
     return width, height
 
 
+#: page images on disk: a file, a folder or a glob pattern, or a list of them
+PageFiles = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+_MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+
+
+def _natural(path: Path) -> list[Any]:
+    """page_2 before page_10, whatever the zero padding."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
+
+
+def page_files(specs: PageFiles) -> list[Path]:
+    """The page images ``specs`` name, in page order: each entry a file, a folder (its
+    ``.png``/``.jpg``/``.webp`` files, as ``glyph-render render`` or Glyph's ``text_to_images``
+    wrote them) or a glob pattern (``out/page_*.png``), sorted by page number. A name that
+    matches nothing is an :class:`~glyph_render.errors.InputError`."""
+    items = [specs] if isinstance(specs, (str, os.PathLike)) else list(specs)
+    out: list[Path] = []
+    for spec in items:
+        p = Path(spec).expanduser()
+        if p.is_dir():
+            found = [f for f in p.iterdir() if f.suffix.lower() in _IMAGE_SUFFIXES
+                     and f.is_file()]
+            if not found:
+                raise InputError(f"{p}: no page images (.png, .jpg, .webp) in this folder")
+        elif p.is_file():
+            found = [p]
+        elif glob.has_magic(str(p)):
+            found = [Path(f) for f in glob.glob(str(p)) if Path(f).is_file()]
+            if not found:
+                raise InputError(f"{spec}: no file matches this pattern")
+        else:
+            raise InputError(f"{spec}: no such file or folder")
+        out.extend(sorted(found, key=_natural))
+    if not out:
+        raise InputError("no page images given")
+    return out
+
+
+def _image_file(path: Path, local_media: bool) -> tuple[int, int, str, float]:
+    """Width, height and URL of one page image on disk: ``file://`` (the server reads it)
+    or a base64 data URL; the seconds spent."""
+    from PIL import Image, UnidentifiedImageError
+
+    t0 = time.perf_counter()
+    try:
+        with Image.open(path) as im:  # the header only: no pixels are decoded
+            width, height = im.size
+            mime = _MIME.get(im.format or "")
+        if mime is None:
+            raise InputError(f"{path}: a {im.format} image; pages must be PNG, JPEG or WebP")
+        if local_media:
+            url = path.resolve().as_uri()
+        else:
+            url = f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"{path}: cannot read it as an image "
+                         f"({getattr(exc, 'strerror', None) or exc})") from None
+    return width, height, url, time.perf_counter() - t0
+
+
 def _display_url(url: str) -> str:
     """The endpoint without any user:password part, for messages."""
     parts = urlsplit(url)
@@ -184,13 +250,26 @@ def _display_url(url: str) -> str:
     return urlunsplit(parts)
 
 
-def _normalise_base_url(url: str) -> str:
+# Routes a user may paste instead of the base URL (Glyph's scripts post to the full
+# ``.../v1/chat/completions``); the base URL is what comes before them.
+_API_ROUTES = ("/chat/completions", "/completions", "/models")
+
+
+def normalise_base_url(url: str) -> str:
+    """The OpenAI base URL (``http://host:port/v1``) of what a user gave: a bare host, a
+    root URL, the base URL itself, or a full route such as ``.../v1/chat/completions``."""
     url = url.strip().rstrip("/")
     if "://" not in url:
         url = "http://" + url
-    if urlsplit(url).path in ("", "/"):
-        url += "/v1"  # vLLM and SGLang serve the OpenAI API under /v1
-    return url
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    for route in _API_ROUTES:
+        if path.endswith(route):
+            path = path[: -len(route)]
+            break
+    if path in ("", "/"):
+        path = "/v1"  # vLLM and SGLang serve the OpenAI API under /v1
+    return urlunsplit(parts._replace(path=path))
 
 
 
@@ -278,6 +357,33 @@ def timed(req: PreparedRequest, t_send: float, first: float | None,
             "total": now - req.started}
 
 
+class StreamShown:
+    """The progress of one streamed reply: ``first_token`` once, then ``streaming`` at most
+    twice a second (a delta may be one token; the hook need not see each)."""
+
+    INTERVAL = 0.5
+
+    def __init__(self, core: ClientCore, req: PreparedRequest, t_send: float) -> None:
+        self._core, self._t_send = core, t_send
+        self._part = req.part or (None, None)
+        self._n, self._last = 0, t_send
+
+    def delta(self) -> None:
+        if self._core.progress is None:
+            return
+        self._n += 1
+        now = time.perf_counter()
+        k, n = self._part
+        if self._n == 1:
+            self._core._emit("first_token", seconds=now - self._t_send, part=k, parts=n)
+        elif now - self._last < self.INTERVAL:
+            return
+        else:
+            self._core._emit("streaming", done=self._n, seconds=now - self._t_send, part=k,
+                             parts=n)
+        self._last = now
+
+
 class ClientCore:
     """Everything the sync and async clients share, none of it I/O: settings, fitting,
     rendering, request building, reply reading and error translation."""
@@ -297,10 +403,12 @@ class ClientCore:
                  max_retry_after: float = 120.0, max_concurrency: int = 4,
                  encode_workers: int | None = None,
                  min_px_per_em: float | None = None,
-                 max_dpi: float = DEFAULT_MAX_DPI) -> None:
+                 max_dpi: float = DEFAULT_MAX_DPI,
+                 progress: ProgressCallback | None = None,
+                 local_media: bool = False) -> None:
         raw = base_url or os.environ.get("GLYPH_BASE_URL") or os.environ.get(
             "OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        self.base_url = _normalise_base_url(raw)
+        self.base_url = normalise_base_url(raw)
         self.url = _display_url(self.base_url)
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY") or "EMPTY"
         self._secrets = (key,)
@@ -325,6 +433,8 @@ class ClientCore:
         self.max_concurrency = max_concurrency
         self.min_px_per_em = min_px_per_em
         self.max_dpi = max_dpi
+        self.progress = progress
+        self.local_media = local_media
         self._defaults = _Options(system, thinking, max_tokens, {**GLYPH_SAMPLING,
                                   **(sampling or {})}, dict(extra_body or {}), overflow, fit)
         self._model = model
@@ -376,6 +486,25 @@ class ClientCore:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
+    # --- progress ----------------------------------------------------------------------------
+
+    def _emit(self, stage: str, **fields: Any) -> None:
+        """Tell the progress hook (see :mod:`.progress`), if there is one."""
+        if self.progress is not None:
+            self.progress(Progress(stage, **fields))
+
+    def _emit_sending(self, req: PreparedRequest) -> float:
+        """``upload`` then ``waiting`` for a request about to go out; the send time."""
+        k, n = req.part or (None, None)
+        self._emit("upload", pages=len(req.pages), bytes=req.payload_bytes,
+                   tokens=req.predicted_prompt_tokens, part=k, parts=n)
+        self._emit("waiting", part=k, parts=n)
+        return time.perf_counter()
+
+    def _emit_answered(self, req: PreparedRequest, t_send: float) -> None:
+        k, n = req.part or (None, None)
+        self._emit("answered", seconds=time.perf_counter() - t_send, part=k, parts=n)
+
     def _pick_model(self, data: Any) -> ModelInfo:
         """The model entry of a ``/v1/models`` body (vLLM adds ``max_model_len`` to each)."""
         entries = data.get("data") if isinstance(data, dict) else None
@@ -413,14 +542,21 @@ class ClientCore:
         """The rendering and the chunks (see :func:`~glyph_render.compress.fit_to_context`)."""
         if dpi is not None and budget is not None:
             raise ConfigError("give dpi or budget, not both")
-        return fit_to_context(
+        job = fit_to_context(
             text, question, config=config, profile=self.profile, tokenizer=self.tokenizer,
             max_context=info.max_model_len, max_tokens=o.max_tokens, system=o.system,
             model_name=info.name, dpi=dpi, budget=budget, fit=o.fit, overflow=o.overflow,
             min_px_per_em=self.min_px_per_em, max_dpi=self.max_dpi,
             chunk_question=MAP_PROMPT.format(question=question, part=9999, parts=9999))
+        if job.configured is not None:  # said now: before anything is rendered or sent
+            pages, from_dpi, need = job.configured
+            self._emit("replan", from_pages=pages, from_dpi=from_dpi, from_tokens=need,
+                       context=info.max_model_len, answer_tokens=o.max_tokens,
+                       model=info.name, pages=job.pages,
+                       dpi=job.config.dpi, parts=len(job.spans))
+        return job
 
-    def _render(self, text: str, cfg: RenderConfig
+    def _render(self, text: str, cfg: RenderConfig, total: int | None = None
                 ) -> tuple[list[RenderedPage], list[tuple[str, float]], float]:
         """All pages of ``text``, rastered here and PNG-encoded in the pool meanwhile."""
         pool = self._pages_pool()
@@ -432,6 +568,7 @@ class ClientCore:
             futures.append(pool.submit(_encode_page, rp.image, cfg.dpi))
             rp.image = None
             pages.append(rp)
+            self._emit("render", done=len(pages), total=total or None)
             if len(futures) > window:
                 futures[-window - 1].result()
         t_render = time.perf_counter() - t0
@@ -483,7 +620,7 @@ class ClientCore:
         The document is rendered whole and its pages grouped by chunk, so every page is exactly
         the page the plan priced (a chunk laid out on its own may break differently).
         """
-        pages, encoded, t_render = self._render(text, job.config)
+        pages, encoded, t_render = self._render(text, job.config, job.pages)
         n = len(job.spans)
         groups: list[list[int]] = [[] for _ in range(n)]
         k = 0
@@ -499,10 +636,13 @@ class ClientCore:
                                                           parts=len(groups))
             timings = {"render": t_render * share,
                        "encode": sum(encoded[i][1] for i in members)}
-            out.append(self._build(
+            req = self._build(
                 [pages[i] for i in members], [encoded[i][0] for i in members], q, o, info,
                 timings, dpi=job.config.dpi, text_tokens=job.text_tokens if n == 1 else 0,
-                budget=job.budget, started=started if n == 1 else None))
+                budget=job.budget, started=started if n == 1 else None)
+            if len(groups) > 1:
+                req.part = (k + 1, len(groups))
+            out.append(req)
         return out
 
     def _prepare_pages(self, pages: Sequence[RenderedPage | bytes], question: str,
@@ -532,6 +672,19 @@ class ClientCore:
         return self._build(out, [u for u, _ in done], question, o, info, timings,
                            check_context=check_context, text_tokens=text_tokens,
                            started=started)
+
+    def _prepare_files(self, paths: list[Path], question: str, o: _Options, info: ModelInfo,
+                       *, local_media: bool, started: float,
+                       check_context: bool = True) -> PreparedRequest:
+        """Page images on disk, priced from their sizes; ``file://`` URLs when the server
+        may read local media, else base64 (read in the pool)."""
+        pool = self._pages_pool()
+        done = list(pool.map(lambda p: _image_file(p, local_media), paths))
+        pages = [RenderedPage(i, 0, 0, 0, w, h, image_tokens(w, h, self.profile))
+                 for i, (w, h, _, _) in enumerate(done, 1)]
+        timings: dict[str, float | None] = {"render": 0.0, "encode": sum(d[3] for d in done)}
+        return self._build(pages, [d[2] for d in done], question, o, info, timings,
+                           check_context=check_context, started=started)
 
     def _reduce_request(self, question: str, parts: list[Answer], o: _Options,
                         info: ModelInfo, started: float) -> PreparedRequest:

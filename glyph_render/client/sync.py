@@ -23,9 +23,12 @@ from .core import (
     DEFAULT_MAX_REPLY_BYTES,
     ClientCore,
     ModelInfo,
+    PageFiles,
     PreparedRequest,
+    StreamShown,
     _Options,
     first_page,
+    page_files,
     timed,
 )
 from .reliability import Deadline, retry_sync
@@ -119,6 +122,21 @@ class GlyphClient(ClientCore):
                                       max_tokens=max_tokens, sampling=sampling,
                                       extra_body=extra_body, require_pages=True))
 
+    def ask_images(self, images: PageFiles, question: str, *,
+                   local_media: bool | None = None, system: str | None = None,
+                   thinking: bool | None = None, max_tokens: int | None = None,
+                   sampling: dict[str, Any] | None = None,
+                   extra_body: dict[str, Any] | None = None) -> Answer:
+        """Ask about page images already on disk (``glyph-render render``'s folder, Glyph's
+        ``text_to_images`` output, a glob such as ``out/page_*.png``, or a list of files), in
+        page order. The prompt is priced from the images' sizes and checked against the
+        context before anything is sent; ``local_media`` (default: the client's) sends
+        ``file://`` URLs the server reads itself (vLLM's ``--allowed-local-media-path``)
+        instead of base64."""
+        return self.send(self.prepare_images(
+            images, question, local_media=local_media, system=system, thinking=thinking,
+            max_tokens=max_tokens, sampling=sampling, extra_body=extra_body))
+
     def ask_text(self, prompt: str, *, text_tokens: int = 0, system: str | None = None,
                  thinking: bool | None = None, max_tokens: int | None = None,
                  sampling: dict[str, Any] | None = None,
@@ -176,16 +194,32 @@ class GlyphClient(ClientCore):
                                    check_context=check_context, text_tokens=text_tokens,
                                    started=t_start)
 
+    def prepare_images(self, images: PageFiles, question: str, *,
+                       local_media: bool | None = None, check_context: bool = True,
+                       system: str | None = None, thinking: bool | None = None,
+                       max_tokens: int | None = None, sampling: dict[str, Any] | None = None,
+                       extra_body: dict[str, Any] | None = None) -> PreparedRequest:
+        """:meth:`ask_images`' request, ready for :meth:`send` or :meth:`stream`."""
+        t_start = time.perf_counter()
+        o = self._options(system=system, thinking=thinking, max_tokens=max_tokens,
+                          sampling=sampling, extra_body=extra_body)
+        paths = page_files(images)
+        info = self.model_info()
+        return self._prepare_files(
+            paths, question, o, info, started=t_start, check_context=check_context,
+            local_media=self.local_media if local_media is None else local_media)
+
     def send(self, request: PreparedRequest) -> Answer:
         """Send a prepared request (429/5xx and cut replies retried, all within the
         deadline); the :class:`Answer`."""
         bound = self._bound()
         make = functools.partial(self._oa.chat.completions.with_streaming_response.create,
                                  **request.body())
-        t_send = time.perf_counter()
+        t_send = self._emit_sending(request)
         data = retry_sync(lambda: self._json(self._read(make, bound, request)), self.policy,
                           bound)
         reply = parse_completion(data, self.url)
+        self._emit_answered(request, t_send)
         return self._answer(reply, request, timed(request, t_send, None, None))
 
     def stream(self, request: PreparedRequest) -> Iterator[StreamEvent]:
@@ -280,7 +314,8 @@ class GlyphClient(ClientCore):
         failure is retried like a plain request's (a dropped stream included); after, it is
         raised with the partial text."""
         bound = self._bound()
-        t_send = time.perf_counter()
+        t_send = self._emit_sending(req)
+        shown = StreamShown(self, req, t_send)
 
         def until_first_event(
         ) -> tuple[StreamAccumulator, Generator[str, None, None], list[StreamEvent]]:
@@ -303,13 +338,17 @@ class GlyphClient(ClientCore):
         reader, lines, events = retry_sync(until_first_event, self.policy, bound)
         first = time.perf_counter() if events else None
         with contextlib.closing(lines):
-            yield from events
+            for event in events:
+                shown.delta()
+                yield event
             for line in lines:
                 for event in reader.line(line):
                     if first is None:
                         first = time.perf_counter()
+                    shown.delta()
                     yield event
         yield from reader.close()
+        self._emit_answered(req, t_send)
         yield self._done(reader, req, t_send, first, job, parts)
 
 

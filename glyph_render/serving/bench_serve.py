@@ -182,7 +182,6 @@ def _parser() -> Parser:
                    "e.g. 50,90,99 (default: the table's P99 (and P95 for ITL), vLLM's 99)")
     g.add_argument("--plot", metavar="OUT.png",
                    help="plot input tokens, TTFT and throughput against document length")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     return p
 
 
