@@ -244,6 +244,9 @@ def _ask_source(args: argparse.Namespace) -> None:
                           "earlier, before the question")
     if args.local_media and not args.pages:
         raise ConfigError("--local-media sends pages already on disk: use it with --pages")
+    if args.pages and args.budget is not None:
+        raise ConfigError("--budget plans a document's rendering; pages given with --pages "
+                          "are sent as they are")
 
 
 def cmd_ask(argv: Sequence[str]) -> int:

@@ -178,6 +178,7 @@ def test_cli_ask_pages_bad_input_is_one_line_exit_2(tmp_path: Path, local: Serve
         (["ask", SAMPLE, QUESTION, "--pages", pages], "not both"),
         (["ask", QUESTION], "give a document"),
         (["ask", SAMPLE, QUESTION, "--local-media"], "use it with --pages"),
+        (["ask", "--pages", pages, QUESTION, "--budget", "900"], "sent as they are"),
     ]
     for args, why in cases:
         proc = cli(*args, "--endpoint", local.url)
@@ -263,3 +264,30 @@ def test_cli_feedback_in_order_and_quiet(small: ServeOcr) -> None:
 def test_every_command_takes_quiet(command: str) -> None:
     proc = cli(*command.split(), "-h")
     assert proc.returncode == 0 and "--quiet" in proc.stdout, proc.stderr
+
+
+# --- the real vLLM -------------------------------------------------------------------------
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_vllm_reads_file_pages_and_takes_the_full_url(mtmp: Path, pages: Path) -> None:
+    """vLLM's own --allowed-local-media-path: file:// pages priced and billed as the base64
+    ones, and the full chat-completions URL accepted (tiny model: one token per byte)."""
+    try:
+        from conftest import require_vllm
+        from vllm_server import start_vllm
+    except ImportError:  # tests/ imported as a package
+        from tests.conftest import require_vllm
+        from tests.vllm_server import start_vllm
+    require_vllm()
+    with start_vllm(extra_args=["--allowed-local-media-path", str(pages.parent)]) as srv, \
+            GlyphClient(srv.base_url + "/chat/completions", tokenizer="bytes",
+                        max_tokens=4) as c:
+        two = [pages / "page_001.png", pages / "page_006.png"]
+        b64 = c.ask_images(two, QUESTION)
+        url = c.ask_images(two, QUESTION, local_media=True)
+        assert b64.usage["prompt_tokens"] == b64.predicted_prompt_tokens
+        assert url.usage["prompt_tokens"] == url.predicted_prompt_tokens \
+            == b64.predicted_prompt_tokens
+        assert url.payload_bytes < 500 < 10_000 < b64.payload_bytes

@@ -441,3 +441,16 @@ def test_auto_preset_picks_glyph_zh_for_chinese(work: Path, run_cli, corpus_dir:
     cfg = json.loads(proc.stdout)["config"]
     assert cfg["font-path"] == bundled_font("DroidSansFallbackFull")
     assert sum(p["missing_chars"] for p in json.loads(proc.stdout)["pages"]) == 61
+
+
+def test_quiet_silences_progress_unless_asked(work: Path, run_cli) -> None:
+    # -q/--quiet is every command's (settings.Parser); it turns the default progress bar off,
+    # and an explicit --progress still wins.
+    loud = run_cli(["doc.txt", "-o", "a", "--progress"], cwd=work)
+    assert loud.returncode == 0 and "rendering" in loud.stderr
+    quiet = run_cli(["doc.txt", "-o", "b", "-q"], cwd=work)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    assert quiet.stdout.splitlines()[1] == loud.stdout.splitlines()[1]  # the report stays
+    both = run_cli(["doc.txt", "-o", "c", "--quiet", "--progress"], cwd=work)
+    assert "rendering" in both.stderr
+    assert run_cli(["layout", "doc.txt", "-q"], cwd=work).returncode == 0

@@ -31,6 +31,7 @@ from .core import (
     page_files,
     timed,
 )
+from .progress import ProgressCallback
 from .reliability import Deadline, retry_sync
 
 __all__ = ["GlyphClient", "compress_and_ask"]
@@ -44,7 +45,9 @@ class GlyphClient(ClientCore):
     are read from ``/v1/models`` when not given. ``tokenizer`` counts the question (pass the
     model's ``tokenizer.json`` for exact predictions). Every keyword of :meth:`ask` has a
     client-wide default here (``system``, ``thinking``, ``max_tokens``, ``sampling``,
-    ``extra_body``, ``overflow``, ``fit``).
+    ``extra_body``, ``overflow``, ``fit``). ``progress``: a callback receiving a
+    :class:`~glyph_render.client.progress.Progress` at each step of a call (re-plan, rendering,
+    upload, waiting, first token); ``local_media``: :meth:`ask_images` sends ``file://`` URLs.
 
     The request path is public: :meth:`prepare` builds a :class:`PreparedRequest` (priced,
     checked against the context), :meth:`send` sends it with retries, :meth:`stream` streams
@@ -412,16 +415,18 @@ def compress_and_ask(text: str, question: str, *, base_url: str | None = None,
                      max_tokens: int | None = None, sampling: dict[str, Any] | None = None,
                      extra_body: dict[str, Any] | None = None,
                      overflow: Literal["error", "split"] | None = None,
-                     fit: Literal["auto", "error"] | None = None) -> Answer:
+                     fit: Literal["auto", "error"] | None = None,
+                     progress: ProgressCallback | None = None) -> Answer:
     """One call: a :class:`GlyphClient` for the endpoint, ``ask``, close.
 
-    The keywords up to ``max_dpi`` make the client, the rest are :meth:`GlyphClient.ask`'s.
+    The keywords up to ``max_dpi`` and ``progress`` make the client, the rest are
+    :meth:`GlyphClient.ask`'s.
     """
     with GlyphClient(base_url, api_key=api_key, model=model, max_model_len=max_model_len,
                      profile=profile, tokenizer=tokenizer, timeout=timeout,
                      deadline=deadline, max_reply_bytes=max_reply_bytes,
                      max_retries=max_retries, min_px_per_em=min_px_per_em,
-                     max_dpi=max_dpi) as c:
+                     max_dpi=max_dpi, progress=progress) as c:
         return c.ask(text, question, config=config, dpi=dpi, budget=budget, system=system,
                      thinking=thinking, max_tokens=max_tokens, sampling=sampling,
                      extra_body=extra_body, overflow=overflow, fit=fit)
