@@ -291,6 +291,8 @@ class _Feedback:
     rendering as one updating line on a terminal (a count when it is done elsewhere), then
     the re-plan, the upload, the wait and the first token as they happen."""
 
+    LOG_EVERY = 10.0  # seconds between rendering lines when stderr is not a terminal
+
     def __init__(self, *, show_streaming: bool = True) -> None:
         self.tty = sys.stderr.isatty()
         self.show_streaming = show_streaming  # --stream: the answer itself shows it
@@ -298,6 +300,7 @@ class _Feedback:
         self._rendered = 0
         self._render_started: float | None = None
         self._open_line = False
+        self._last_line = time.perf_counter()
 
     def __call__(self, event: Any) -> None:
         with self._lock:
@@ -305,10 +308,15 @@ class _Feedback:
                 if self._render_started is None:
                     self._render_started = time.perf_counter()
                 self._rendered = event.done
+                now = time.perf_counter()
                 if self.tty:
                     sys.stderr.write(f"\r\x1b[K{PROG}: {event.message}")
                     sys.stderr.flush()
                     self._open_line = True
+                elif now - self._last_line >= self.LOG_EVERY:  # a log: a line now and then
+                    sys.stderr.write(f"{PROG}: {event.message}\n")
+                    sys.stderr.flush()
+                    self._last_line = now
                 return
             if event.stage == "streaming" and not self.show_streaming:
                 return

@@ -260,7 +260,7 @@ def test_cli_feedback_in_order_and_quiet(small: ServeOcr) -> None:
 
 
 @pytest.mark.parametrize("command", ["render", "layout", "plan", "ask", "batch", "eval",
-                                     "doctor", "bench serve", "serve"])
+                                     "doctor", "bench serve", "serve", "gateway"])
 def test_every_command_takes_quiet(command: str) -> None:
     proc = cli(*command.split(), "-h")
     assert proc.returncode == 0 and "--quiet" in proc.stdout, proc.stderr

@@ -3,7 +3,11 @@
 The text is rendered into pages, the pages are sent as Glyph expects them (one user message: the
 page images in order as ``data:image/png;base64`` URLs, then the question), and the reply comes
 back as an :class:`~glyph_render.client.answer.Answer` with the reasoning kept
-apart.
+apart. Pages already on disk (``ask_images``) may travel as ``file://`` URLs instead
+(``local_media``), for a server that reads local media (vLLM's ``--allowed-local-media-path``).
+
+Endpoints: a bare host, the base URL or a full route (``.../v1/chat/completions``, as Glyph's
+scripts post to) all name the same base URL (:func:`normalise_base_url`).
 
 Fitting the context. Before anything is uploaded the prompt is priced exactly
 (:func:`~glyph_render.vision_tokens.prompt_tokens` over the page sizes) and compared with the
