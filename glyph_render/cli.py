@@ -210,10 +210,11 @@ def _ask_parser() -> Parser:
                     "goes to stderr (-q silences it). The API key comes from $OPENAI_API_KEY "
                     "(see --api-key-env).",
     )
-    p.add_argument("document", nargs="?",
-                   help="text file to render, or - for standard input (none with --pages)")
+    add_document_flags(p)
+    doc = next(a for a in p._actions if a.dest == "document")
+    doc.nargs, doc.required, doc.default = "?", False, None  # none with --pages
+    doc.help = f"{doc.help} (none with --pages)"
     p.add_argument("question", help="what to ask about the document")
-    p.add_argument("--encoding", default="utf-8", help="text encoding of the document")
     p.add_argument("--pages", action="append", metavar="PATH", type=non_empty,
                    help="ask about page images already rendered instead of a document: a "
                         "folder, a file or a quoted glob such as 'out/page_*.png' (repeat "
@@ -244,6 +245,8 @@ def _ask_source(args: argparse.Namespace) -> None:
                           "earlier, before the question")
     if args.local_media and not args.pages:
         raise ConfigError("--local-media sends pages already on disk: use it with --pages")
+    if args.pages and args.dump_text:
+        raise ConfigError("--dump-text writes a document's text; --pages has none")
     if args.pages and args.budget is not None:
         raise ConfigError("--budget plans a document's rendering; pages given with --pages "
                           "are sent as they are")
