@@ -16,6 +16,7 @@ from pathlib import Path
 
 from glyph_render.config import RenderConfig
 from glyph_render.errors import ConfigError, GlyphRenderError
+from glyph_render.settings import Parser, add_model_flags
 
 from .settings import MODES, UPSTREAM_KEY_ENV, GatewaySettings
 
@@ -39,7 +40,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a key callers must send as 'Authorization: Bearer KEY' (repeatable)")
     g.add_argument("--api-key-file", metavar="FILE",
                    help="keys, one per line ('#' comments); with --api-key, both are accepted")
-    g.add_argument("-q", "--quiet", action="store_true", help="no access-log lines")
 
     g = p.add_argument_group("policy")
     g.add_argument("--mode", choices=MODES, default="auto",
@@ -52,9 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a leading/closing paragraph up to this long stays text (512)")
     g.add_argument("--config", metavar="FILE", help="a Glyph rendering config (JSON)")
     g.add_argument("--dpi", type=float, help="render at this DPI (default the config's)")
-    g.add_argument("--profile", default="glyph", help="vision profile of the model (glyph)")
-    g.add_argument("--tokenizer", help="text tokenizer: cl100k_base (default), bytes, or the "
-                   "model's tokenizer.json for exact fitting")
+    # the shared flags: the model's tokenizer.json makes the fitting exact
+    add_model_flags(g, tokenizer=None)  # type: ignore[arg-type]  # a group takes the same calls
     g.add_argument("--min-px-per-em", type=float, help="legibility floor when compressing")
     g.add_argument("--max-model-len", type=int, help="the model's context (default: the "
                    "upstream's /v1/models)")
@@ -150,7 +149,7 @@ def run(settings: GatewaySettings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION)
+    p = Parser(prog=PROG, description=DESCRIPTION)  # -q/--quiet: no access-log lines
     add_arguments(p)
     args = p.parse_args(argv)
     try:

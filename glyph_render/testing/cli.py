@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from glyph_render.errors import GlyphRenderError
+from glyph_render.settings import Parser, add_model_flags
 
 from .config import DEFAULT_MODEL, REASONING_FIELDS, REASONING_PARSERS, TOKEN_RULES, ServerConfig
 from .ocr import TesseractReader
@@ -35,7 +36,7 @@ def _scale(text: str) -> float | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog=PROG,
         description="A local stand-in for a Glyph endpoint (vLLM's OpenAI protocol): OCRs the "
         "page images with Tesseract and answers with the best-matching sentences. A "
@@ -56,15 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--enable-prefix-caching", action="store_true",
                    help='report enable_prefix_caching="True" in vllm:cache_config_info')
     g.add_argument("--block-size", type=int, default=16, help="reported KV block size")
-    g.add_argument("-q", "--quiet", action="store_true", help="no per-request log lines")
 
     g = p.add_argument_group("token accounting")
-    g.add_argument("--profile", default="glyph",
-                   help="vision profile (glyph, qwen2.5-vl, ...) or a preprocessor_config.json")
-    g.add_argument("--tokenizer", default="cl100k_base",
-                   help="text tokenizer: cl100k_base (default: the client's, so glyph-render "
-                   "doctor agrees out of the box), bytes (one token per UTF-8 byte, like the "
-                   "tiny test model), or a tokenizer.json")
+    # the client's own flags and defaults, so glyph-render doctor agrees out of the box
+    add_model_flags(g)  # type: ignore[arg-type]  # an argument group takes the same calls
     g.add_argument("--token-rule", choices=TOKEN_RULES, default="glyph",
                    help="'wrong' bills each image its unmerged patch count (4x), to test "
                    "mismatch detection")
