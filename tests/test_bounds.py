@@ -426,7 +426,9 @@ def test_cli_deadline_and_reply_limit_flags(faults, tmp_path: Path, run_cli) -> 
     doc = tmp_path / "doc.txt"
     doc.write_text("A short document about nothing much.", encoding="utf-8")
     srv = faults("trickle", "huge_chunked")
-    base = ["ask", doc, "Q?", "--endpoint", srv.url, "--model", "m", "--tokenizer", "bytes"]
+    # --quiet: no progress lines, so the error is the whole of stderr
+    base = ["ask", doc, "Q?", "--endpoint", srv.url, "--model", "m", "--tokenizer", "bytes",
+            "--quiet"]
     t0 = time.monotonic()
     res = run_cli([*base, "--deadline", "1", "--timeout", "10"], cwd=tmp_path)
     assert res.returncode == 2 and "deadline of 1 s" in res.stderr, res.stderr
