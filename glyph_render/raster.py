@@ -876,7 +876,8 @@ def _candidates(page: Page, cfg: RenderConfig) -> _InkCandidates:
         bound = g.x[keep] + fs * reach[cface]
         best = -math.inf
         found: list = []
-        for k in np.argsort(-bound, kind="stable").tolist():
+        order = np.argsort(-bound, kind="stable").tolist()  # rightmost bound first
+        for k in order:
             if bound[k] < best - 1.0:
                 break
             j = int(keep[k])
@@ -889,7 +890,7 @@ def _candidates(page: Page, cfg: RenderConfig) -> _InkCandidates:
                  if r >= best - 1.0]
 
         def more() -> Iterator[tuple[float, int, int, float, object, int]]:
-            for k in np.argsort(-bound, kind="stable").tolist():
+            for k in order:
                 j = int(keep[k])
                 cid = int(g.cids[j])
                 ln = lines[int(g.line[j])]
