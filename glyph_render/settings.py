@@ -123,15 +123,25 @@ def at_least(low: int) -> Callable[[str], int]:
     return check
 
 
-def positive(value: str) -> float:
-    """A finite number > 0."""
+def _finite(value: str, *, zero: bool) -> float:
     try:
         x = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-    if not math.isfinite(x) or x <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {value!r}")
+    if not math.isfinite(x) or x < 0 or (x == 0 and not zero):
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number {'>=' if zero else '>'} 0, got {value!r}")
     return x
+
+
+def positive(value: str) -> float:
+    """A finite number > 0."""
+    return _finite(value, zero=False)
+
+
+def non_negative(value: str) -> float:
+    """A finite number >= 0 (a wait or a limit that 0 switches off)."""
+    return _finite(value, zero=True)
 
 
 def non_empty(value: str) -> str:

@@ -9,7 +9,6 @@ batch files carry it) applies on top of them: the item is the more specific of t
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from ..settings import (
     add_render_flags,
     at_least,
     non_empty,
+    non_negative,
 )
 
 __all__ = ["DEFAULT_OUTAGE_WAIT", "MODES", "OCR_PROMPT", "JobSettings", "build_parser",
@@ -95,7 +95,7 @@ def build_parser() -> Parser:
     g.add_argument("--ocr-prompt", default=OCR_PROMPT, help="ocr mode: the instruction per page")
     g.add_argument("--no-transcripts", dest="keep_transcripts", action="store_false",
                    help="ocr mode: keep only the scores, not the transcribed text")
-    g.add_argument("--outage-wait", type=_seconds_or_zero, default=DEFAULT_OUTAGE_WAIT,
+    g.add_argument("--outage-wait", type=non_negative, default=DEFAULT_OUTAGE_WAIT,
                    metavar="S",
                    help="when every endpoint is unreachable, wait up to S seconds for one to "
                         "come back (probing with backoff) before stopping the job with its "
@@ -116,15 +116,6 @@ def build_parser() -> Parser:
     return p
 
 
-def _seconds_or_zero(value: str) -> float:
-    """A finite number of seconds >= 0."""
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
-    if not math.isfinite(x) or x < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {value!r}")
-    return x
 
 
 def settings_from_args(args: argparse.Namespace) -> JobSettings:
