@@ -8,8 +8,10 @@ This module repeats all of that, in the same order and the same floating point, 
 out pixel for pixel as the reference's (``benchmarks/fidelity.py`` measures it).
 
 Speed comes from caching each glyph bitmap per font, size, glyph and phase, and from blending a
-paragraph's glyphs in a few vectorised numpy passes: glyphs are split into layers (by line and
-position parity) inside which no two overlap, so each layer is one gather-blend-scatter.
+paragraph's glyphs in one pass of C (``_accel.c``, built with the package: one glyph after
+another, as Splash does). Without the compiled module a NumPy path blends them in layers (by
+line and position parity) inside which no two glyphs overlap, each layer one
+gather-blend-scatter: the same pixels except where glyphs overlap, off by a level or so there.
 
 Page sizes and the auto-crop follow the reference exactly: ``ceil`` of the page size in pixels,
 Pillow's resize for ``horizontal-scale``, then the crop on pixels that differ from the top-left
@@ -32,6 +34,11 @@ from .errors import ConfigError
 from .fonts import FT_LOCK, FontChain, font_chain
 from .layout import MARKER, Page
 from .pdfnum import pdf_value
+
+try:  # the compiled compositing loop; optional (a NumPy path does the same work)
+    from ._accel import blend as _c_blend
+except ImportError:  # pragma: no cover - depends on the build
+    _c_blend = None
 
 PHASES = 4  # Splash's splashFontFraction
 _GLYPH_SIZE_LIMIT = 50  # SplashFont::getGlyph: no sub-pixel phases for taller glyph boxes
@@ -256,12 +263,12 @@ class GlyphAtlas:
         if self._packed is None:
             counts = np.fromiter((len(a) for a in self._dy), np.int64, len(self._dy))
             starts = np.concatenate(([0], np.cumsum(counts)[:-1])) if len(counts) else counts
-            boxes = np.array(self.box, np.int64).reshape(-1, 4)
+            boxes = np.array(self.box, np.int64).reshape(-1, 4).T.copy()  # contiguous columns
             self._packed = (
                 np.concatenate(self._dy) if self._dy else np.zeros(0, np.int64),
                 np.concatenate(self._dx) if self._dx else np.zeros(0, np.int64),
                 np.concatenate(self._alpha) if self._alpha else np.zeros(0, np.int64),
-                starts, counts, boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3])
+                starts, counts, boxes[0], boxes[1], boxes[2], boxes[3])
         return self._packed
 
     def _render(self, face: int, gid: int, phase: int):
@@ -656,6 +663,9 @@ def _place(page: Page, g: _PageGlyphs, table: _CharTable, atlas: GlyphAtlas,
                    line)
 
 
+_USE_C = True  # tests turn it off to compare the NumPy path
+
+
 def _blend_block(canvas: _Canvas, atlas: GlyphAtlas, p: _Placed, lo_line: int, hi_line: int,
                  text_col: tuple[int, ...], marker_col: tuple[int, ...]) -> None:
     """Blend one paragraph's glyphs, layer by layer (gather, blend, scatter)."""
@@ -664,6 +674,15 @@ def _blend_block(canvas: _Canvas, atlas: GlyphAtlas, p: _Placed, lo_line: int, h
     if a >= b:
         return
     W, H = canvas.dev.width, canvas.dev.height
+    if _c_blend is not None and _USE_C:
+        packed, flat, _alpha8 = atlas.packed_flat(W)
+        dy, dx, alpha, start, count, left, top, bw, bh = packed
+        marker = p.marker[a:b].view(np.uint8)
+        for c, plane in enumerate(canvas.planes):
+            _c_blend(plane, W, H, p.ids[a:b], p.px[a:b], p.py[a:b], marker, start, count,
+                     left, top, bw, bh, dy, dx, flat, alpha, _blend_table(text_col[c]),
+                     _blend_table(marker_col[c]))
+        return
     packed, flat, alpha8 = atlas.packed_flat(W)
     _dy, _dx, _alpha, start, count, left, top, bw, bh = packed
     ids = p.ids[a:b]

@@ -22,6 +22,7 @@ pytest.importorskip("pdf2image", reason="pdf2image (the 'bench' extra) is not in
 if not (shutil.which("pdftoppm") and shutil.which("pdfinfo")):
     pytest.skip("poppler-utils (pdftoppm, pdfinfo) missing", allow_module_level=True)
 
+from glyph_render import raster  # noqa: E402
 from glyph_render.config import GLYPH_NEWLINE_MARKER, RenderConfig  # noqa: E402
 from glyph_render.fonts import bundled_font  # noqa: E402
 from glyph_render.layout import layout  # noqa: E402
@@ -61,7 +62,10 @@ def assert_same_pages(text: str, cfg: dict) -> None:
     for i, (a, b) in enumerate(zip(want, got, strict=True)):
         assert a.shape == b.shape, (i, a.shape, b.shape)
         diff = np.abs(a.astype(int) - b.astype(int))
-        assert diff.mean() <= 0.01, (i, diff.mean(), int(diff.max()))
+        if raster._c_blend is not None:  # glyphs blended one after another, as Splash does
+            assert int(diff.max()) == 0, (i, diff.mean(), int(diff.max()))
+        else:  # the NumPy path's layers may blend overlapping glyphs in another order
+            assert diff.mean() <= 0.01, (i, diff.mean(), int(diff.max()))
 
 
 DEJAVU = bundled_font("DejaVuSans")
