@@ -1,4 +1,4 @@
-/* glyph_render._accel: the raster's inner loop in C (optional; raster.py has a NumPy path).
+/* glyph_render._accel: the raster's inner loops in C (optional; raster.py has a NumPy path).
  *
  * Poppler's Splash composites a page's glyphs one at a time, in drawing order, each pixel
  * through d = ((255 - a) * d + a * c) / 255 (integer division). Done pixel by pixel in C this
@@ -10,6 +10,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -131,8 +132,97 @@ static PyObject *blend(PyObject *Py_UNUSED(self), PyObject *args) {
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(place_doc,
+"place(cids, line_len, ux, tws, c4, widths, spaces, drawable, font_size, k,\n"
+"      out_index, out_line, out_px, out_phase) -> int\n"
+"\n"
+"Poppler's pen along each line and the device pixel of every drawable character.\n"
+"\n"
+"The characters (cids, int64 ids into the per-id tables widths (float64), spaces and\n"
+"drawable (uint8)) are the lines' texts one after another, line i holding line_len[i]. The\n"
+"pen starts at ux[i] and advances by widths[cid] * font_size, plus tws[i] after a space,\n"
+"added one character at a time as poppler adds. A drawable character's pen x maps to\n"
+"xt = x * k + c4[i]; its pixel is floor(xt) and its phase floor((xt - floor(xt)) * 4).\n"
+"Writes the kept characters' index, line, pixel and phase (int64 outputs, as long as cids)\n"
+"and returns how many were kept.");
+
+static int64_t to_i64(double v) {
+    /* what NumPy's astype(int64) gives on x86-64 for NaN and values out of range */
+    if (!(v >= -9223372036854775808.0 && v < 9223372036854775808.0)) return INT64_MIN;
+    return (int64_t)v;
+}
+
+static PyObject *place(PyObject *Py_UNUSED(self), PyObject *args) {
+    enum { N = 12 };
+    PyObject *o[N];
+    double fs, k;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOddOOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5],
+                          &o[6], &o[7], &fs, &k, &o[8], &o[9], &o[10], &o[11]))
+        return NULL;
+    Buf b[N];
+    memset(b, 0, sizeof b);
+    static const char *names[N] = {"cids", "line_len", "ux", "tws", "c4", "widths", "spaces",
+                                   "drawable", "out_index", "out_line", "out_px", "out_phase"};
+    static const Py_ssize_t sizes[N] = {8, 8, 8, 8, 8, 8, 1, 1, 8, 8, 8, 8};
+    for (int i = 0; i < N; i++) {
+        if (get_buf(o[i], &b[i], i >= 8, sizes[i], names[i]) < 0) {
+            release(b, N);
+            return NULL;
+        }
+    }
+    const int64_t *cids = (const int64_t *)b[0].view.buf, *line_len = (const int64_t *)b[1].view.buf;
+    const double *ux = (const double *)b[2].view.buf, *tws = (const double *)b[3].view.buf,
+                 *c4 = (const double *)b[4].view.buf, *widths = (const double *)b[5].view.buf;
+    const uint8_t *spaces = (const uint8_t *)b[6].view.buf,
+                  *drawable = (const uint8_t *)b[7].view.buf;
+    int64_t *oi = (int64_t *)b[8].view.buf, *ol = (int64_t *)b[9].view.buf,
+            *ox = (int64_t *)b[10].view.buf, *op = (int64_t *)b[11].view.buf;
+    Py_ssize_t total = b[0].view.len / 8, n_lines = b[1].view.len / 8, n_ids = b[5].view.len / 8;
+    const char *bad = NULL;
+    if (b[2].view.len / 8 != n_lines || b[3].view.len / 8 != n_lines ||
+        b[4].view.len / 8 != n_lines)
+        bad = "line_len, ux, tws and c4 differ in length";
+    else if (b[6].view.len != n_ids || b[7].view.len != n_ids)
+        bad = "widths, spaces and drawable differ in length";
+    else if (b[8].view.len / 8 < total || b[9].view.len / 8 < total ||
+             b[10].view.len / 8 < total || b[11].view.len / 8 < total)
+        bad = "outputs shorter than cids";
+    Py_ssize_t kept = 0;
+    if (!bad) {
+        Py_ssize_t j = 0;
+        for (Py_ssize_t i = 0; i < n_lines && !bad; i++) {
+            int64_t len = line_len[i];
+            if (len < 0 || len > total - j) { bad = "line lengths exceed cids"; break; }
+            double x = ux[i], tw = tws[i], off = c4[i];
+            for (int64_t e = j + len; j < e; j++) {
+                int64_t cid = cids[j];
+                if (cid < 0 || cid >= n_ids) { bad = "character id out of range"; break; }
+                if (drawable[cid]) {
+                    double xt = x * k + off, x0 = floor(xt);
+                    oi[kept] = j;
+                    ol[kept] = i;
+                    ox[kept] = to_i64(x0);
+                    op[kept] = to_i64(floor((xt - x0) * 4.0));
+                    kept++;
+                }
+                double adv = widths[cid] * fs;
+                if (spaces[cid] && tw != 0.0) adv = adv + tw;
+                x = x + adv;
+            }
+        }
+        if (!bad && j != total) bad = "line lengths do not add up to cids";
+    }
+    release(b, N);
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, bad);
+        return NULL;
+    }
+    return PyLong_FromSsize_t(kept);
+}
+
 static PyMethodDef methods[] = {
     {"blend", blend, METH_VARARGS, blend_doc},
+    {"place", place, METH_VARARGS, place_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -9,7 +9,7 @@ out pixel for pixel as the reference's (``benchmarks/fidelity.py`` measures it).
 
 Speed comes from caching each glyph bitmap per font, size, glyph and phase, and from blending a
 paragraph's glyphs in one pass of C (``_accel.c``, built with the package: one glyph after
-another, as Splash does). Without the compiled module a NumPy path blends them in layers (by
+another, as Splash does; the pen's walk along each line is C too). Without the compiled module a NumPy path blends them in layers (by
 line and position parity) inside which no two glyphs overlap, each layer one
 gather-blend-scatter: the same pixels except where glyphs overlap, off by a level or so there.
 
@@ -37,8 +37,9 @@ from .pdfnum import pdf_value
 
 try:  # the compiled compositing loop; optional (a NumPy path does the same work)
     from ._accel import blend as _c_blend
+    from ._accel import place as _c_place
 except ImportError:  # pragma: no cover - depends on the build
-    _c_blend = None
+    _c_blend = _c_place = None
 
 PHASES = 4  # Splash's splashFontFraction
 _GLYPH_SIZE_LIMIT = 50  # SplashFont::getGlyph: no sub-pixel phases for taller glyph boxes
@@ -476,10 +477,11 @@ class _PageGlyphs:
     starts: list[int]  # first character of each line
 
 
-def _page_glyphs(page: Page, table: _CharTable) -> _PageGlyphs:
+def _page_text(page: Page, table: _CharTable) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
+    """A page's characters in drawing order: ids, marker flags (None: no marker) and the number
+    of characters on each line."""
     texts: list[str] = []
     lengths: list[int] = []
-    marks: list[np.ndarray] = []
     any_marker = False
     for ln in page.lines:
         n = 0
@@ -490,12 +492,18 @@ def _page_glyphs(page: Page, table: _CharTable) -> _PageGlyphs:
                 any_marker = True
         lengths.append(n)
     cids = table.ids("".join(texts))
-    widths, spaces, _draw = table.arrays()
-    total = len(cids)
+    marker = None
     if any_marker:
         marks = [np.full(len(t), style == MARKER) for ln in page.lines for t, style in ln.runs]
         marker = np.concatenate(marks) if marks else np.zeros(0, bool)
-    else:
+    return cids, marker, lengths
+
+
+def _page_glyphs(page: Page, table: _CharTable) -> _PageGlyphs:
+    cids, marker, lengths = _page_text(page, table)
+    widths, spaces, _draw = table.arrays()
+    total = len(cids)
+    if marker is None:
         marker = np.zeros(total, bool)
     fs = page.font_size
     adv = widths[cids] * fs
@@ -577,8 +585,10 @@ def rasterize(page: Page, cfg: RenderConfig, *, last: bool = False,
     canvas.fill(dev.page_box(), page_bg)
     atlas = atlas_for(cfg, d)
     table = _table(cfg)
-    glyphs = _page_glyphs(page, table)
-    placed = _place(page, glyphs, table, atlas, dev)
+    if _c_place is not None and _USE_C:
+        placed = _place_c(page, table, atlas, dev)
+    else:
+        placed = _place(page, _page_glyphs(page, table), table, atlas, dev)
     bw = cfg.border_width
     line_block = [ln.block for ln in page.lines]
     for bi, block in enumerate(page.blocks):
@@ -626,7 +636,7 @@ class _Placed:
     ids: np.ndarray
     px: np.ndarray
     py: np.ndarray
-    layer: np.ndarray
+    layer: np.ndarray | None  # the NumPy blend's layers (None on the C path)
     marker: np.ndarray
     line: np.ndarray
 
@@ -641,13 +651,7 @@ def _place(page: Page, g: _PageGlyphs, table: _CharTable, atlas: GlyphAtlas,
     if not keep.any():
         return None
     k = dev.k
-    c4s = np.empty(len(page.lines), np.float64)
-    ys = np.empty(len(page.lines), np.int64)
-    blocks = [dev.block(b.ex, b.ey) for b in page.blocks]
-    for i, ln in enumerate(page.lines):
-        c4, c5 = blocks[ln.block]
-        c4s[i] = c4
-        ys[i] = math.floor((ln.ux * 0.0 + ln.uy * -k) + c5)
+    c4s, ys = _line_pixels(page, dev)
     line = g.line[keep]
     xt = g.x[keep] * k + c4s[line]
     x0 = np.floor(xt)
@@ -664,6 +668,41 @@ def _place(page: Page, g: _PageGlyphs, table: _CharTable, atlas: GlyphAtlas,
 
 
 _USE_C = True  # tests turn it off to compare the NumPy path
+
+
+def _line_pixels(page: Page, dev: Device) -> tuple[np.ndarray, np.ndarray]:
+    """Per line: the x offset (c4) of its block and its baseline row, in poppler's arithmetic."""
+    k = dev.k
+    c4s = np.empty(len(page.lines), np.float64)
+    ys = np.empty(len(page.lines), np.int64)
+    blocks = [dev.block(b.ex, b.ey) for b in page.blocks]
+    for i, ln in enumerate(page.lines):
+        c4, c5 = blocks[ln.block]
+        c4s[i] = c4
+        ys[i] = math.floor((ln.ux * 0.0 + ln.uy * -k) + c5)
+    return c4s, ys
+
+
+def _place_c(page: Page, table: _CharTable, atlas: GlyphAtlas, dev: Device) -> _Placed | None:
+    """``_place`` with the pen walk in C: the same pixels and phases, one pass."""
+    cids, marker, lengths = _page_text(page, table)
+    total = len(cids)
+    if not total:
+        return None
+    widths, spaces, drawable = table.arrays()
+    c4s, ys = _line_pixels(page, dev)
+    lines = page.lines
+    out = np.empty((4, total), np.int64)
+    n = _c_place(cids, np.array(lengths, np.int64), np.array([ln.ux for ln in lines], np.float64),
+                 np.array([ln.word_space for ln in lines], np.float64), c4s, widths,
+                 spaces.view(np.uint8), drawable.view(np.uint8), float(page.font_size), dev.k,
+                 out[0], out[1], out[2], out[3])
+    if not n:
+        return None
+    idx, line, px, phase = out[0, :n], out[1, :n], out[2, :n], out[3, :n]
+    ids = atlas.ids_for(table, cids[idx], phase).astype(np.int64)
+    return _Placed(ids, px, ys[line], None,
+                   np.zeros(n, bool) if marker is None else marker[idx], line)
 
 
 def _blend_block(canvas: _Canvas, atlas: GlyphAtlas, p: _Placed, lo_line: int, hi_line: int,

@@ -152,3 +152,39 @@ def test_pages_rasterised_in_threads_equal_the_serial_ones() -> None:
         t.join()
     for a, b in zip(serial, out, strict=True):
         assert b is not None and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("over", [{}, {"alignment": "JUSTIFY"}, {"dpi": 96},
+                                  {"first_line_indent": 12, "left_indent": 6}],
+                         ids=["left", "justify", "dpi96", "indent"])
+def test_c_placement_equals_the_numpy_walk(over: dict) -> None:
+    """Pen positions, pixels and phases from C equal the NumPy walk's on every glyph."""
+    cfg = RenderConfig.preset("glyph-en").replace(**over)
+    atlas, table = raster.atlas_for(cfg), raster._table(cfg)
+    for page in layout(TEXT, cfg):
+        dev = raster.Device.for_page(page.width, page.height, cfg.dpi)
+        c = raster._place_c(page, table, atlas, dev)
+        py = raster._place(page, raster._page_glyphs(page, table), table, atlas, dev)
+        assert c is not None and py is not None
+        for name in ("ids", "px", "py", "marker", "line"):
+            assert np.array_equal(getattr(c, name), getattr(py, name)), name
+
+
+def test_placement_refuses_inconsistent_arguments() -> None:
+    f8 = np.zeros(1, np.float64)
+    tables = (np.ones(2, np.float64), np.zeros(2, np.uint8), np.ones(2, np.uint8))
+    outs = [np.empty(3, np.int64) for _ in range(4)]
+
+    def call(cids: np.ndarray, lens: np.ndarray, out: list | None = None) -> int:
+        return accel.place(cids, lens, f8, f8, f8, *tables, 9.0, 1.0, *(out or outs))
+
+    assert call(np.array([0, 1, 0], np.int64), np.array([3], np.int64)) == 3
+    assert outs[2].tolist() == [0, 9, 18]  # the pen advances 1 em of 9 pt per character
+    with pytest.raises(ValueError, match="do not add up"):
+        call(np.array([0, 1, 0], np.int64), np.array([2], np.int64))
+    with pytest.raises(ValueError, match="exceed"):
+        call(np.array([0, 1, 0], np.int64), np.array([4], np.int64))
+    with pytest.raises(ValueError, match="character id out of range"):
+        call(np.array([0, 7, 0], np.int64), np.array([3], np.int64))
+    with pytest.raises(ValueError, match="outputs shorter"):
+        call(np.zeros(5, np.int64), np.array([5], np.int64))
