@@ -9,9 +9,10 @@ out pixel for pixel as the reference's (``benchmarks/fidelity.py`` measures it).
 
 Speed comes from caching each glyph bitmap per font, size, glyph and phase, and from blending a
 paragraph's glyphs in one pass of C (``_accel.c``, built with the package: one glyph after
-another, as Splash does; the pen's walk along each line is C too). Without the compiled module a NumPy path blends them in layers (by
-line and position parity) inside which no two glyphs overlap, each layer one
-gather-blend-scatter: the same pixels except where glyphs overlap, off by a level or so there.
+another, as Splash does; the pen's walk along each line is C too). Without the compiled
+module a NumPy path blends them in layers (by line and position parity) inside which no two
+glyphs overlap, each layer one gather-blend-scatter: the same pixels except where glyphs
+overlap, off by a level or so there.
 
 Page sizes and the auto-crop follow the reference exactly: ``ceil`` of the page size in pixels,
 Pillow's resize for ``horizontal-scale``, then the crop on pixels that differ from the top-left
