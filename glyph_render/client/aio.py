@@ -256,19 +256,16 @@ class AsyncGlyphClient(ClientCore):
             return
         limit = self._error_body_limit()
         data = bytearray()
-        cut = True
         try:
             async for chunk in response.aiter_bytes():
                 data += chunk
                 if len(data) >= limit:
                     break
-            else:
-                cut = False
         except Exception:  # noqa: BLE001 - a body cut short: the status still stands
             pass
         finally:
             await response.aclose()
-        raise ErrorReply(response.status_code, response, bytes(data[:limit]), cut)
+        raise ErrorReply(response.status_code, response, bytes(data[:limit]))
 
     async def _read(self, make: Callable[..., Any], bound: Deadline,
                     req: PreparedRequest | None = None) -> bytes:

@@ -334,13 +334,12 @@ class ErrorReply(Exception):
     """A non-2xx reply whose body the transport read only in part: at most
     ``ERROR_BODY_BYTES`` of it, within the call's deadline (the faces' response hooks raise it
     before openai would read the whole body, however large or endless). ``body``: the JSON or
-    text read; ``cut``: whether more was left unread."""
+    text read."""
 
-    def __init__(self, status_code: int, response: Any, data: bytes, cut: bool) -> None:
+    def __init__(self, status_code: int, response: Any, data: bytes) -> None:
         super().__init__(f"HTTP {status_code}")
         self.status_code = status_code
         self.response = response
-        self.cut = cut
         text = data.decode("utf-8", "replace")
         try:
             self.body: Any = json.loads(text)

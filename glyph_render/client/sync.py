@@ -277,20 +277,17 @@ class GlyphClient(ClientCore):
         bound = _BOUND.get()
         limit = self._error_body_limit()
         data = bytearray()
-        cut = True
         try:
             with _Watchdog(response, bound) if bound is not None else contextlib.nullcontext():
                 for chunk in response.iter_bytes():
                     data += chunk
                     if len(data) >= limit or (bound is not None and bound.expired()):
                         break
-                else:
-                    cut = False
         except Exception:  # noqa: BLE001 - a body cut short: the status still stands
             pass
         finally:
             response.close()
-        raise ErrorReply(response.status_code, response, bytes(data[:limit]), cut)
+        raise ErrorReply(response.status_code, response, bytes(data[:limit]))
 
     def _read(self, make: Callable[..., Any], bound: Deadline,
               req: PreparedRequest | None = None) -> bytes:
