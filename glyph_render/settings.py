@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from .vision_tokens import VisionProfile
 
 __all__ = ["PROG", "EndpointSettings", "Parser", "RenderSettings", "add_document_flags",
-           "add_endpoint_flags", "add_model_flags", "add_render_flags", "at_least", "non_empty",
-           "positive"]
+           "add_endpoint_flags", "add_model_flags", "add_render_flags", "at_least", "comma_list",
+           "non_empty", "non_negative", "percent", "positive", "positive_or_inf"]
 
 PROG = "glyph-render"
 DEFAULT_TIMEOUT = 600.0
@@ -123,14 +123,17 @@ def at_least(low: int) -> Callable[[str], int]:
     return check
 
 
-def _finite(value: str, *, zero: bool) -> float:
+def _finite(value: str, *, zero: bool, infinite: bool = False) -> float:
     try:
         x = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if infinite and x == math.inf:
+        return x
     if not math.isfinite(x) or x < 0 or (x == 0 and not zero):
         raise argparse.ArgumentTypeError(
-            f"must be a finite number {'>=' if zero else '>'} 0, got {value!r}")
+            f"must be a finite number {'>=' if zero else '>'} 0"
+            f"{' or inf' if infinite else ''}, got {value!r}")
     return x
 
 
@@ -142,6 +145,32 @@ def positive(value: str) -> float:
 def non_negative(value: str) -> float:
     """A finite number >= 0 (a wait or a limit that 0 switches off)."""
     return _finite(value, zero=True)
+
+
+def positive_or_inf(value: str) -> float:
+    """A number > 0, or ``inf`` for "no limit" (a request rate: all at once)."""
+    return _finite(value, zero=False, infinite=True)
+
+
+def percent(value: str) -> float:
+    """A percentile: a number in (0, 100]."""
+    x = _finite(value, zero=False)
+    if x > 100:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 100], got {value!r}")
+    return x
+
+
+def comma_list(check: Callable[[str], Any]) -> Callable[[str], list[Any]]:
+    """Values separated by commas (``2000,8000``), each passing ``check``; its error names
+    the item."""
+    def parse(value: str) -> list[Any]:
+        items = [v.strip() for v in value.split(",") if v.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(
+                f"expected values separated by commas, got {value!r}")
+        return [check(v) for v in items]
+    parse.__name__ = "list"
+    return parse
 
 
 def non_empty(value: str) -> str:
@@ -222,10 +251,13 @@ def add_render_flags(p: argparse.ArgumentParser, *, budget: bool = True,
 
 
 def add_endpoint_flags(p: argparse.ArgumentParser, *, many: bool = False,
-                       timeout: float = DEFAULT_TIMEOUT, asking: bool = True) -> None:
+                       timeout: float = DEFAULT_TIMEOUT, deadline: float = DEFAULT_DEADLINE,
+                       asking: bool = True) -> None:
     """The server and how to ask it. ``many``: ``--endpoint`` may repeat (batch). ``asking``
     adds the answer's settings (``--max-tokens``, ``--system``, ``--thinking``) and
-    ``--retries``; tools that measure the first reply (doctor, bench) leave them out."""
+    ``--retries``; tools that measure the first reply (doctor, bench) leave them out. Every
+    command bounds its waits and replies: ``--timeout`` (idle), ``--deadline`` (total) and
+    ``--max-reply-mb``."""
     g = p.add_argument_group("endpoint")
     g.add_argument("--endpoint", metavar="URL", type=non_empty,
                    action="append" if many else "store", default=[] if many else None,
@@ -241,14 +273,15 @@ def add_endpoint_flags(p: argparse.ArgumentParser, *, many: bool = False,
                         f"{DEFAULT_API_KEY_ENV}); the key itself is never printed")
     g.add_argument("--timeout", type=positive, default=timeout, metavar="S",
                    help=f"idle limit: seconds the server may stay silent (default {timeout:g})")
-    if not asking:
-        return
-    g.add_argument("--deadline", type=positive, default=DEFAULT_DEADLINE, metavar="S",
-                   help="total seconds per request or stream, retries included, however "
-                        f"steadily the server sends (default {DEFAULT_DEADLINE:g})")
+    g.add_argument("--deadline", type=positive, default=deadline, metavar="S",
+                   help="total seconds per request or stream, "
+                        + ("retries included, " if asking else "") + "however steadily the "
+                        f"server sends (default {deadline:g})")
     g.add_argument("--max-reply-mb", type=positive, default=DEFAULT_MAX_REPLY_MB, metavar="MB",
                    help="refuse a reply (or a stream) larger than this, unread "
                         f"(default {DEFAULT_MAX_REPLY_MB:g})")
+    if not asking:
+        return
     g.add_argument("--retries", "--max-retries", dest="retries", type=at_least(0),
                    default=DEFAULT_RETRIES, metavar="N",
                    help=f"retries of a 429/5xx/dropped request (default {DEFAULT_RETRIES})")

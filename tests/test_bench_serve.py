@@ -9,6 +9,8 @@ import os
 import random
 import re
 import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +22,10 @@ from glyph_render.serving.bench_serve import main as bench_main
 from glyph_render.serving.bench_workload import arrivals, documents, load_corpus
 
 try:
+    from fault_server import FaultServer, fault_servers
     from test_doctor import serve_ocr
 except ImportError:  # tests/ imported as a package
+    from tests.fault_server import FaultServer, fault_servers
     from tests.test_doctor import serve_ocr
 
 REPO = Path(__file__).resolve().parents[1]
@@ -144,6 +148,69 @@ def test_failures_are_counted_not_fatal(run_cli, tmp_path):
     assert pages["successful_requests"] == 3
     assert "3 request(s) failed; the first:" in proc.stdout
     assert runs["pages"]["requests"][0]["source"] == "generated"
+
+
+# --- bounded waits: a server that answers but never finishes -----------------------------------
+
+SMALL = ["--generated", "--input-chars", "300", "--output-len", "8", "--num-prompts", "2",
+         "--warmup", "0", "--tokenizer", "bytes", "-q"]
+
+
+@pytest.fixture()
+def fault_server() -> Iterator[Callable[..., FaultServer]]:
+    with fault_servers() as make:
+        yield make
+
+
+def test_trickling_server_is_one_line_and_exit_2(capsys, fault_server):
+    """/v1/models a byte every 1.2 s: without --deadline the benchmark would wait as long as
+    the server trickles; with it, one line and exit 2 at the deadline."""
+    srv = fault_server(get={"/v1/models": "trickle"})
+    t0 = time.monotonic()
+    code = bench_main(["serve", "--endpoint", srv.url, *SMALL, "--deadline", "1.5",
+                       "--timeout", "10"])
+    err = capsys.readouterr().err
+    assert time.monotonic() - t0 < 4
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith("glyph-render bench serve: error: ") and "deadline of 1.5 s" in err
+
+
+def test_endless_streams_are_failures_at_the_deadline(capsys, fault_server, tmp_path):
+    """Streams that never end count as failed requests, each cut at --deadline (the run ends
+    in about one deadline: the requests go at once); a 500 with an endless body is a failure
+    with its status, found at once."""
+    srv = fault_server("endless", "error_endless")
+    t0 = time.monotonic()
+    code = bench_main(["serve", "--endpoint", srv.url, *SMALL, "--arms", "text",
+                       "--deadline", "1", "--json", str(tmp_path / "b.json")])
+    assert code == 0 and time.monotonic() - t0 < 6
+    run = json.loads((tmp_path / "b.json").read_text())["runs"][0]
+    errors = sorted(r["error"] for r in run["requests"])
+    assert run["summary"]["failed_requests"] == 2 and srv.requests == 2
+    assert sorted("deadline of 1 s" in e for e in errors) == [False, True], errors
+    assert sorted("HTTP 500: {" in e for e in errors) == [False, True], errors
+    until = time.monotonic() + 3  # the server sees the close at its next write
+    while srv.hung_up < 2 and time.monotonic() < until:
+        time.sleep(0.05)
+    assert srv.hung_up == 2  # both replies abandoned, neither read to its (absent) end
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--deadline", "0"], "argument --deadline: must be a finite number > 0, got '0'"),
+    (["--max-reply-mb", "inf"], "argument --max-reply-mb: must be a finite number > 0"),
+    (["--output-len", "0"], "argument --output-len: must be >= 1, got '0'"),
+    (["--warmup", "-1"], "argument --warmup: must be >= 0, got '-1'"),
+    (["--request-rate", "-2"], "argument --request-rate: must be a finite number > 0 or inf"),
+    (["--input-chars", "10,x"], "argument --input-chars: expected a whole number >= 1, got 'x'"),
+    (["--percentiles", "50,0"], "argument --percentiles/--metric-percentiles: must be a "
+                                "finite number > 0, got '0'"),
+])
+def test_flag_errors_are_the_settings_one_line(capsys, args, said):
+    with pytest.raises(SystemExit) as exc:
+        bench_main(["serve", "--endpoint", "http://127.0.0.1:9/v1", *args])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith(f"glyph-render: error: {said}")
+    assert len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize("args", [["--arms", "video"], ["--request-rate", "0"],
@@ -389,7 +456,7 @@ def test_percentiles_flag_values(capsys):
     with pytest.raises(SystemExit) as exc:
         bench_main(["serve", "--percentiles", "50,101"])
     assert exc.value.code == 2
-    assert "percentiles must be in (0, 100]" in capsys.readouterr().err
+    assert "must be a number in (0, 100]" in capsys.readouterr().err
     recs = [RequestRecord(i, "a", 10, True, start=0.0, e2e=1.0 + i, ttft=0.1 * (i + 1),
                           chunk_times=[0.1, 0.2], prompt_tokens=10, completion_tokens=2)
             for i in range(11)]

@@ -4,14 +4,14 @@ streams, dropped streams retried, plain 400s sent once, batch jobs riding out an
 Endpoints are real servers on 127.0.0.1: ``serve-ocr`` as a real process wherever it can
 produce the fault, and, for the faults it cannot (a server trickling one byte at a time, an
 event stream that never ends, a 400 MB body, a stream that stalls or drops before its first
-delta), a small real HTTP server in this file: :class:`FaultServer`, a fault server.
+delta, an error status with a huge or endless body), a small real HTTP server:
+:class:`~fault_server.FaultServer`, a fault server (tests/fault_server.py).
 Every scenario runs through both faces, ``GlyphClient`` and ``AsyncGlyphClient``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import http.server
 import json
 import os
 import re
@@ -43,8 +43,10 @@ from glyph_render.errors import (
 from glyph_render.jobs.endpoints import Outage
 
 try:
+    from fault_server import FaultServer, fault_servers
     from ocr_server_process import serve_ocr
 except ImportError:  # tests/ imported as a package
+    from tests.fault_server import FaultServer, fault_servers
     from tests.ocr_server_process import serve_ocr
 
 FACES = ("sync", "async")
@@ -55,165 +57,10 @@ MODEL = {"model": "zai-org/Glyph", "max_model_len": 65536, "tokenizer": "bytes"}
 # --- the fault server --------------------------------------------------------------------------
 
 
-def _completion(text: str) -> bytes:
-    return json.dumps({"id": "c1", "object": "chat.completion", "model": "m", "choices": [
-        {"index": 0, "message": {"role": "assistant", "content": text},
-         "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}).encode()
-
-
-def _event(delta: dict[str, Any], finish: str | None = None) -> bytes:
-    chunk = {"id": "c1", "object": "chat.completion.chunk", "model": "m",
-             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
-
-
-class FaultServer:
-    """A fault server: a real HTTP/1.1 server on 127.0.0.1 for the faults serve-ocr cannot
-    produce. Each chat request takes the next fault of ``faults`` (then ``"ok"``); ``sent``
-    counts the body bytes it managed to write, ``requests`` the chat requests."""
-
-    def __init__(self, *faults: str) -> None:
-        self.faults = list(faults)
-        self.requests = 0
-        self.sent = 0
-        self.stop = threading.Event()
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                self._plain(200, json.dumps({"object": "list", "data": [
-                    {"id": "m", "max_model_len": 65536}]}).encode())
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                owner.requests += 1
-                fault = owner.faults.pop(0) if owner.faults else "ok"
-                try:
-                    getattr(self, "fault_" + fault)(body.get("stream", False))
-                except OSError:  # the client went away: what the faults are for
-                    self.close_connection = True
-
-            def _plain(self, status: int, data: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _stream_head(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
-
-            def _chunk(self, data: bytes) -> None:
-                self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
-                self.wfile.flush()
-                owner.sent += len(data)
-
-            def _wait(self, seconds: float) -> None:
-                if owner.stop.wait(seconds):
-                    raise OSError("server stopping")
-
-            def fault_ok(self, stream: bool) -> None:
-                if not stream:
-                    self._plain(200, _completion("all good"))
-                    return
-                self._stream_head()
-                self._chunk(_event({"role": "assistant", "content": ""}))
-                self._chunk(_event({"content": "all good"}, "stop"))
-                self._chunk(b"data: [DONE]\n\n")
-                self.wfile.write(b"0\r\n\r\n")
-
-            def fault_trickle(self, stream: bool) -> None:
-                """A valid reply, a byte every 1.2 s: never idle for long, never finished."""
-                data = _completion("slow")
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                for b in data:
-                    self.wfile.write(bytes([b]))
-                    self.wfile.flush()
-                    owner.sent += 1
-                    self._wait(1.2)
-
-            def fault_endless(self, stream: bool) -> None:
-                """An event stream that never ends: a delta every 20 ms, forever."""
-                self._stream_head()
-                self._chunk(_event({"role": "assistant", "content": ""}))
-                while True:
-                    self._chunk(_event({"content": "more "}))
-                    self._wait(0.02)
-
-            def fault_stall(self, stream: bool) -> None:
-                """A stream that starts, then says nothing more."""
-                self._stream_head()
-                self._chunk(_event({"role": "assistant", "content": ""}))
-                self._chunk(_event({"content": "Once upon"}))
-                self._wait(60)
-
-            def fault_drop_early(self, stream: bool) -> None:
-                """A stream cut after its role chunk, before any text: nothing was shown."""
-                self._stream_head()
-                self._chunk(_event({"role": "assistant", "content": ""}))
-                self.connection.shutdown(socket.SHUT_RDWR)
-                self.close_connection = True
-
-            def fault_huge(self, stream: bool) -> None:
-                """A 400 MB body, declared, written as fast as the client takes it."""
-                size = 400 * 2**20
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(size))
-                self.end_headers()
-                block = b" " * 65536
-                for _ in range(size // len(block)):
-                    self.wfile.write(block)
-                    owner.sent += len(block)
-
-            def fault_huge_chunked(self, stream: bool) -> None:
-                """An endless body with no length: only counting stops it."""
-                self._stream_head() if stream else self._chunked_json_head()
-                block = b" " * 65536
-                while True:
-                    self._chunk(block)
-
-            def _chunked_json_head(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
+@pytest.fixture()
 def faults() -> Iterator[Callable[..., FaultServer]]:
-    made: list[FaultServer] = []
-
-    def make(*kinds: str) -> FaultServer:
-        made.append(FaultServer(*kinds))
-        return made[-1]
-
-    yield make
-    for srv in made:
-        srv.close()
+    with fault_servers() as make:
+        yield make
 
 
 # --- one call, either face ----------------------------------------------------------------------
@@ -359,6 +206,49 @@ def test_reply_without_length_is_cut_at_the_limit(face: str, stream: bool, fault
     assert 2**20 < exc.value.size <= 2**20 + 65536 + 16
     time.sleep(0.3)
     assert srv.sent < 32 * 2**20
+
+
+# --- error replies: their bodies bounded too ----------------------------------------------------
+
+
+@pytest.mark.parametrize("face", FACES)
+@pytest.mark.parametrize("stream", [False, True])
+def test_error_reply_with_a_400_mb_body_is_not_read_whole(face: str, stream: bool,
+                                                         faults) -> None:
+    """openai reads a non-2xx body whole before raising (1.76 GB resident for 400 MB); the
+    client's response hook reads its first 64 KiB and hangs up. The server saw the client go
+    before it had sent the body, and had sent no more than socket buffers hold."""
+    srv = faults("error_huge", "error_huge")
+    t0 = time.monotonic()
+    with pytest.raises(ServerError, match=r"HTTP 500: xxxx") as exc:
+        call(face, srv.url, stream=stream, max_retries=1)
+    assert time.monotonic() - t0 < 3
+    assert exc.value.status_code == 500 and exc.value.attempts == 2 and srv.requests == 2
+    time.sleep(0.3)
+    assert srv.hung_up == 2 and srv.sent < 2 * 32 * 2**20
+
+
+@pytest.mark.parametrize("face", FACES)
+@pytest.mark.parametrize("stream", [False, True])
+def test_error_reply_with_an_endless_body_is_cut(face: str, stream: bool, faults) -> None:
+    srv = faults("error_endless")
+    t0 = time.monotonic()
+    with pytest.raises(ServerError, match=r"HTTP 500: \{\"error") as exc:
+        call(face, srv.url, stream=stream, max_retries=0)
+    assert time.monotonic() - t0 < 3 and exc.value.status_code == 500
+    assert len(str(exc.value)) < 1000  # the body's start, not the body
+    time.sleep(0.3)
+    assert srv.hung_up == 1 and srv.sent < 32 * 2**20
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_error_reply_trickling_meets_the_deadline(face: str, faults) -> None:
+    srv = faults("error_trickle")
+    sent: list[float] = []
+    with pytest.raises(DeadlineExceeded, match=r"deadline of 1.5 s"):
+        call(face, srv.url, sent=sent, timeout=10, deadline=1.5)
+    assert time.monotonic() - sent[0] < 2.4
+    assert srv.requests == 1
 
 
 # --- dropped streams ---------------------------------------------------------------------------

@@ -15,12 +15,18 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from glyph_render.serving.doctor import main as doctor_main
+
+try:
+    from fault_server import FaultServer, fault_servers
+except ImportError:  # tests/ imported as a package
+    from tests.fault_server import FaultServer, fault_servers
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -235,3 +241,68 @@ def test_sglang_server_info(nested):
     assert check.status == "WARN"
     assert "disable_radix_cache=false" in check.message
     assert "--disable-radix-cache" in check.fix
+
+
+# --- bounded waits: a server that answers but never finishes -----------------------------------
+
+
+@pytest.fixture()
+def fault_server() -> Iterator[Callable[..., FaultServer]]:
+    with fault_servers() as make:
+        yield make
+
+
+def test_trickling_model_listing_fails_within_the_deadline(doctor, fault_server):
+    """/v1/models a byte every 1.2 s: the reachable check fails at --deadline, naming it."""
+    srv = fault_server(get={"/v1/models": "trickle"})
+    t0 = time.monotonic()
+    code, report, _ = doctor(srv.url, "--deadline", "1.5", "--timeout", "10")
+    assert time.monotonic() - t0 < 4
+    assert code == 1 and [c["name"] for c in report["checks"]] == ["reachable"]
+    check = report["checks"][0]
+    assert check["status"] == "FAIL" and "deadline of 1.5 s" in check["message"]
+    assert "--deadline" in check["fix"]
+
+
+def test_endless_probe_stream_fails_within_the_deadline(doctor, fault_server):
+    """The probe's stream never ends: "images" fails at the deadline, as an unfinished reply
+    (not an image refused, and no second request to tell image from text)."""
+    srv = fault_server("endless")
+    t0 = time.monotonic()
+    code, report, _ = doctor(srv.url, "--deadline", "1", "--tokenizer", "bytes")
+    assert time.monotonic() - t0 < 6
+    check = by_name(report)["images"]
+    assert code == 1 and check["status"] == "FAIL"
+    assert "did not complete" in check["message"] and "deadline of 1 s" in check["message"]
+    assert check["data"]["error_type"] == "DeadlineExceeded" and srv.requests == 1
+
+
+@pytest.mark.parametrize(("fault", "flags", "said"), [
+    ("trickle", ["--deadline", "1.5", "--timeout", "10"],
+     "GET http://127.0.0.1:{port}/metrics did not finish within the deadline of 1.5 s"),
+    ("huge_chunked", ["--max-reply-mb", "1"],
+     "the reply to GET http://127.0.0.1:{port}/metrics is larger than the limit of "
+     "1,048,576 bytes"),
+])
+def test_endless_metrics_is_one_line_and_exit_2(run_cli, fault_server, fault, flags, said):
+    """The doctor's plain GETs (/metrics, /version, /get_server_info) are bounded as the
+    client's requests are: past a bound, the run stops with one line and exit 2."""
+    srv = fault_server(get={"/metrics": fault})
+    t0 = time.monotonic()
+    res = run_cli(["doctor", "--endpoint", srv.url, "--quiet", *flags], cwd=REPO)
+    assert time.monotonic() - t0 < 15
+    port = srv.url.split(":")[2].split("/")[0]
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.strip().splitlines() == [
+        res.stderr.strip()] and said.format(port=port) in res.stderr, res.stderr
+    assert res.stderr.startswith("glyph-render doctor: error: ")
+
+
+@pytest.mark.parametrize("flags", [["--deadline", "0"], ["--deadline", "nan"],
+                                   ["--max-reply-mb", "-1"], ["--max-reply-mb", "x"]])
+def test_bound_flags_checked_in_one_line(capsys, flags):
+    with pytest.raises(SystemExit) as exc:
+        doctor_main(["--endpoint", "http://127.0.0.1:9/v1", *flags])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert flags[0] in err and repr(flags[1]) in err

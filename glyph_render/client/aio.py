@@ -31,7 +31,7 @@ from .core import (
     page_files,
     timed,
 )
-from .reliability import Deadline, retry_async
+from .reliability import Deadline, ErrorReply, retry_async
 
 T = TypeVar("T")
 
@@ -46,8 +46,9 @@ class AsyncGlyphClient(ClientCore):
     _ainfo_lock: asyncio.Lock | None = None
 
     def _open(self) -> None:
+        http = openai.DefaultAsyncHttpxClient(event_hooks={"response": [self._error_reply]})
         self._oa = openai.AsyncOpenAI(base_url=self.base_url, api_key=self._api_key,
-                                      timeout=self.timeout, max_retries=0)
+                                      timeout=self.timeout, max_retries=0, http_client=http)
 
     async def close(self) -> None:
         await self._oa.close()
@@ -247,6 +248,24 @@ class AsyncGlyphClient(ClientCore):
         with self._translated(req, None, bound):
             ctx = make(timeout=bound.timeout(self.timeout))
             return ctx, (await self._within(bound, ctx.__aenter__())).http_response
+
+    async def _error_reply(self, response: Any) -> None:
+        """See :meth:`GlyphClient._error_reply` (the deadline: :meth:`_response`'s
+        ``_within`` cancels this read with the rest of the opening)."""
+        if response.status_code < 400:
+            return
+        limit = self._error_body_limit()
+        data = bytearray()
+        try:
+            async for chunk in response.aiter_bytes():
+                data += chunk
+                if len(data) >= limit:
+                    break
+        except Exception:  # noqa: BLE001 - a body cut short: the status still stands
+            pass
+        finally:
+            await response.aclose()
+        raise ErrorReply(response.status_code, response, bytes(data[:limit]))
 
     async def _read(self, make: Callable[..., Any], bound: Deadline,
                     req: PreparedRequest | None = None) -> bytes:

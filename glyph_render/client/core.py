@@ -30,7 +30,8 @@ everything else raised at once as one of the ``ClientError`` types in
 :mod:`glyph_render.errors`); :meth:`ClientCore._translated` is where that happens. Every call is
 bounded three ways: ``timeout`` (idle seconds per read), ``deadline`` (total seconds per
 request or stream, retries included) and ``max_reply_bytes`` (:class:`ReplyBody` counts the
-bytes as they arrive).
+bytes as they arrive). A non-2xx reply's body is read by the faces' response hooks, at most
+``ERROR_BODY_BYTES`` of it within the deadline, before openai could read it whole.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ GLYPH_SAMPLING: dict[str, Any] = {"temperature": 0.0001, "top_p": 1.0, "top_k": 
 DEFAULT_MAX_TOKENS = 8192
 DEFAULT_DEADLINE = 1800.0  # seconds per request or stream, retries included
 DEFAULT_MAX_REPLY_BYTES = 64 * 2**20  # a chat completion is kilobytes; logprobs, megabytes
+ERROR_BODY_BYTES = 64 * 2**10  # of an error reply: its message is at the start
 # Fields the openai client takes as arguments; any other sampling field goes in extra_body.
 _OPENAI_FIELDS = frozenset({
     "temperature", "top_p", "seed", "stop", "presence_penalty", "frequency_penalty", "n",
@@ -765,6 +767,11 @@ class ClientCore:
         """A reader of one reply's body within this client's size limit and ``bound``."""
         return ReplyBody(self.url, self.max_reply_bytes, headers,
                          lambda: self._past_deadline(bound, acc), bound)
+
+    def _error_body_limit(self) -> int:
+        """How much of a non-2xx reply's body the faces' response hooks read before they
+        hang up: the error's message is at its start, and openai would read it whole."""
+        return min(ERROR_BODY_BYTES, self.max_reply_bytes or ERROR_BODY_BYTES)
 
     def _overflow_budget(self, req: PreparedRequest | None
                          ) -> Callable[[Overflow], int | None]:

@@ -30,6 +30,7 @@ request headers.
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import math
 import random
@@ -61,6 +62,7 @@ T = TypeVar("T")
 
 __all__ = [
     "Deadline",
+    "ErrorReply",
     "Overflow",
     "RetryPolicy",
     "classify",
@@ -328,6 +330,33 @@ def status_error(status: int, body: Any, headers: Any, url: str, secrets: Iterab
                            status_code=status)
 
 
+class ErrorReply(Exception):
+    """A non-2xx reply whose body the transport read only in part: at most
+    ``ERROR_BODY_BYTES`` of it, within the call's deadline (the faces' response hooks raise it
+    before openai would read the whole body, however large or endless). ``body``: the JSON or
+    text read."""
+
+    def __init__(self, status_code: int, response: Any, data: bytes) -> None:
+        super().__init__(f"HTTP {status_code}")
+        self.status_code = status_code
+        self.response = response
+        text = data.decode("utf-8", "replace")
+        try:
+            self.body: Any = json.loads(text)
+        except ValueError:
+            self.body = text
+
+
+def _status_exception(exc: BaseException) -> BaseException | None:
+    """The HTTP status error in ``exc``'s chain (old openai versions wrap what a response
+    hook raises in APIConnectionError)."""
+    for e in _chain(exc):
+        if isinstance(getattr(e, "status_code", None), int) \
+                and getattr(e, "response", None) is not None:
+            return e
+    return None
+
+
 def classify(exc: BaseException, url: str, timeout: float | None,
              secrets: Iterable[str | None],
              overflow_budget: Callable[[Overflow], int | None] | None = None, *,
@@ -335,6 +364,9 @@ def classify(exc: BaseException, url: str, timeout: float | None,
     """Any openai/httpx exception as one of ours; None when it is not a transport/API error."""
     if isinstance(exc, ClientError):
         return exc
+    found = _status_exception(exc)
+    if found is not None:
+        exc = found
     response = getattr(exc, "response", None)
     status = getattr(exc, "status_code", None)
     if isinstance(status, int) and response is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import socket
 import threading
@@ -32,9 +33,13 @@ from .core import (
     timed,
 )
 from .progress import ProgressCallback
-from .reliability import Deadline, retry_sync
+from .reliability import Deadline, ErrorReply, retry_sync
 
 __all__ = ["GlyphClient", "compress_and_ask"]
+
+#: the deadline of the call now sending on this thread, for the error-body hook
+_BOUND: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
+    "glyph_render_bound", default=None)
 
 
 class GlyphClient(ClientCore):
@@ -57,8 +62,9 @@ class GlyphClient(ClientCore):
     _oa: openai.OpenAI
 
     def _open(self) -> None:
+        http = openai.DefaultHttpxClient(event_hooks={"response": [self._error_reply]})
         self._oa = openai.OpenAI(base_url=self.base_url, api_key=self._api_key,
-                                 timeout=self.timeout, max_retries=0)
+                                 timeout=self.timeout, max_retries=0, http_client=http)
 
     def close(self) -> None:
         self._oa.close()
@@ -253,8 +259,35 @@ class GlyphClient(ClientCore):
                   req: PreparedRequest | None) -> tuple[Any, Any]:
         """The response context and its HTTP response, status checked, body unread."""
         with self._translated(req, None, bound):
-            ctx = make(timeout=bound.timeout(self.timeout))
-            return ctx, ctx.__enter__().http_response
+            token = _BOUND.set(bound)
+            try:
+                ctx = make(timeout=bound.timeout(self.timeout))
+                return ctx, ctx.__enter__().http_response
+            finally:
+                _BOUND.reset(token)
+
+    def _error_reply(self, response: Any) -> None:
+        """The HTTP client's response hook: a non-2xx reply's body read here, at most
+        :meth:`_error_body_limit` bytes and within the call's deadline (the watchdog cuts a
+        trickle), then the connection closed, where openai would read the body whole before
+        raising (a 400 MB error page held in memory). Raises :class:`ErrorReply`, which
+        :meth:`_translated` turns into the status's error."""
+        if response.status_code < 400:
+            return
+        bound = _BOUND.get()
+        limit = self._error_body_limit()
+        data = bytearray()
+        try:
+            with _Watchdog(response, bound) if bound is not None else contextlib.nullcontext():
+                for chunk in response.iter_bytes():
+                    data += chunk
+                    if len(data) >= limit or (bound is not None and bound.expired()):
+                        break
+        except Exception:  # noqa: BLE001 - a body cut short: the status still stands
+            pass
+        finally:
+            response.close()
+        raise ErrorReply(response.status_code, response, bytes(data[:limit]))
 
     def _read(self, make: Callable[..., Any], bound: Deadline,
               req: PreparedRequest | None = None) -> bytes:

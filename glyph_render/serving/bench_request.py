@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..client import AsyncGlyphClient, ModelInfo, PreparedRequest
-from ..errors import ClientError, GlyphRenderError
+from ..client.core import DEFAULT_DEADLINE, DEFAULT_MAX_REPLY_BYTES
+from ..client.reliability import Deadline
+from ..errors import ClientError, DeadlineExceeded, GlyphRenderError, ReplyTooLarge
 from ..render import RenderedPage
 
 __all__ = ["ChatEndpoint", "Response", "Timed"]
@@ -55,23 +57,29 @@ class Timed:
     delta_fields: set[str] = field(default_factory=set)  # content / reasoning / ...
     error: str | None = None
     error_type: str | None = None
+    exception: ClientError | None = field(default=None, repr=False)  # what ``error`` says
 
 
 class ChatEndpoint:
     """An OpenAI-compatible endpoint driven through the client's request building.
 
     ``max_tokens`` and ``extra_body`` apply to every request. No retries: a benchmark counts a
-    failure as a failure, and the doctor reports what the server said the first time.
+    failure as a failure, and the doctor reports what the server said the first time. Every
+    wait is bounded as the client bounds its own: ``timeout`` idle seconds, ``deadline`` in
+    all per request or stream, ``max_reply_bytes`` per reply (the plain GETs too).
     """
 
     def __init__(self, url: str | None, *, model: str | None = None,
                  tokenizer: str | None = None, profile: str = "glyph", max_tokens: int = 64,
                  extra_body: dict[str, Any] | None = None, timeout: float = 600.0,
+                 deadline: float | None = DEFAULT_DEADLINE,
+                 max_reply_bytes: int | None = DEFAULT_MAX_REPLY_BYTES,
                  api_key: str | None = None) -> None:
         key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         self._headers = {"Authorization": f"Bearer {key}"} if key != "EMPTY" else {}
         self.client = AsyncGlyphClient(url, api_key=key, model=model, tokenizer=tokenizer,
                                        profile=profile, max_tokens=max_tokens, timeout=timeout,
+                                       deadline=deadline, max_reply_bytes=max_reply_bytes,
                                        max_retries=0)
         self.url = self.client.url  # without any user:password part
         self.root = self.client.base_url.removesuffix("/v1")
@@ -86,18 +94,53 @@ class ChatEndpoint:
 
     async def get(self, path: str, timeout: float = 10.0) -> Response | None:
         """GET a server path outside the OpenAI API (``/metrics``, ``/version``); None when
-        nothing answers. Plain urllib: the openai package's HTTP library varies by version."""
+        nothing answers (within ``timeout`` idle seconds). Plain urllib: the openai package's
+        HTTP library varies by version. Past the client's deadline or reply size limit (a
+        trickling or endless body): :class:`DeadlineExceeded` or :class:`ReplyTooLarge`."""
         return await asyncio.to_thread(self._get, path, timeout)
 
     def _get(self, path: str, timeout: float) -> Response | None:
+        bound = Deadline(self.client.deadline)
         req = urllib.request.Request(self.root + path, headers=self._headers)
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                return Response(resp.status, resp.read().decode("utf-8", "replace"))
+            resp = urllib.request.urlopen(req, timeout=bound.timeout(timeout))
         except urllib.error.HTTPError as exc:
-            return Response(exc.code, exc.read().decode("utf-8", "replace"))
+            resp = exc  # an error status: its body is read the same way
         except (OSError, ValueError):
             return None
+        shown = self.url.removesuffix("/v1") + path  # no user:password part
+        with contextlib.closing(resp):
+            try:
+                data = self._body(resp, shown, bound)
+            except ClientError:  # a RequestTimeout is an OSError (TimeoutError) too
+                raise
+            except OSError:  # silent for the idle timeout, or cut: nothing usable
+                return None
+        return Response(resp.status, data.decode("utf-8", "replace"))
+
+    def _body(self, resp: Any, shown: str, bound: Deadline) -> bytes:
+        """A GET's body chunk by chunk (``read1``: what has arrived, so a trickle is checked
+        at each byte) within the reply size limit and the deadline."""
+        limit = self.client.max_reply_bytes
+        declared = resp.headers.get("Content-Length") or ""
+        data = bytearray()
+        if limit is not None and declared.strip().isdigit() and int(declared) > limit:
+            raise self._too_large(shown, limit, int(declared), "declared by its Content-Length")
+        while chunk := resp.read1(65536):
+            data += chunk
+            if limit is not None and len(data) > limit:
+                raise self._too_large(shown, limit, len(data), "arrived before reading stopped")
+            if bound.expired():
+                raise DeadlineExceeded(
+                    f"GET {shown} did not finish within the deadline of {bound.limit:g} s "
+                    f"({len(data):,} bytes arrived); raise --deadline if the server is that "
+                    "slow", url=self.url, deadline=bound.limit)
+        return bytes(data)
+
+    def _too_large(self, shown: str, limit: int, size: int, how: str) -> ReplyTooLarge:
+        return ReplyTooLarge(f"the reply to GET {shown} is larger than the limit of {limit:,} "
+                             f"bytes ({size:,} bytes {how}); raise --max-reply-mb if such "
+                             "replies are expected", url=self.url, limit=limit, size=size)
 
     async def prepare_pages(self, pages: Sequence[RenderedPage], question: str,
                             max_tokens: int | None = None) -> PreparedRequest:
@@ -149,6 +192,7 @@ def _fail(out: Timed, exc: GlyphRenderError) -> None:
     out.ok = False
     out.error = str(exc)
     out.error_type = type(exc).__name__
+    out.exception = exc if isinstance(exc, ClientError) else None
 
 
 def _int(value: Any) -> int | None:

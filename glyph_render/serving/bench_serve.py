@@ -30,7 +30,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,7 +47,11 @@ from ..settings import (
     Parser,
     add_endpoint_flags,
     add_model_flags,
+    at_least,
+    comma_list,
+    percent,
     positive,
+    positive_or_inf,
 )
 from .bench_report import (
     ARMS,
@@ -78,41 +82,6 @@ DEFAULT_CHARS = (2000, 8000, 32000)
 DEFAULT_PROMPTS = 10
 
 
-def _chars_list(text: str) -> list[int]:
-    try:
-        values = [int(v.replace("_", "")) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected numbers separated by commas, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"document lengths must be >= 1, got {text!r}")
-    return values
-
-
-def _percentiles(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected percentiles separated by commas, e.g. 50,90,99, got {text!r}") from None
-    if not values or not all(0 < v <= 100 for v in values):
-        raise argparse.ArgumentTypeError(f"percentiles must be in (0, 100], got {text!r}")
-    return tuple(sorted(set(values)))
-
-
-def _above_zero(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    """An argparse type: an ``int`` or ``float`` above 0 (floats take ``inf``)."""
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a number above 0, got {text}")
-        return value
-    return parse
-
-
 def _parser() -> Parser:
     p = Parser(prog="glyph-render bench",
                description="Serving benchmarks against a running endpoint.")
@@ -130,20 +99,20 @@ def _parser() -> Parser:
                    help="send the text arm here, e.g. a text-only LLM (default: --endpoint)")
     g.add_argument("--text-model", help="model name at --text-endpoint")
     g = s.add_argument_group("workload (the seed benchmarks' knobs)")
-    g.add_argument("--input-chars", type=_chars_list, default=None,
+    g.add_argument("--input-chars", type=comma_list(at_least(1)), default=None,
                    metavar="N[,N...]", help="document lengths in characters, one run per arm "
                    f"each (default {','.join(map(str, DEFAULT_CHARS))})")
-    g.add_argument("--input-len", "--input-tokens", dest="input_len", type=_chars_list,
+    g.add_argument("--input-len", "--input-tokens", dest="input_len", type=comma_list(at_least(1)),
                    metavar="N[,N...]", help="document lengths in tokens of --tokenizer instead "
                    "(each document the longest slice that many tokens hold)")
-    g.add_argument("--output-len", type=_above_zero(int), default=256,
+    g.add_argument("--output-len", type=at_least(1), default=256, metavar="N",
                    help="max_tokens per request (default 256)")
-    g.add_argument("--num-prompts", type=_above_zero(int), default=None,
+    g.add_argument("--num-prompts", type=at_least(1), default=None, metavar="N",
                    help="requests per arm and length, each its own document (default 10; "
                    "with --dataset: every line)")
-    g.add_argument("--max-concurrency", type=_above_zero(int), default=None,
+    g.add_argument("--max-concurrency", type=at_least(1), default=None, metavar="N",
                    help="requests in flight at most (default: no limit)")
-    g.add_argument("--request-rate", type=_above_zero(float), default=math.inf,
+    g.add_argument("--request-rate", type=positive_or_inf, default=math.inf, metavar="RATE",
                    help="Poisson arrivals per second, or inf: all at once (default inf)")
     g.add_argument("--arms", default="text,pages",
                    help="which arms to run: text, pages or both (default text,pages)")
@@ -152,7 +121,7 @@ def _parser() -> Parser:
     g.add_argument("--no-ignore-eos", dest="ignore_eos", action="store_false",
                    help="let the model stop early (default: ignore_eos, every reply runs to "
                    "--output-len, as the seeds' --ignore-eos)")
-    g.add_argument("--warmup", type=int, default=1,
+    g.add_argument("--warmup", type=at_least(0), default=1, metavar="N",
                    help="untimed requests before each run (default 1)")
     g.add_argument("--seed", type=int, default=0, help="documents and arrivals (default 0)")
     g = s.add_argument_group("documents")
@@ -177,7 +146,7 @@ def _parser() -> Parser:
                    help="with --save-result: also the per-request lists (input_lens, ttfts, "
                    "itls, ...), as vLLM's --save-detailed")
     g.add_argument("--percentiles", "--metric-percentiles", dest="percentiles",
-                   type=_percentiles, metavar="P[,P...]",
+                   type=comma_list(percent), metavar="P[,P...]",
                    help="percentiles of TTFT, TPOT, ITL and E2E in the table and --save-result, "
                    "e.g. 50,90,99 (default: the table's P99 (and P95 for ITL), vLLM's 99)")
     g.add_argument("--plot", metavar="OUT.png",
@@ -203,7 +172,9 @@ class _Bench:
         endpoint = EndpointSettings.from_args(args)
         common: dict[str, Any] = dict(tokenizer=args.tokenizer, profile=args.profile,
                                       max_tokens=args.output_len, extra_body=extra,
-                                      timeout=endpoint.timeout, api_key=endpoint.api_key())
+                                      timeout=endpoint.timeout, deadline=endpoint.deadline,
+                                      max_reply_bytes=endpoint.max_reply_bytes,
+                                      api_key=endpoint.api_key())
         self.glyph = ChatEndpoint(endpoint.endpoint, model=endpoint.served_model, **common)
         self.text = (ChatEndpoint(args.text_endpoint, model=args.text_model, **common)
                      if args.text_endpoint else self.glyph)
@@ -421,8 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``argv`` starts with the subcommand (``serve``), as ``glyph-render bench`` passes it."""
     try:
         args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-        if args.warmup < 0:
-            raise ConfigError(f"--warmup must be >= 0, got {args.warmup}")
+        if args.percentiles:
+            args.percentiles = tuple(sorted(set(args.percentiles)))
         sizes = [f for f, v in (("--input-chars", args.input_chars),
                                 ("--input-len", args.input_len)) if v]
         if len(sizes) > 1:

@@ -31,8 +31,16 @@ from pathlib import Path
 from typing import Any
 
 from ..client import DEFAULT_MAX_TOKENS, ModelInfo
+from ..client.core import DEFAULT_MAX_REPLY_BYTES
 from ..config import RenderConfig, detect_preset
-from ..errors import AuthError, ClientError, GlyphRenderError, RequestRejected
+from ..errors import (
+    AuthError,
+    ClientError,
+    GlyphRenderError,
+    ReplyTooLarge,
+    RequestRejected,
+    RequestTimeout,
+)
 from ..render import RenderedPage, iter_pages
 from ..settings import EndpointSettings, Parser, add_endpoint_flags, add_model_flags
 from .bench_request import ChatEndpoint, Timed
@@ -43,6 +51,7 @@ PROG = "glyph-render doctor"
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample.txt"
 PROBE_QUESTION = "What is the first sentence on this page?"
 PROBE_MAX_TOKENS = 32
+DEFAULT_DEADLINE = 300.0  # seconds per request: a 32-token probe takes seconds
 DOCS = "docs/serving.md#why-caching-is-off"
 _CACHE_INFO = re.compile(r"^vllm:cache_config_info\{([^}]*)\}", re.MULTILINE)
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
@@ -78,11 +87,16 @@ def probe_page() -> RenderedPage:
 
 async def diagnose(endpoint: str | None, *, model: str | None = None,
                    tokenizer: str | None = None, profile: str = "glyph",
-                   timeout: float = 120.0, api_key: str | None = None,
-                   ) -> tuple[str, list[Check]]:
-    """Run every check against ``endpoint``; returns (the endpoint as shown, the checks)."""
+                   timeout: float = 120.0, deadline: float | None = DEFAULT_DEADLINE,
+                   max_reply_bytes: int | None = DEFAULT_MAX_REPLY_BYTES,
+                   api_key: str | None = None) -> tuple[str, list[Check]]:
+    """Run every check against ``endpoint``; returns (the endpoint as shown, the checks).
+    Each request is bounded: ``timeout`` idle seconds, ``deadline`` in all, ``max_reply_bytes``
+    per reply; a server past them fails its check (or, for a plain GET such as ``/metrics``,
+    the whole run with a :class:`~glyph_render.errors.ClientError`)."""
     ep = ChatEndpoint(endpoint, model=model, tokenizer=tokenizer, profile=profile,
-                      max_tokens=PROBE_MAX_TOKENS, timeout=timeout, api_key=api_key)
+                      max_tokens=PROBE_MAX_TOKENS, timeout=timeout, deadline=deadline,
+                      max_reply_bytes=max_reply_bytes, api_key=api_key)
     try:
         return ep.url, await _checks(ep)
     finally:
@@ -101,6 +115,7 @@ async def _checks(ep: ChatEndpoint) -> list[Check]:
         return checks
     except ClientError as exc:
         fix = ("set OPENAI_API_KEY to the server's API key" if isinstance(exc, AuthError) else
+               _BOUND_FIX if isinstance(exc, _BOUND_ERRORS) else
                "start the server (glyph-render serve prints the command, docs/serving.md) or "
                "point --endpoint at it")
         checks.append(Check("reachable", "FAIL", str(exc), fix))
@@ -213,6 +228,10 @@ async def _probe_checks(ep: ChatEndpoint, info: ModelInfo, page: RenderedPage) -
     size = f"{page.width}x{page.height} px"
     prep = await ep.prepare_pages([page], PROBE_QUESTION)
     probe = await ep.stream(prep, inspect=True)
+    if not probe.ok and isinstance(probe.exception, _BOUND_ERRORS):
+        return [Check("images", "FAIL", f"the 1-page probe ({size}) did not complete: "
+                      f"{probe.error}", _BOUND_FIX,
+                      {"error": probe.error, "error_type": probe.error_type})]
     if not probe.ok:
         base = await ep.stream(await ep.prepare_text(PROBE_QUESTION, max_tokens=1))
         also = (" A text-only request works, so it is the image it refuses."
@@ -277,6 +296,12 @@ async def _token_check(ep: ChatEndpoint, info: ModelInfo, page: RenderedPage, pr
                  "model) for exact counts", data)
 
 
+#: a server that answers but never finishes (or not within the limits): not a refusal
+_BOUND_ERRORS = (RequestTimeout, ReplyTooLarge)
+_BOUND_FIX = ("the server answered but did not finish its reply within --timeout/--deadline "
+              "(or sent more than --max-reply-mb): check its logs and any proxy in between; "
+              "raise the limits only if it is just slow")
+
 _PROFILE_FIX = ("serve the model with zai-org/Glyph's own preprocessor_config.json, or pass "
                 "--profile with the served model's preprocessor_config.json so budgets are "
                 "priced as the server counts")
@@ -327,7 +352,7 @@ def _parser() -> Parser:
         "context, prefix caching off, images accepted, vision tokens counted as predicted, "
         "where reasoning arrives, and the latency of a 1-page probe. Exit status 1 on any "
         "FAIL. The API key comes from $OPENAI_API_KEY (see --api-key-env).")
-    add_endpoint_flags(p, timeout=120.0, asking=False)
+    add_endpoint_flags(p, timeout=120.0, deadline=DEFAULT_DEADLINE, asking=False)
     add_model_flags(p, tokenizer=None)
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
     return p
@@ -340,6 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         url, checks = asyncio.run(diagnose(endpoint.endpoint, model=endpoint.served_model,
                                            tokenizer=args.tokenizer, profile=args.profile,
                                            timeout=endpoint.timeout,
+                                           deadline=endpoint.deadline,
+                                           max_reply_bytes=endpoint.max_reply_bytes,
                                            api_key=endpoint.api_key()))
     except GlyphRenderError as exc:  # bad flags, --tokenizer/--profile and the like
         print(f"{PROG}: error: {exc}", file=sys.stderr)
