@@ -324,10 +324,6 @@ class _Pen:
         self.line_y = self.line_y - self.leading
 
 
-def _nbsp_count(text: str) -> int:
-    return text.count("\xa0")
-
-
 class _Placer:
     """Draws placed paragraphs onto pages: blocks, pens, lines, spans."""
 
@@ -376,10 +372,10 @@ class _Placer:
         frags = line.frags
         extra = line.extra
         kind0 = para.kind == 0
-        if kind0:
-            n_spaces = line.count + _nbsp_count(frags[0][1]) - 1
+        if kind0 or len(frags) == 1:
+            n_spaces = line.count + frags[0][1].count("\xa0") - 1
         else:
-            n_spaces = line.count + sum(_nbsp_count(f[1]) for f in frags) - 1
+            n_spaces = line.count + sum(f[1].count("\xa0") for f in frags) - 1
         if align == "JUSTIFY":
             simple = ((not kind0 and line.line_break) or (-1e-8 < extra <= 1e-8)
                       or (last and extra > -1e-8))

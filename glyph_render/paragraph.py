@@ -287,7 +287,7 @@ def frag_words(frags: Sequence[Frag], m: Metrics) -> list[Word]:
             stop = len(S) - 1
             if stop - start >= 4 and style == TEXT and all(S[start:stop]):
                 texts = S[start:stop]
-                ws = [cache.get(w) for w in texts]
+                ws = list(map(cache.get, texts))
                 if None in ws:
                     ws = [v if v is not None else width(w) for v, w in zip(ws, texts, strict=True)]
                 R.append(Run(style, texts, ws, offs[start:stop]))
