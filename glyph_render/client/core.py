@@ -74,8 +74,9 @@ from .answer import Answer, Reply, StreamAccumulator, StreamEvent, split_reasoni
 from .progress import Progress, ProgressCallback
 from .reliability import Deadline, Overflow, RetryPolicy, classify, reason, status_error
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_TOKENS", "GLYPH_SAMPLING", "ClientCore", "ModelInfo",
-           "PageFiles", "PreparedRequest", "normalise_base_url", "page_files"]
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_TOKENS", "GLYPH_SAMPLING", "MAP_PROMPT",
+           "REDUCE_PROMPT", "ClientCore", "ModelInfo", "PageFiles", "PreparedRequest",
+           "normalise_base_url", "page_files"]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 #: Glyph's published sampling settings (top_k and repetition_penalty travel in extra_body).
@@ -89,8 +90,12 @@ _OPENAI_FIELDS = frozenset({
     "temperature", "top_p", "seed", "stop", "presence_penalty", "frequency_penalty", "n",
     "logit_bias", "logprobs", "top_logprobs", "response_format", "user",
 })
+#: The question each chunk of a split document carries (``question``, ``part``, ``parts``);
+#: the gateway sends the same words for the documents it splits.
 MAP_PROMPT = ("{question}\n\n(These pages are part {part} of {parts} of a longer document; "
               "answer from them alone, or say that this part does not contain the answer.)")
+#: The question that combines the chunks' partial answers (``parts``, ``answers``,
+#: ``question``) into one.
 REDUCE_PROMPT = ("Partial answers to the question below, one from each of {parts} consecutive "
                  "parts of a document, in order:\n\n{answers}\n\nQuestion: {question}\n"
                  "Combine them into one answer to the question, ignoring the parts that did not "
