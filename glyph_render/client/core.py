@@ -68,6 +68,7 @@ from ..errors import (
     StreamStalled,
 )
 from ..render import RenderedPage, iter_pages
+from ..settings import check_number
 from ..text_tokens import TextTokenizer, get_tokenizer
 from ..vision_tokens import VisionProfile, get_profile, image_tokens, prompt_tokens
 from .answer import Answer, Reply, StreamAccumulator, StreamEvent, split_reasoning
@@ -282,17 +283,6 @@ def normalise_base_url(url: str) -> str:
 
 
 
-def _seconds(name: str, value: Any) -> float:
-    """A finite number of seconds > 0, or a ConfigError naming the setting."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
-    if isinstance(value, bool) or not x > 0 or x == float("inf"):
-        raise ConfigError(f"{name} must be a finite number of seconds > 0, got {value!r}")
-    return x
-
-
 class ReplyBody:
     """A reply's bytes as they arrive, held within ``limit`` bytes and the call's deadline.
 
@@ -425,8 +415,8 @@ class ClientCore:
         self.profile = get_profile(profile)
         self.tokenizer = get_tokenizer(self.profile.text_tokenizer if tokenizer is None
                                        else tokenizer)
-        self.timeout = _seconds("timeout", timeout)
-        self.deadline = None if deadline is None else _seconds("deadline", deadline)
+        self.timeout = check_number("timeout", timeout)
+        self.deadline = None if deadline is None else check_number("deadline", deadline)
         if max_reply_bytes is not None and (isinstance(max_reply_bytes, bool) or not isinstance(
                 max_reply_bytes, int) or max_reply_bytes < 1):
             raise ConfigError(f"max_reply_bytes must be a whole number >= 1 or None, got "
