@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -157,6 +158,15 @@ class Plan:
         return out
 
 
+def pages_cost(sizes: Iterable[tuple[int, int]], profile: VisionProfile,
+               per_image: int | None = None) -> int:
+    """Prompt tokens of pages (or any images) of these pixel sizes: each one's image tokens by
+    the profile's rule plus ``per_image`` (default: the profile's image wrapper tokens, which
+    a chat prompt adds around every image). The one place a page is priced."""
+    extra = profile.image_wrapper_tokens if per_image is None else per_image
+    return sum(image_tokens(w, h, profile) + extra for w, h in sizes)
+
+
 class _Priced:
     """One rung's layout, priced at any DPI by the pages' exact pixel sizes (no rastering)."""
 
@@ -177,7 +187,7 @@ class _Priced:
     def cost(self, dpi: float) -> int:
         c = self._costs.get(dpi)
         if c is None:
-            c = sum(image_tokens(w, h, self.prof) + self.per_image for w, h in self.sizes(dpi))
+            c = pages_cost(self.sizes(dpi), self.prof, self.per_image)
             self._costs[dpi] = c
         return c
 
@@ -328,8 +338,8 @@ def _split(text: str, budget: int, base: RenderConfig, prof: VisionProfile, tok:
                           f"{base.page_size[1]:g} pt page past {MAX_PAGE_PIXELS:,} pixels")
     base = base.replace(dpi=min(max(base.dpi, lo), hi))
     pages = list(layout(text, base))
-    single_max = max(image_tokens(*page_pixel_size(p, base, last=False, dpi=lo), prof)
-                     for p in pages) + per_image
+    single_max = max(pages_cost([page_pixel_size(p, base, last=False, dpi=lo)], prof, per_image)
+                     for p in pages)
     if single_max > budget:
         raise BudgetError(
             f"budget {budget:,} tokens cannot hold even one page: a page needs {single_max:,} "
@@ -337,8 +347,8 @@ def _split(text: str, budget: int, base: RenderConfig, prof: VisionProfile, tok:
         )
     dpi = base.dpi
     while dpi > lo:
-        one = max(image_tokens(*page_pixel_size(p, base, last=False, dpi=dpi), prof)
-                  for p in pages) + per_image
+        one = max(pages_cost([page_pixel_size(p, base, last=False, dpi=dpi)], prof, per_image)
+                  for p in pages)
         if one <= budget:
             break
         dpi = max(lo, round(dpi * 0.95, 2))
@@ -375,7 +385,7 @@ def _chunks(text: str, pages: list[Page], cfg: RenderConfig, prof: VisionProfile
     dpi = cfg.dpi
     n = len(text)
     ends = [p.end for p in pages]
-    est = [image_tokens(*page_pixel_size(p, cfg, last=False), prof) + per_image for p in pages]
+    est = [pages_cost([page_pixel_size(p, cfg, last=False)], prof, per_image) for p in pages]
     chunks: list[Chunk] = []
     s = k = 0
     while s < n:
@@ -426,17 +436,26 @@ def context_budget(max_context: int, question: str, max_output_tokens: int, *,
     ``per_image_tokens=get_profile(model).image_wrapper_tokens`` to :func:`compress` with it.
     """
     fixed = prompt_tokens([], question, profile=model, system=system, tokenizer=tokenizer)
-    left = max_context - fixed - max_output_tokens
+    return pages_room(max_context, fixed, max_output_tokens,
+                      what="the question and template take")
+
+
+def pages_room(max_context: int, frame_tokens: int, max_output_tokens: int, *,
+               what: str = "the prompt without its pages takes") -> int:
+    """Tokens left for pages in a context window once the rest of the prompt (``frame_tokens``:
+    template, system, other messages, question) and the answer are counted; BudgetError when
+    none are left (``what`` names the rest in its message)."""
+    left = max_context - frame_tokens - max_output_tokens
     if left <= 0:
         raise BudgetError(
-            f"context {max_context:,} leaves no room for pages: the question and template take "
-            f"{fixed:,} tokens and the answer {max_output_tokens:,}"
+            f"context {max_context:,} leaves no room for pages: {what} "
+            f"{frame_tokens:,} tokens and the answer {max_output_tokens:,}"
         )
     return left
 
 
-__all__ = ["Chunk", "PagePlan", "Plan", "compress", "context_budget",
-           "ladder"]
+__all__ = ["Chunk", "PagePlan", "Plan", "compress", "context_budget", "ladder", "pages_cost",
+           "pages_room"]
 
 
 # ---- fitting a document to a model's context -------------------------------------------------
@@ -465,7 +484,8 @@ def fit_to_context(text: str, question: str, *, config: RenderConfig | None = No
                    budget: int | None = None, fit: Literal["auto", "error"] = "auto",
                    overflow: Literal["error", "split"] = "split",
                    min_px_per_em: float | None = None, max_dpi: float = DEFAULT_MAX_DPI,
-                   chunk_question: str | None = None) -> ContextFit:
+                   chunk_question: str | None = None,
+                   frame_tokens: int | None = None) -> ContextFit:
     """Choose the rendering (and the chunks) that fit a prompt in ``max_context`` tokens,
     leaving ``max_tokens`` for the answer.
 
@@ -473,8 +493,13 @@ def fit_to_context(text: str, question: str, *, config: RenderConfig | None = No
     budget that fits the context (``fit="error"`` raises :class:`ContextOverflow` naming it);
     a given ``budget`` is capped by that one. When no legible rendering fits, ``overflow=
     "split"`` cuts the document into chunks that each fit beside ``chunk_question`` (the
-    longest question a chunk carries), else :class:`ContextOverflow` is raised. With no known
-    context (``max_context=None``) only the budget applies.
+    longest question a chunk carries, in place of ``question``), else :class:`ContextOverflow`
+    is raised. With no known context (``max_context=None``) only the budget applies.
+
+    The prompt is priced as the document's pages plus its frame. By default the frame is one
+    user turn of ``system`` and ``question`` (the client's request). A prompt that holds more
+    (the gateway's: a system turn, earlier messages, passed-through images, text around the
+    pages) gives its tokens besides the pages as ``frame_tokens``, ``question``'s included.
     """
     from .errors import ContextOverflow
     from .render import page_sizes  # render imports this module
@@ -485,12 +510,18 @@ def fit_to_context(text: str, question: str, *, config: RenderConfig | None = No
     if dpi is not None:
         cfg = cfg.replace(dpi=float(dpi))
     ctx = max_context
+    if frame_tokens is None:
+        frame = prompt_tokens([], question, profile=profile, system=system, tokenizer=tokenizer)
+        rest = "the question and template take"
+    else:
+        frame, rest = frame_tokens, "the prompt without its pages takes"
+    chunk_frame = frame if chunk_question is None else \
+        frame - tokenizer.count(question) + tokenizer.count(chunk_question)
 
-    def room(q: str) -> int:
+    def room(tokens: int) -> int:
         assert ctx is not None
         try:
-            return context_budget(ctx, q, max_tokens, model=profile, system=system,
-                                  tokenizer=tokenizer)
+            return pages_room(ctx, tokens, max_tokens, what=rest)
         except BudgetError as exc:
             raise ContextOverflow(f"{exc}; lower max_tokens (model {model_name})",
                                   max_context=ctx) from None
@@ -500,12 +531,11 @@ def fit_to_context(text: str, question: str, *, config: RenderConfig | None = No
                         min_px_per_em=min_px_per_em, max_dpi=max_dpi, overflow=how,
                         per_image_tokens=profile.image_wrapper_tokens)
 
-    fitting = None if ctx is None else room(question)
+    fitting = None if ctx is None else room(frame)
     configured = None
     if budget is None:
         sizes = page_sizes(list(layout(text, cfg)), cfg)
-        need = prompt_tokens(sizes, question, profile=profile, system=system,
-                             tokenizer=tokenizer)
+        need = frame + pages_cost(sizes, profile)
         if ctx is None or need + max_tokens <= ctx:
             return ContextFit(cfg, [(0, len(text))], tokenizer.count(text), None,
                               time.perf_counter() - t0, len(sizes))
@@ -530,7 +560,7 @@ def fit_to_context(text: str, question: str, *, config: RenderConfig | None = No
                                   f"{ctx:,} tokens: {exc}", max_context=ctx,
                                   fitting_budget=fitting) from None
         if ctx is not None:  # chunks carry a longer question: price the longest
-            budget = min(budget, room(chunk_question or question))
+            budget = min(budget, room(chunk_frame))
         try:
             chosen = plan(budget, "split")
         except BudgetError as exc2:

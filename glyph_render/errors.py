@@ -3,6 +3,8 @@ every expected failure into one clear line and exit code 2."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class GlyphRenderError(Exception):
     """Base of every error raised on purpose (bad input, bad config, server trouble)."""
@@ -161,3 +163,14 @@ class EndpointOutage(EndpointUnreachable):
     def __init__(self, message: str, *, url: str | None = None, waited: float = 0.0) -> None:
         super().__init__(message, url=url)
         self.waited = waited
+
+
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every secret replaced by ``***``: what a server echoes back, or a log line,
+    never carries an API key (the client's errors and the gateway's access log both pass
+    through here). Empty, ``EMPTY`` (the no-key placeholder) and under-4-character values are
+    left alone: replacing them would mangle ordinary text."""
+    for secret in secrets:
+        if secret and len(secret) >= 4 and secret != "EMPTY":
+            text = text.replace(secret, "***")
+    return text

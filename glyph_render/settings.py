@@ -39,8 +39,9 @@ if TYPE_CHECKING:
     from .vision_tokens import VisionProfile
 
 __all__ = ["PROG", "EndpointSettings", "Parser", "RenderSettings", "add_document_flags",
-           "add_endpoint_flags", "add_model_flags", "add_render_flags", "at_least", "comma_list",
-           "non_empty", "non_negative", "percent", "positive", "positive_or_inf"]
+           "add_endpoint_flags", "add_model_flags", "add_render_flags", "at_least",
+           "check_number", "comma_list", "non_empty", "non_negative", "percent", "positive",
+           "positive_or_inf"]
 
 PROG = "glyph-render"
 DEFAULT_TIMEOUT = 600.0
@@ -123,18 +124,41 @@ def at_least(low: int) -> Callable[[str], int]:
     return check
 
 
-def _finite(value: str, *, zero: bool, infinite: bool = False) -> float:
+def _number(value: Any, *, zero: bool, infinite: bool = False) -> float:
+    """``value`` (a flag's string or a number from Python) as a finite number > 0 (>= 0 with
+    ``zero``; ``inf`` too with ``infinite``); ValueError saying what is wrong. True/False, NaN
+    and infinities are no numbers of seconds, DPI or megabytes."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r:.60}")
     try:
         x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    except OverflowError:  # an int past a float's range
+        x = math.inf
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number, got {value!r:.60}") from None
     if infinite and x == math.inf:
         return x
     if not math.isfinite(x) or x < 0 or (x == 0 and not zero):
-        raise argparse.ArgumentTypeError(
-            f"must be a finite number {'>=' if zero else '>'} 0"
-            f"{' or inf' if infinite else ''}, got {value!r}")
+        raise ValueError(f"must be a finite number {'>=' if zero else '>'} 0"
+                         f"{' or inf' if infinite else ''}, got {value!r:.60}")
     return x
+
+
+def _finite(value: str, *, zero: bool, infinite: bool = False) -> float:
+    try:
+        return _number(value, zero=zero, infinite=infinite)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def check_number(name: str, value: Any, *, zero: bool = False) -> float:
+    """A number setting given from Python (a keyword, not a flag), checked as its flag is
+    (:func:`positive`, or :func:`non_negative` with ``zero``): the value as a float, or a
+    :class:`ConfigError` ``"name: must be a finite number > 0, got ..."``."""
+    try:
+        return _number(value, zero=zero)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
 
 
 def positive(value: str) -> float:

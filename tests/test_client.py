@@ -26,6 +26,7 @@ from PIL import Image
 from glyph_render import (
     AsyncGlyphClient,
     AuthError,
+    ConfigError,
     ContextOverflow,
     EndpointUnreachable,
     GlyphClient,
@@ -282,6 +283,23 @@ def test_request_fields() -> None:
     assert system == {"role": "system", "content": "Be brief."}
     assert user["content"][0]["image_url"]["url"].startswith("data:image/png;base64,iVBOR")
     assert user["content"][-1] == {"type": "text", "text": "Q?"}
+
+
+@pytest.mark.parametrize("kw, said", [
+    ({"timeout": 0}, "timeout: must be a finite number > 0, got 0"),
+    ({"timeout": float("nan")}, "timeout: must be a finite number > 0, got nan"),
+    ({"timeout": True}, "timeout: expected a number, got True"),
+    ({"deadline": -5}, "deadline: must be a finite number > 0, got -5"),
+    ({"deadline": "soon"}, "deadline: expected a number, got 'soon'"),
+])
+def test_bad_seconds_are_config_errors_in_the_flags_words(kw: dict, said: str) -> None:
+    """The constructor checks its seconds as the --timeout/--deadline flags are checked."""
+    for face in (GlyphClient, AsyncGlyphClient):
+        with pytest.raises(ConfigError) as exc:
+            face("http://127.0.0.1:9", **kw)
+        assert str(exc.value) == said
+    with GlyphClient("http://127.0.0.1:9", timeout="2.5", deadline=None) as c:
+        assert c.timeout == 2.5 and c.deadline is None
 
 
 # --- exact token prediction ----------------------------------------------------------------

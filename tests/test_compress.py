@@ -10,10 +10,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from glyph_render import BudgetError, RenderConfig, image_tokens
-from glyph_render.compress import compress, context_budget, ladder
+from glyph_render import BudgetError, ContextOverflow, RenderConfig, image_tokens
+from glyph_render.compress import (
+    compress,
+    context_budget,
+    fit_to_context,
+    ladder,
+    pages_cost,
+    pages_room,
+)
 from glyph_render.layout import layout
 from glyph_render.render import page_sizes, render
+from glyph_render.text_tokens import get_tokenizer
+from glyph_render.vision_tokens import get_profile, prompt_tokens
 
 try:
     from corpus_data import bulk, read_text
@@ -122,6 +131,44 @@ def test_context_budget():
     assert left == 16_384 - 6 - 17 - 1_024
     with pytest.raises(BudgetError, match="no room"):
         context_budget(100, "q", 200)
+
+
+def test_pages_room_and_cost():
+    assert pages_room(16_384, 23, 1_024) == 16_384 - 23 - 1_024
+    with pytest.raises(BudgetError, match="the prompt without its pages takes 900 tokens"):
+        pages_room(1_000, 900, 200)
+    glm = get_profile("glyph")
+    sizes = [(595, 842), (595, 300)]
+    assert pages_cost(sizes, glm) == sum(image_tokens(w, h, glm) + glm.image_wrapper_tokens
+                                        for w, h in sizes)
+    assert pages_cost(sizes, glm, 0) == sum(image_tokens(w, h, glm) for w, h in sizes)
+    # the same figure the prompt prediction adds for these images
+    assert pages_cost(sizes, glm) == prompt_tokens(sizes, "") - prompt_tokens([], "")
+
+
+def test_fit_to_context_prices_a_larger_prompt_by_its_frame_tokens():
+    """The client's prompt (one user turn) and a chat's (earlier turns: the gateway's) are
+    fitted by the same rule; only the tokens besides the pages differ."""
+    glm, tok = get_profile("glyph"), get_tokenizer("bytes")
+    text, q = ALICE[:20_000], "Who is late?"
+    kw = dict(profile=glm, tokenizer=tok, max_context=1_800, max_tokens=200)
+    frame = prompt_tokens([], q, profile=glm, tokenizer=tok)
+    alone = fit_to_context(text, q, **kw)
+    same = fit_to_context(text, q, frame_tokens=frame, **kw)
+    assert alone.configured is not None  # it did not fit as configured
+    assert (same.config, same.spans, same.budget, same.configured) == \
+        (alone.config, alone.spans, alone.budget, alone.configured)
+    chat = fit_to_context(text, q, frame_tokens=frame + 800, **kw)
+    assert alone.budget == 1_800 - 200 - frame and chat.budget == alone.budget - 800
+    assert chat.config.dpi < alone.config.dpi  # less room, smaller pages
+    # split: each chunk's request is priced with the chunk question in place of the question
+    chunk_q = q + " (part 9999 of 9999; answer from these pages alone)"
+    split = fit_to_context(text * 3, q, frame_tokens=frame + 800, chunk_question=chunk_q,
+                           max_dpi=72, min_px_per_em=9, **kw)
+    assert len(split.spans) > 1
+    assert split.budget == 1_800 - 200 - (frame + 800) - (tok.count(chunk_q) - tok.count(q))
+    with pytest.raises(ContextOverflow, match="the prompt without its pages takes 1,700"):
+        fit_to_context(text, q, frame_tokens=1_700, **kw)
 
 
 def test_ladder_order():

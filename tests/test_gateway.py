@@ -7,6 +7,8 @@ rewriting is also checked in process, on the real renderer. No fakes.
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import json
 import os
 import re
@@ -21,7 +23,9 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from PIL import Image
 
+from glyph_render.compress import fit_to_context, pages_cost
 from glyph_render.gateway.errors import ApiError
 from glyph_render.gateway.pages import LruCache, Renderer
 from glyph_render.gateway.policy import HISTORY_NOTE, Compressor
@@ -383,6 +387,56 @@ def test_policy_fits_context_older_turns_first(compressor: Compressor, document:
     tight = _compress(compressor, messages, ctx=900, threshold=5000)
     assert tight.figures.documents == 1 and tight.figures.pages >= 1  # the history, rendered
     assert tight.messages[-1] == messages[-1] and tight.messages[-2] == messages[-2]
+
+
+def _sent(messages: list[dict]) -> tuple[int, int]:
+    """(prompt tokens, of which pages) of what goes upstream, counted on the messages as sent:
+    the GLM template's turns, the text by the gateway's tokenizer (bytes), each PNG by the
+    image rule plus its wrapper (sizes read from the PNGs themselves)."""
+    prof, tok = get_profile("glyph"), get_tokenizer("bytes")
+    total = prof.prompt_prefix_tokens + prof.generation_prompt_tokens
+    pages = 0
+    for m in messages:
+        total += prof.system_turn_tokens if m["role"] == "system" else prof.user_turn_tokens
+        content = m["content"]
+        for part in [{"type": "text", "text": content}] if isinstance(content, str) else content:
+            if part["type"] == "text":
+                total += tok.count(part["text"])
+                continue
+            png = base64.b64decode(part["image_url"]["url"].split(",", 1)[1])
+            with Image.open(io.BytesIO(png)) as im:
+                pages += pages_cost([im.size], prof)
+    return total + pages, pages
+
+
+def test_policy_fits_one_document_as_the_client_does(compressor: Compressor,
+                                                     document: str) -> None:
+    """One document in a chat (system turn, earlier turns): fitted by the client's own
+    fit_to_context against the whole prompt, and split for map-reduce when nothing fits."""
+    chat = [{"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hello there."},
+            {"role": "assistant", "content": "Hello. What shall I read?"}]
+    ctx, reserve = 900, 50  # (_compress asks for max_tokens=50); 72 DPI would take 1,034
+    done = _compress(compressor, [*chat, *ask(document)], ctx=ctx)
+    sent, pages = _sent(done.messages)
+    assert done.figures.parts == 1 and done.figures.documents == 1
+    assert sent + reserve <= ctx
+    # What the client's fitting chooses for the same prompt (the rest of it as frame tokens).
+    job = fit_to_context(document, QUESTION, profile=get_profile("glyph"),
+                         tokenizer=get_tokenizer("bytes"), max_context=ctx, max_tokens=reserve,
+                         frame_tokens=sent - pages)
+    assert job.configured is not None and len(job.spans) == 1
+    assert done.figures.dpi == [job.config.dpi] and job.config.dpi < 72
+
+    long_doc = (document + "\n\n") * 6
+    split = _compress(compressor, [*chat, {"role": "user", "content": long_doc + QUESTION}],
+                      ctx=ctx)
+    assert len(split.maps) >= 3 and split.figures.parts == len(split.maps) + 1
+    for n, messages in enumerate(split.maps, 1):
+        assert messages[:3] == chat  # the chat around the document travels with each chunk
+        assert sum(p["type"] == "image_url" for p in messages[-1]["content"]) >= 1
+        assert f"part {n} of {len(split.maps)}" in messages[-1]["content"][-1]["text"]
+        assert _sent(messages)[0] + reserve <= ctx  # each chunk's request fits
 
 
 def test_request_options_are_validated() -> None:

@@ -1,5 +1,6 @@
 """The architecture the folders promise, checked on the source: the library never imports its
-CLI, and the serving tools ask an endpoint only through the client's public API."""
+CLI, and the serving tools and the gateway ask an endpoint only through the client's public
+API."""
 
 from __future__ import annotations
 
@@ -54,3 +55,16 @@ def test_serving_tools_use_only_the_public_client_api() -> None:
                     and isinstance(node.value, ast.Attribute) and node.value.attr == "client"):
                 private.append(f"{path.name}:{node.lineno}: client.{node.attr}")
     assert private == []
+
+
+def test_gateway_uses_only_the_public_client_api() -> None:
+    """The gateway shares the client's retry rules, error translation, reasoning split and
+    map-reduce questions through ``glyph_render.client``'s exports, not its modules."""
+    from glyph_render import client
+
+    public = {"glyph_render.client", *(f"glyph_render.client.{n}" for n in client.__all__)}
+    reached = []
+    for path in (PACKAGE / "gateway").glob("*.py"):
+        reached += [f"{path.name}: import {name}" for name in _imported(path)
+                    if name.startswith("glyph_render.client") and name not in public]
+    assert reached == []

@@ -8,14 +8,30 @@
 * :mod:`.answer`: the reply as an :class:`Answer`, reasoning kept apart; streamed events;
 * :mod:`.reliability`: which failures are retried and how an error is classified;
 * :mod:`.progress`: the progress hook (``progress=callback``): what a long call is doing.
+
+Also public, for code that talks to an endpoint on its own terms (the gateway, batch jobs) and
+should behave as the client does: the retry rules (:class:`RetryPolicy`, :func:`retry_sync`,
+:func:`retry_async`), the error translation (:func:`classify` for a raised exception,
+:func:`status_error` for an HTTP error reply), :func:`split_reasoning` (answer and reasoning
+from a message) and the map-reduce questions (:data:`MAP_PROMPT`, :data:`REDUCE_PROMPT`).
 """
 
 from .aio import AsyncGlyphClient
-from .answer import Answer, StreamEvent
-from .core import DEFAULT_MAX_TOKENS, GLYPH_SAMPLING, ModelInfo, PreparedRequest, page_files
+from .answer import Answer, StreamEvent, split_reasoning
+from .core import (
+    DEFAULT_MAX_TOKENS,
+    GLYPH_SAMPLING,
+    MAP_PROMPT,
+    REDUCE_PROMPT,
+    ModelInfo,
+    PreparedRequest,
+    page_files,
+)
 from .progress import Progress
+from .reliability import RetryPolicy, classify, retry_async, retry_sync, status_error
 from .sync import GlyphClient, compress_and_ask
 
-__all__ = ["DEFAULT_MAX_TOKENS", "GLYPH_SAMPLING", "Answer", "AsyncGlyphClient", "GlyphClient",
-           "ModelInfo", "PreparedRequest", "Progress", "StreamEvent", "compress_and_ask",
-           "page_files"]
+__all__ = ["DEFAULT_MAX_TOKENS", "GLYPH_SAMPLING", "MAP_PROMPT", "REDUCE_PROMPT", "Answer",
+           "AsyncGlyphClient", "GlyphClient", "ModelInfo", "PreparedRequest", "Progress",
+           "RetryPolicy", "StreamEvent", "classify", "compress_and_ask", "page_files",
+           "retry_async", "retry_sync", "split_reasoning", "status_error"]

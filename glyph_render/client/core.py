@@ -69,14 +69,16 @@ from ..errors import (
     StreamStalled,
 )
 from ..render import RenderedPage, iter_pages
+from ..settings import check_number
 from ..text_tokens import TextTokenizer, get_tokenizer
 from ..vision_tokens import VisionProfile, get_profile, image_tokens, prompt_tokens
 from .answer import Answer, Reply, StreamAccumulator, StreamEvent, split_reasoning
 from .progress import Progress, ProgressCallback
 from .reliability import Deadline, Overflow, RetryPolicy, classify, reason, status_error
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_TOKENS", "GLYPH_SAMPLING", "ClientCore", "ModelInfo",
-           "PageFiles", "PreparedRequest", "normalise_base_url", "page_files"]
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_TOKENS", "GLYPH_SAMPLING", "MAP_PROMPT",
+           "REDUCE_PROMPT", "ClientCore", "ModelInfo", "PageFiles", "PreparedRequest",
+           "normalise_base_url", "page_files"]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 #: Glyph's published sampling settings (top_k and repetition_penalty travel in extra_body).
@@ -91,8 +93,12 @@ _OPENAI_FIELDS = frozenset({
     "temperature", "top_p", "seed", "stop", "presence_penalty", "frequency_penalty", "n",
     "logit_bias", "logprobs", "top_logprobs", "response_format", "user",
 })
+#: The question each chunk of a split document carries (``question``, ``part``, ``parts``);
+#: the gateway sends the same words for the documents it splits.
 MAP_PROMPT = ("{question}\n\n(These pages are part {part} of {parts} of a longer document; "
               "answer from them alone, or say that this part does not contain the answer.)")
+#: The question that combines the chunks' partial answers (``parts``, ``answers``,
+#: ``question``) into one.
 REDUCE_PROMPT = ("Partial answers to the question below, one from each of {parts} consecutive "
                  "parts of a document, in order:\n\n{answers}\n\nQuestion: {question}\n"
                  "Combine them into one answer to the question, ignoring the parts that did not "
@@ -279,17 +285,6 @@ def normalise_base_url(url: str) -> str:
 
 
 
-def _seconds(name: str, value: Any) -> float:
-    """A finite number of seconds > 0, or a ConfigError naming the setting."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
-    if isinstance(value, bool) or not x > 0 or x == float("inf"):
-        raise ConfigError(f"{name} must be a finite number of seconds > 0, got {value!r}")
-    return x
-
-
 class ReplyBody:
     """A reply's bytes as they arrive, held within ``limit`` bytes and the call's deadline.
 
@@ -422,8 +417,8 @@ class ClientCore:
         self.profile = get_profile(profile)
         self.tokenizer = get_tokenizer(self.profile.text_tokenizer if tokenizer is None
                                        else tokenizer)
-        self.timeout = _seconds("timeout", timeout)
-        self.deadline = None if deadline is None else _seconds("deadline", deadline)
+        self.timeout = check_number("timeout", timeout)
+        self.deadline = None if deadline is None else check_number("deadline", deadline)
         if max_reply_bytes is not None and (isinstance(max_reply_bytes, bool) or not isinstance(
                 max_reply_bytes, int) or max_reply_bytes < 1):
             raise ConfigError(f"max_reply_bytes must be a whole number >= 1 or None, got "

@@ -54,6 +54,7 @@ from ..errors import (
     RequestTimeout,
     ServerBusy,
     ServerError,
+    scrub,  # kept importable from here; its home is glyph_render.errors
 )
 
 log = logging.getLogger("glyph_render.client")
@@ -210,14 +211,6 @@ def parse_context_overflow(message: str) -> Overflow | None:
         return Overflow(max_context=got["ctx"], prompt_tokens=got.get("prompt"),
                         completion_tokens=got.get("completion"), total_tokens=got.get("total"))
     return None
-
-
-def scrub(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with every secret replaced by ``***`` (a server may echo what it was sent)."""
-    for secret in secrets:
-        if secret and len(secret) >= 4 and secret != "EMPTY":
-            text = text.replace(secret, "***")
-    return text
 
 
 def server_message(body: Any, fallback: str = "") -> str:

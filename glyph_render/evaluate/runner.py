@@ -40,8 +40,7 @@ from ..text_tokens import TextTokenizer
 from ..vision_tokens import prompt_tokens
 
 if TYPE_CHECKING:
-    from ..answer import Answer
-    from ..client import AsyncGlyphClient, ModelInfo
+    from ..client import Answer, AsyncGlyphClient, ModelInfo
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",

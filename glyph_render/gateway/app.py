@@ -25,9 +25,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from glyph_render.client.answer import split_reasoning
-from glyph_render.client.reliability import RetryPolicy, scrub
-from glyph_render.errors import ClientError, GlyphRenderError
+from glyph_render.client import RetryPolicy, split_reasoning
+from glyph_render.errors import ClientError, GlyphRenderError, scrub
 from glyph_render.text_tokens import get_tokenizer
 from glyph_render.vision_tokens import get_profile
 

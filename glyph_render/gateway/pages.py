@@ -24,18 +24,19 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from glyph_render.compress import compress
+from glyph_render.compress import fit_to_context, pages_cost
 from glyph_render.config import RenderConfig
 from glyph_render.encode import encode_png
-from glyph_render.errors import BudgetError
+from glyph_render.errors import BudgetError, ContextOverflow
 from glyph_render.layout import layout
 from glyph_render.raster import rasterize
 from glyph_render.render import page_sizes, with_last
-from glyph_render.vision_tokens import VisionProfile, get_profile, image_tokens
+from glyph_render.text_tokens import get_tokenizer
+from glyph_render.vision_tokens import get_profile, image_tokens
 
 from .errors import ApiError
 
-__all__ = ["DocPages", "DocPlan", "LruCache", "Renderer"]
+__all__ = ["DocPages", "DocPlan", "FitRequest", "LruCache", "Renderer"]
 
 T = TypeVar("T")
 
@@ -63,6 +64,22 @@ class DocPlan:
     chunks: tuple[tuple[int, int], ...]  # empty: one request holds the whole document
 
 
+@dataclass(frozen=True)
+class FitRequest:
+    """What :func:`~glyph_render.compress.fit_to_context` is told about one document's
+    prompt: its context (None: only ``budget`` applies), the rest of the prompt in tokens, the
+    text around the pages a chunk's map question replaces, and whether it may split."""
+
+    budget: int
+    max_context: int | None = None
+    max_tokens: int = 0
+    frame_tokens: int | None = None
+    question: str = ""
+    chunk_question: str | None = None
+    split: bool = False
+    model_name: str = "the model"
+
+
 # --- what the workers run (top-level functions: they are pickled by name) -----------------
 
 
@@ -71,23 +88,27 @@ def _warm() -> None:
     get_profile("glyph")
 
 
-def _cost(sizes: list[tuple[int, int]], prof: VisionProfile) -> int:
-    return sum(image_tokens(w, h, prof) + prof.image_wrapper_tokens for w, h in sizes)
-
-
 def price_document(text: str, cfg: RenderConfig, profile: str) -> int:
     """Image tokens plus the per-image wrappers of ``text`` at ``cfg``: layout only."""
-    return _cost(page_sizes(list(layout(text, cfg)), cfg), get_profile(profile))
+    return pages_cost(page_sizes(list(layout(text, cfg)), cfg), get_profile(profile))
 
 
-def plan_document(text: str, cfg: RenderConfig, budget: int, profile: str, tokenizer: str,
-                  min_px_per_em: float | None, split: bool) -> DocPlan:
-    """The most legible rendering within ``budget`` (compress); chunks when ``split``."""
-    prof = get_profile(profile)
-    plan = compress(text, budget, model=prof, config=cfg, tokenizer=tokenizer,
-                    min_px_per_em=min_px_per_em, overflow="split" if split else "error",
-                    per_image_tokens=prof.image_wrapper_tokens)
-    return DocPlan(plan.config, tuple((c.start, c.end) for c in plan.chunks))
+def fit_document(text: str, cfg: RenderConfig, fit: FitRequest, profile: str, tokenizer: str,
+                 min_px_per_em: float | None) -> DocPlan:
+    """The most legible rendering of a document that does not fit as it is, by
+    :func:`~glyph_render.compress.fit_to_context` (as the client fits one): chunks when it
+    had to split. Raises BudgetError with the reason when nothing fits (a plain one: it
+    crosses the process boundary)."""
+    try:
+        job = fit_to_context(
+            text, fit.question, config=cfg, profile=get_profile(profile),
+            tokenizer=get_tokenizer(tokenizer), max_context=fit.max_context,
+            max_tokens=fit.max_tokens, model_name=fit.model_name, budget=fit.budget,
+            overflow="split" if fit.split else "error", min_px_per_em=min_px_per_em,
+            chunk_question=fit.chunk_question, frame_tokens=fit.frame_tokens)
+    except (BudgetError, ContextOverflow) as exc:
+        raise BudgetError(str(exc)) from None
+    return DocPlan(job.config, tuple(job.spans) if len(job.spans) > 1 else ())
 
 
 def render_document(text: str, cfg: RenderConfig, profile: str,
@@ -98,7 +119,7 @@ def render_document(text: str, cfg: RenderConfig, profile: str,
     t0 = time.process_time()
     prof = get_profile(profile)
     laid = list(layout(text, cfg))
-    cost = _cost(page_sizes(laid, cfg), prof)
+    cost = pages_cost(page_sizes(laid, cfg), prof)
     if cap is not None and cost > cap:
         return cost, None
     urls, sizes, tokens, spans = [], [], [], []
@@ -226,15 +247,14 @@ class Renderer:
             self.prices.put(key, cost)
         return cost
 
-    async def plan(self, text: str, sha: str, cfg: RenderConfig, budget: int,
-                   split: bool) -> DocPlan:
-        """The plan for ``budget``; raises BudgetError when nothing fits and not ``split``."""
-        key = ("plan", sha, cfg, budget, split)
+    async def fit(self, text: str, sha: str, cfg: RenderConfig, fit: FitRequest) -> DocPlan:
+        """The plan that fits (:func:`fit_document`); BudgetError when nothing does."""
+        key = ("fit", sha, cfg, fit)
         found = self.plans.get(key)
         if found is None:
             try:
-                found = await self._run(key, plan_document, text, cfg, budget, self.profile,
-                                        self.tokenizer, self.min_px_per_em, split)
+                found = await self._run(key, fit_document, text, cfg, fit, self.profile,
+                                        self.tokenizer, self.min_px_per_em)
             except BudgetError as exc:  # "nothing fits" is an answer too: keep it
                 found = exc
             self.plans.put(key, found)
@@ -249,6 +269,9 @@ class Renderer:
         key = ("pages", sha, cfg)
         found = self.pages.get(key)
         if found is not None:
+            # drawn for an earlier request, maybe for a larger context: the cap still holds
+            if cap is not None and pages_cost(found.sizes, get_profile(self.profile)) > cap:
+                return None, False
             self.hits += 1
             return found, True
         price_key = ("price", sha, cfg)

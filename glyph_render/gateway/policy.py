@@ -12,10 +12,13 @@ The rules (docs/gateway.md has the user's view):
 * fitting: the prompt is priced exactly (page sizes by the model's image rule, the text by the
   gateway's tokenizer, the chat template's turn tokens) against the upstream's
   ``max_model_len`` minus the answer's ``max_tokens``; when it does not fit, older turns are
-  rendered first (then all earlier turns), and then the documents are compressed together
-  (:func:`~glyph_render.compress.compress`, a budget shared in proportion to their size); a
-  single document in the latest turn that no legible rendering fits is split into chunks for
-  map-reduce, as ``compress_and_ask`` does.
+  rendered first (then all earlier turns; when still nothing fits, the stage with the smallest
+  prompt is kept), and then the documents are fitted by
+  :func:`~glyph_render.compress.fit_to_context`, the client's own fitting: a single document
+  against the whole prompt (the rest of it priced as its ``frame_tokens``), split into chunks
+  for map-reduce when it is in the latest turn and no legible rendering fits, as
+  ``compress_and_ask`` does; several documents within a budget shared in proportion to their
+  size.
 """
 
 from __future__ import annotations
@@ -32,14 +35,16 @@ from typing import Any
 
 from PIL import Image
 
+from glyph_render.client import MAP_PROMPT, REDUCE_PROMPT
+from glyph_render.compress import pages_cost, pages_room
 from glyph_render.config import RenderConfig, detect_preset
 from glyph_render.errors import BudgetError, GlyphRenderError
 from glyph_render.evaluate.mrcr_task import render_conversation
 from glyph_render.text_tokens import TextTokenizer
-from glyph_render.vision_tokens import VisionProfile, image_tokens
+from glyph_render.vision_tokens import VisionProfile
 
 from .errors import ApiError
-from .pages import DocPages, DocPlan, LruCache, Renderer, digest
+from .pages import DocPages, DocPlan, FitRequest, LruCache, Renderer, digest
 from .settings import GatewaySettings, RequestOptions
 from .upstream import ModelEntry
 
@@ -202,7 +207,7 @@ class Compressor:
             if size is not None:
                 # an image the model cannot take: the upstream will say what it thinks of it
                 with contextlib.suppress(GlyphRenderError):
-                    total += image_tokens(*size, self.profile) + self.profile.image_wrapper_tokens
+                    total += pages_cost([size], self.profile)
         return total
 
     # --- choosing the documents -------------------------------------------------------------
@@ -300,6 +305,7 @@ class Compressor:
         t0 = time.perf_counter()
         drawn: list[tuple[DocPages | None, bool]] | None = None
         stages = [(opts.keep_turns, False), (opts.keep_turns, True), (0, True)]
+        least: tuple[int, list[_Doc], set[int]] | None = None
         for k, (keep, force) in enumerate(stages):
             docs, history = await self._documents(messages, latest, opts, keep, force)
             for d in docs:
@@ -317,24 +323,31 @@ class Compressor:
                     drawn = [(pages, hit)]
                     break
             need = fixed + await self._price(docs, opts)
-            if (ctx is None or need + reserve <= ctx) or k == len(stages) - 1:
+            if ctx is None or need + reserve <= ctx:
                 break
+            if least is None or need < least[0]:
+                least = (need, docs, history)
+        else:
+            # Nothing fits as configured: fit from the stage whose prompt is the smallest (a
+            # few short turns drawn as a page cost more than their text, and one document
+            # alone may still be split).
+            assert least is not None
+            _, docs, history = least
         if not docs:
             return Compressed(messages, Figures(documents=0))
         budget = opts.budget
         fixed = 0
         if ctx is not None and drawn is None:
             fixed = await self._fixed_tokens(messages, docs, history)
-            room = ctx - reserve - fixed
-            if room <= 0:
-                raise ApiError(400, f"the prompt's text alone takes {fixed:,} tokens; with "
-                               f"{reserve:,} for the answer it leaves no room for pages in "
-                               f"{entry.name}'s context of {ctx:,}", param="messages",
-                               code="context_length_exceeded")
+            try:
+                room = pages_room(ctx, fixed, reserve, what="the prompt's text alone takes")
+            except BudgetError as exc:
+                raise ApiError(400, f"{exc} ({entry.name})", param="messages",
+                               code="context_length_exceeded") from None
             budget = room if budget is None else min(budget, room)
-        split_docs: _Doc | None = None
+        split_doc: _Doc | None = None
         if drawn is None and budget is not None and sum(d.cost for d in docs) > budget:
-            split_docs = await self._fit(docs, budget, latest, entry, ctx, opts, reserve, fixed)
+            split_doc = await self._fit(docs, budget, latest, entry, ctx, reserve, fixed)
         rendered = drawn or await asyncio.gather(*(
             self.renderer.render(d.text, d.sha, d.plan.config if d.plan else d.config)
             for d in docs if d.config is not None))
@@ -351,56 +364,49 @@ class Compressor:
             figures.dpi.append((d.plan.config if d.plan else d.config).dpi)  # type: ignore
         figures.saved_tokens = figures.text_tokens - figures.vision_tokens - \
             figures.pages * self.profile.image_wrapper_tokens
-        if split_docs is not None and split_docs.plan and split_docs.plan.chunks:
-            return self._map_reduce(messages, docs, history, split_docs, figures)
+        if split_doc is not None:
+            return self._map_reduce(messages, docs, history, split_doc, figures)
         return Compressed(_rebuild(messages, docs, history, {}), figures)
 
     async def _fit(self, docs: list[_Doc], budget: int, latest: int, entry: ModelEntry,
-                   ctx: int | None, opts: RequestOptions, reserve: int,
-                   fixed: int) -> _Doc | None:
-        """Plan every document within its share of ``budget``; the one to split, if any."""
-        total = sum(d.cost for d in docs) or 1
-        shares = [max(1, budget * d.cost // total) for d in docs]
+                   ctx: int | None, reserve: int, fixed: int) -> _Doc | None:
+        """Plan the documents, which do not fit as they are, by
+        :func:`~glyph_render.compress.fit_to_context`; the one split into chunks, if any.
 
-        async def one(d: _Doc, share: int) -> None:
-            if d.cost <= share:
-                return
-            assert d.config is not None
-            d.plan = await self.renderer.plan(d.text, d.sha, d.config, share, False)
-
+        One document is fitted to the whole prompt (``fixed``: its tokens besides the pages),
+        as the client fits one, and is split for map-reduce when it is in the latest turn and
+        no legible rendering fits. Several share ``budget`` in proportion to their size."""
         try:
+            if len(docs) == 1:
+                d = docs[0]
+                assert d.config is not None
+                question = (d.lead + d.tail).strip()
+                split = ctx is not None and d.msg == latest and d.part >= 0
+                # A chunk's request carries the longer map question: the longest it can be.
+                chunk = MAP_PROMPT.format(question=question, part=9999, parts=9999)
+                d.plan = await self.renderer.fit(d.text, d.sha, d.config, FitRequest(
+                    budget, ctx, reserve, None if ctx is None else fixed, question,
+                    chunk if split else None, split, entry.name))
+                return d if d.plan.chunks else None
+            total = sum(d.cost for d in docs) or 1
+            shares = [max(1, budget * d.cost // total) for d in docs]
+
+            async def one(d: _Doc, share: int) -> None:
+                if d.cost > share:
+                    assert d.config is not None
+                    d.plan = await self.renderer.fit(d.text, d.sha, d.config, FitRequest(share))
+
             await asyncio.gather(*(one(d, s) for d, s in zip(docs, shares, strict=True)))
             return None
         except BudgetError as exc:
-            single = docs[0] if len(docs) == 1 and docs[0].msg == latest \
-                and docs[0].part >= 0 else None
-            if single is None or ctx is None:
-                raise ApiError(400, f"the documents do not fit {entry.name}'s context of "
-                               f"{ctx if ctx is not None else budget:,} tokens at any legible "
-                               f"rendering: {exc}", param="messages",
-                               code="context_length_exceeded") from None
-        from glyph_render.client.core import MAP_PROMPT  # the client's own words (openai: lazily)
-
-        # Each chunk carries the longer map question: price the longest it can be.
-        extra = await self.count(MAP_PROMPT.format(question="", part=9999, parts=9999))
-        room = budget - extra
-        if room <= 0:
-            raise ApiError(400, f"no room for pages in {entry.name}'s context of {ctx:,}",
-                           param="messages", code="context_length_exceeded")
-        assert single.config is not None
-        try:
-            single.plan = await self.renderer.plan(single.text, single.sha, single.config, room,
-                                                   True)
-        except BudgetError as exc:
-            raise ApiError(400, f"the document cannot be split to fit {entry.name}'s context "
-                           f"of {ctx:,} tokens: {exc}", param="messages",
+            msg = str(exc) if len(docs) == 1 and ctx is not None else (
+                f"the documents do not fit {entry.name}'s context of "
+                f"{ctx if ctx is not None else budget:,} tokens at any legible rendering: {exc}")
+            raise ApiError(400, msg, param="messages",
                            code="context_length_exceeded") from None
-        return single
 
     def _map_reduce(self, messages: list[dict[str, Any]], docs: list[_Doc], history: set[int],
                     d: _Doc, figures: Figures) -> Compressed:
-        from glyph_render.client.core import MAP_PROMPT, REDUCE_PROMPT
-
         assert d.plan is not None and d.pages is not None
         spans = d.plan.chunks
         groups: list[list[int]] = [[] for _ in spans]

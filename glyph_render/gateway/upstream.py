@@ -3,9 +3,10 @@ retry policy, the served models and their context lengths.
 
 Requests upstream are built from scratch: the caller's headers (and its API key) never travel;
 the upstream key comes from the gateway's environment. Failures become the
-:mod:`glyph_render.errors` types through :mod:`glyph_render.client.reliability`, the same
-classification and retry rules ``GlyphClient`` applies (429/5xx and a connection closed
-before any reply are retried with backoff honouring ``Retry-After``; nothing else is).
+:mod:`glyph_render.errors` types through the client's public ``classify``, ``status_error``
+and ``RetryPolicy`` (:mod:`glyph_render.client`): the same classification and retry rules
+``GlyphClient`` applies (429/5xx and a connection closed before any reply are retried with
+backoff honouring ``Retry-After``; nothing else is).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from glyph_render.client.reliability import RetryPolicy, classify, retry_async, status_error
+from glyph_render.client import RetryPolicy, classify, retry_async, status_error
 from glyph_render.errors import ClientError, MalformedReply
 
 __all__ = ["ModelEntry", "Upstream"]

@@ -20,8 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
 
-from ..client import GlyphClient
-from ..client.reliability import RetryPolicy
+from ..client import GlyphClient, RetryPolicy
 from ..errors import (
     ClientError,
     EndpointOutage,
