@@ -538,14 +538,23 @@ PRESETS["glyph-zh"] = {
     "preset-name": "glyph-zh",
 }
 
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _LETTER = re.compile(r"[^\W\d_]")
+# Lead bytes of UTF-8's 3-byte sequences from U+3000 on: a text without one has no CJK.
+_MAYBE_CJK_UTF8 = re.compile(rb"[\xe3-\xef]")
+
+
+@functools.cache
+def _cjk() -> re.Pattern[str]:
+    """Kana, CJK ideographs, Hangul: compiled on first need (~13 ms, for its large classes)."""
+    return re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
 def detect_preset(text: str, sample: int = 200_000) -> str:
     """``glyph-zh`` when CJK characters dominate the text (by words, roughly), else ``glyph-en``."""
     head = text[:sample]
-    cjk = len(_CJK.findall(head))
+    if head.isascii() or not _MAYBE_CJK_UTF8.search(head.encode("utf-8", "surrogatepass")):
+        return "glyph-en"
+    cjk = len(_cjk().findall(head))
     letters = len(_LETTER.findall(head))
     # A Han character carries about a word; Latin letters ~5 to a word. So CJK is dominant
     # once it is a fifth of the letters (a Chinese tutorial with code blocks is still Chinese).

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from .config import FRAME_PADDING, RenderConfig
 from .fonts import font_chain
-from .paragraph import BREAK, CJK_TRIGGER, MARKER, TEXT, WSC, Frag, Paragraph, metrics_for
+from .paragraph import BREAK, MARKER, TEXT, WSC, Frag, Paragraph, cjk_trigger, metrics_for
 from .paragraph import Line as PLine
 from .pdfnum import fp_str, pdf_value
 
@@ -427,7 +427,7 @@ def layout(text: str, cfg: RenderConfig, *, geometry_only: bool = False) -> Iter
     chain = font_chain(cfg.font_chain)
     m = metrics_for(chain, cfg.font_size)
     markup = _Markup(cfg)
-    cjk = bool(CJK_TRIGGER.search(text))
+    cjk = cjk_trigger(text)
     frame = _Frame(cfg)
     placer = _Placer(cfg, omap)
     w, h = cfg.page_size

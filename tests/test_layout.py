@@ -582,3 +582,25 @@ def test_line_spans_of_a_split_cjk_paragraph_stay_in_the_text() -> None:
     text = "\n" * 6 + " 中  "  # the group splits after 6 lines; once gave a line [7, 11)
     pages = lay(text, NARROW)
     assert all(ln.end <= p.end <= len(text) for p in pages for ln in p.lines)
+
+
+@pytest.mark.parametrize("ch", ["\u4dff", "\u4e00", "\u4fff", "\u5000", "\u9fff", "\ua000",
+                                "\u3000", "\u2019", "\ud800", "\U00020000", "\uff01", "x"])
+def test_cjk_trigger_matches_glyphs_pattern_at_its_edges(ch: str) -> None:
+    from glyph_render.paragraph import cjk_trigger
+
+    for text in (ch, f"plain {ch} text", "caf\u00e9 " + ch):
+        assert cjk_trigger(text) is (GLYPH_CJK.search(text) is not None), repr(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0x2000, max_codepoint=0xAFFF), max_size=40))
+def test_cjk_trigger_equals_the_character_class(text: str) -> None:
+    from glyph_render.config import _cjk, detect_preset
+    from glyph_render.paragraph import cjk_trigger
+
+    assert cjk_trigger(text) is (GLYPH_CJK.search(text) is not None)
+    # detect_preset's UTF-8 shortcut never hides a CJK character from its count
+    cjk, letters = len(_cjk().findall(text)), len(re.findall(r"[^\W\d_]", text))
+    want = "glyph-zh" if cjk and cjk * 4 >= letters - cjk else "glyph-en"
+    assert detect_preset(text) == want
