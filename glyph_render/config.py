@@ -540,7 +540,7 @@ PRESETS["glyph-zh"] = {
 
 _LETTER = re.compile(r"[^\W\d_]")
 # Lead bytes of UTF-8's 3-byte sequences from U+3000 on: a text without one has no CJK.
-_MAYBE_CJK_UTF8 = re.compile(rb"[\xe3-\xef]")
+_MAYBE_CJK_LEADS = tuple(bytes([b]) for b in range(0xE3, 0xF0))
 
 
 @functools.cache
@@ -552,7 +552,10 @@ def _cjk() -> re.Pattern[str]:
 def detect_preset(text: str, sample: int = 200_000) -> str:
     """``glyph-zh`` when CJK characters dominate the text (by words, roughly), else ``glyph-en``."""
     head = text[:sample]
-    if head.isascii() or not _MAYBE_CJK_UTF8.search(head.encode("utf-8", "surrogatepass")):
+    if head.isascii():
+        return "glyph-en"
+    data = head.encode("utf-8", "surrogatepass")
+    if not any(lead in data for lead in _MAYBE_CJK_LEADS):  # memchr scans, no regex
         return "glyph-en"
     cjk = len(_cjk().findall(head))
     letters = len(_LETTER.findall(head))

@@ -57,10 +57,10 @@ ALL_CANNOT_START = (
     "\u309b\u309c\u30fb\u30fd\u30fe\u309d\u309e\u2015\u2010\xb0\u2032\u2033\u2103\uffe0\uff05"
     "\u2030"
 )
-# U+4E00..U+9FFF in UTF-8: lead byte E4 with B8..BF next, or lead byte E5..E9 (continuation
-# bytes are 80..BF, so a match starts on a lead byte). The str pattern's 21,000-character class
-# costs ~8 ms to compile in every process; this one nothing.
-_CJK_TRIGGER_UTF8 = re.compile(rb"\xe4[\xb8-\xbf]|[\xe5-\xe9]")
+# U+4E00..U+9FFF in UTF-8: lead byte E5..E9, or lead byte E4 with B8..BF next (lead bytes never
+# occur inside a sequence). Found with memchr-speed byte searches: a regex class of 21,000
+# characters costs ~8 ms to compile in every process, and a regex scan ~25 ns a character.
+_CJK_LEADS = (b"\xe5", b"\xe6", b"\xe7", b"\xe8", b"\xe9")
 
 
 def cjk_trigger(text: str) -> bool:
@@ -68,7 +68,15 @@ def cjk_trigger(text: str) -> bool:
     anywhere in it."""
     if text.isascii():
         return False
-    return _CJK_TRIGGER_UTF8.search(text.encode("utf-8", "surrogatepass")) is not None
+    data = text.encode("utf-8", "surrogatepass")
+    if any(lead in data for lead in _CJK_LEADS):
+        return True
+    i = data.find(b"\xe4")
+    while i >= 0:
+        if i + 1 < len(data) and 0xB8 <= data[i + 1] <= 0xBF:
+            return True
+        i = data.find(b"\xe4", i + 1)
+    return False
 
 
 def rl_split(text: str) -> list[str]:
