@@ -42,15 +42,15 @@ def encode_png(img: Image.Image, dpi: float | None = None, level: int | None = N
         img = img.convert("RGB")
     w, h = img.size
     channels = 1 if img.mode == "L" else 3
-    rows = np.frombuffer(img.tobytes(), np.uint8).reshape(h, w * channels)
-    filtered = np.zeros((h, w * channels + 1), np.uint8)  # leading 0 = filter "None"
-    filtered[:, 1:] = rows
+    filtered = np.empty((h, w * channels + 1), np.uint8)
+    filtered[:, 0] = 0  # filter "None" on every row
+    filtered[:, 1:] = np.asarray(img).reshape(h, w * channels)
     ihdr = struct.pack(">IIBBBBB", w, h, 8, _COLOR_TYPE[img.mode], 0, 0, 0)
     parts = [_SIGNATURE, _chunk(b"IHDR", ihdr)]
     if dpi:
         ppm = round(dpi / 0.0254)
         parts.append(_chunk(b"pHYs", struct.pack(">IIB", ppm, ppm, 1)))
-    data = _deflate.compress(filtered.tobytes(), _LEVEL if level is None else level)
+    data = _deflate.compress(filtered, _LEVEL if level is None else level)  # no copy
     parts.append(_chunk(b"IDAT", data))
     parts.append(_chunk(b"IEND", b""))
     return b"".join(parts)
