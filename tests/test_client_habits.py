@@ -279,20 +279,15 @@ def test_every_command_takes_quiet(command: str) -> None:
 
 @pytest.mark.vllm
 @pytest.mark.slow
-def test_vllm_reads_file_pages_and_takes_the_full_url(mtmp: Path, pages: Path) -> None:
+def test_vllm_reads_file_pages_and_takes_the_full_url(vllm_server, pages: Path) -> None:
     """vLLM's own --allowed-local-media-path: file:// pages priced and billed as the base64
-    ones, and the full chat-completions URL accepted (tiny model: one token per byte)."""
-    try:
-        from conftest import require_vllm
-        from vllm_server import start_vllm
-    except ImportError:  # tests/ imported as a package
-        from tests.conftest import require_vllm
-        from tests.vllm_server import start_vllm
-    require_vllm()
-    with start_vllm(extra_args=["--allowed-local-media-path", str(pages.parent)]) as srv, \
-            GlyphClient(srv.base_url + "/chat/completions", tokenizer="bytes",
-                        max_tokens=4) as c:
-        two = [pages / "page_001.png", pages / "page_006.png"]
+    ones, and the full chat-completions URL accepted (tiny model: one token per byte). The
+    session's server allows file:// pages under its media_dir: the pages are copied there."""
+    two = [vllm_server.media_dir / name for name in ("page_001.png", "page_006.png")]
+    for path in two:
+        path.write_bytes((pages / path.name).read_bytes())
+    with GlyphClient(vllm_server.base_url + "/chat/completions", tokenizer="bytes",
+                     max_tokens=4) as c:
         b64 = c.ask_images(two, QUESTION)
         url = c.ask_images(two, QUESTION, local_media=True)
         assert b64.usage["prompt_tokens"] == b64.predicted_prompt_tokens

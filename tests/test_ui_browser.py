@@ -66,7 +66,7 @@ _require(_have("playwright"), "playwright is not installed (pip install playwrig
 _require(_have("gradio"), "gradio is not installed (pip install 'glyph-render[ui]')")
 _require(shutil.which("tesseract") is not None, "no tesseract binary on PATH")
 
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
 expect.set_options(timeout=20_000)  # a loaded CI machine: every wait generous, none timed
 
@@ -133,14 +133,25 @@ def ui(ocr_server: ServeOcr, artefacts: Path) -> Iterator[UiProcess]:
         proc.stop()
 
 
-@pytest.fixture()
-def page(artefacts: Path) -> Iterator[Page]:
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One Chromium for the module (a launch is seconds on a loaded machine)."""
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            yield browser.new_page(viewport={"width": 1440, "height": 1200})
+            yield chromium
         finally:
-            browser.close()
+            chromium.close()
+
+
+@pytest.fixture()
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser context per test: no cookies, storage or cache from another test."""
+    context = browser.new_context(viewport={"width": 1440, "height": 1200})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 def _haystack(corpus_text) -> str:

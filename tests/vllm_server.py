@@ -47,6 +47,7 @@ __all__ = [
     "VllmUnavailable",
     "ensure_tiny_model",
     "start_vllm",
+    "stop_all",
     "tiny_model_dir",
     "venv_dir",
     "vllm_env_available",
@@ -147,6 +148,8 @@ class VllmServer:
     state_dir: Path
     prefix_caching: bool
     startup_seconds: float = 0.0
+    # file:// pages under this folder are allowed (--allowed-local-media-path), if not None
+    media_dir: Path | None = None
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -211,7 +214,8 @@ _LIVE: set[VllmServer] = set()
 
 
 @atexit.register
-def _stop_all() -> None:
+def stop_all() -> None:
+    """Stop every server this process started and has not stopped, also one still starting."""
     for server in list(_LIVE):
         with contextlib.suppress(Exception):
             server.stop(timeout=10)
@@ -262,11 +266,13 @@ def start_vllm(
     *,
     served_model_name: str = DEFAULT_SERVED_MODEL_NAME,
     log_dir: str | os.PathLike[str] | None = None,
+    local_media: bool = False,
 ) -> VllmServer:
     """Start ``vllm serve`` on 127.0.0.1 and wait until ``GET /v1/models`` lists the model.
 
     ``extra_args`` go to ``vllm serve`` after the defaults of tools/vllm_cpu/launch.py (so they
-    win). ``prefix_caching=True`` adds ``--enable-prefix-caching``. Raises VllmUnavailable when
+    win). ``prefix_caching=True`` adds ``--enable-prefix-caching``; ``local_media=True`` allows
+    ``file://`` pages under ``server.media_dir`` (a folder of its own). Raises VllmUnavailable when
     the venv is missing, VllmStartError (with the log tail) when the server dies or is not ready
     within ``timeout`` seconds. The server log is kept at ``server.log_path``.
     """
@@ -276,6 +282,9 @@ def start_vllm(
     model_dir = ensure_tiny_model()
     port = port or _free_port()
     state_dir = Path(tempfile.mkdtemp(prefix="glyph-vllm-state-"))
+    media_dir = state_dir / "media" if local_media else None
+    if media_dir is not None:
+        media_dir.mkdir()
     logs = Path(log_dir) if log_dir else Path(tempfile.gettempdir()) / "glyph-vllm-logs"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"vllm-{port}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
@@ -288,6 +297,7 @@ def start_vllm(
         "--state-dir", str(state_dir),
         "--served-model-name", served_model_name,
         *(["--enable-prefix-caching"] if prefix_caching else []),
+        *(["--allowed-local-media-path", str(media_dir)] if media_dir else []),
         *extra_args,
     ]  # fmt: skip
     t0 = time.monotonic()
@@ -311,6 +321,7 @@ def start_vllm(
         log_path=log_path,
         state_dir=state_dir,
         prefix_caching=prefix_caching,
+        media_dir=media_dir,
     )
     _LIVE.add(server)
 
