@@ -458,3 +458,34 @@ def test_lru_cache_is_bounded_in_bytes() -> None:
     assert cache.get("b") is None and cache.get("a") and cache.get("c") and cache.total == 80
     cache.put("huge", "w" * 101)  # never kept, never evicts the rest
     assert cache.get("huge") is None and len(cache) == 2
+
+
+@pytest.mark.parametrize(("flag", "value", "says"), [
+    ("--dpi", "nan", "must be a finite number > 0"), ("--dpi", "-3", "must be a finite number > 0"),
+    ("--min-px-per-em", "0", "must be a finite number > 0"),
+    ("--timeout", "inf", "must be a finite number > 0"),
+    ("--backoff", "-1", "must be a finite number >= 0"),
+    ("--cache-mb", "abc", "expected a number"), ("--max-concurrency", "0", "must be >= 1"),
+    ("--threshold", "-1", "must be >= 0"),
+])
+def test_bad_numbers_are_one_line_and_exit_2_before_serving(flag: str, value: str,
+                                                            says: str) -> None:
+    res = subprocess.run([sys.executable, "-m", "glyph_render", "gateway", "--upstream",
+                          "http://127.0.0.1:9/v1", "--port", "0", flag, value],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2
+    assert res.stdout == ""  # never started listening
+    lines = res.stderr.strip().splitlines()
+    assert lines[-1].endswith(f"argument {flag}: {says}, got {value!r}") or says in lines[-1]
+    assert len([ln for ln in lines if "error" in ln]) == 1
+
+
+@pytest.mark.parametrize("over", [{"dpi": float("nan")}, {"timeout": float("inf")},
+                                  {"backoff": -1.0}, {"min_px_per_em": 0.0},
+                                  {"models_ttl": True}])
+def test_settings_from_python_are_checked_as_the_flags(over: dict) -> None:
+    from glyph_render.errors import ConfigError
+
+    name = "--" + next(iter(over)).replace("_", "-")
+    with pytest.raises(ConfigError, match=f"^{name}: "):
+        GatewaySettings(upstream="http://127.0.0.1:9/v1", **over)

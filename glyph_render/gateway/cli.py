@@ -16,7 +16,7 @@ from pathlib import Path
 
 from glyph_render.config import RenderConfig
 from glyph_render.errors import ConfigError, GlyphRenderError
-from glyph_render.settings import Parser, add_model_flags
+from glyph_render.settings import Parser, add_model_flags, at_least, non_negative, positive
 
 from .settings import MODES, UPSTREAM_KEY_ENV, GatewaySettings
 
@@ -44,38 +44,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("policy")
     g.add_argument("--mode", choices=MODES, default="auto",
                    help="auto: text over --threshold becomes pages; always; never")
-    g.add_argument("--threshold", type=int, default=2000, metavar="TOKENS",
+    g.add_argument("--threshold", type=at_least(0), default=2000, metavar="TOKENS",
                    help="text parts longer than this many text tokens become pages (2000)")
-    g.add_argument("--keep-turns", type=int, default=2, metavar="N",
+    g.add_argument("--keep-turns", type=at_least(0), default=2, metavar="N",
                    help="the last N messages before the latest user turn stay text (2)")
-    g.add_argument("--question-tokens", type=int, default=512, metavar="TOKENS",
+    g.add_argument("--question-tokens", type=at_least(0), default=512, metavar="TOKENS",
                    help="a leading/closing paragraph up to this long stays text (512)")
     g.add_argument("--config", metavar="FILE", help="a Glyph rendering config (JSON)")
-    g.add_argument("--dpi", type=float, help="render at this DPI (default the config's)")
+    g.add_argument("--dpi", type=positive, help="render at this DPI (default the config's)")
     # the shared flags: the model's tokenizer.json makes the fitting exact
     add_model_flags(g, tokenizer=None)  # type: ignore[arg-type]  # a group takes the same calls
-    g.add_argument("--min-px-per-em", type=float, help="legibility floor when compressing")
-    g.add_argument("--max-model-len", type=int, help="the model's context (default: the "
+    g.add_argument("--min-px-per-em", type=positive, help="legibility floor when compressing")
+    g.add_argument("--max-model-len", type=at_least(1), help="the model's context (default: the "
                    "upstream's /v1/models)")
-    g.add_argument("--answer-reserve", type=int, default=1024, metavar="TOKENS",
+    g.add_argument("--answer-reserve", type=at_least(1), default=1024, metavar="TOKENS",
                    help="tokens kept for the answer when a request sets no max_tokens (1024)")
 
     g = p.add_argument_group("throughput")
-    g.add_argument("--render-workers", type=int, default=GatewaySettings.render_workers,
+    g.add_argument("--render-workers", type=at_least(1), default=GatewaySettings.render_workers,
                    metavar="N", help="render processes (default: the cores)")
-    g.add_argument("--cache-mb", type=float, default=512.0,
+    g.add_argument("--cache-mb", type=positive, default=512.0,
                    help="page cache size in MB (512)")
-    g.add_argument("--max-concurrency", type=int, default=64, metavar="N",
+    g.add_argument("--max-concurrency", type=at_least(1), default=64, metavar="N",
                    help="requests served at once; more get 429 + Retry-After (64)")
-    g.add_argument("--max-body-mb", type=float, default=64.0,
+    g.add_argument("--max-body-mb", type=positive, default=64.0,
                    help="largest request body in MB (64); larger get 413")
-    g.add_argument("--timeout", type=float, default=600.0,
+    g.add_argument("--timeout", type=positive, default=600.0,
                    help="seconds to wait for the upstream per call (600)")
-    g.add_argument("--render-timeout", type=float, default=120.0,
+    g.add_argument("--render-timeout", type=positive, default=120.0,
                    help="seconds one request's rendering may take (120); then 504")
-    g.add_argument("--max-retries", type=int, default=3,
+    g.add_argument("--max-retries", type=at_least(0), default=3,
                    help="retries of upstream 429/5xx (3), with backoff honouring Retry-After")
-    g.add_argument("--backoff", type=float, default=0.5, help="first retry wait in s (0.5)")
+    g.add_argument("--backoff", type=non_negative, default=0.5, help="first retry wait in s (0.5)")
 
 
 def _keys(args: argparse.Namespace) -> tuple[str, ...]:

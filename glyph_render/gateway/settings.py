@@ -12,6 +12,7 @@ from typing import Any
 
 from glyph_render.config import RenderConfig
 from glyph_render.errors import ConfigError
+from glyph_render.settings import check_number
 
 from .errors import ApiError
 
@@ -70,10 +71,14 @@ class GatewaySettings:
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')}: must be >= 0, "
                                   f"got {getattr(self, name)!r}")
-        for name in ("cache_mb", "max_body_mb", "timeout", "render_timeout"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"--{name.replace('_', '-')}: must be > 0, "
-                                  f"got {getattr(self, name)!r}")
+        # numbers given from Python get the flags' checks: finite, > 0 (or >= 0)
+        for name in ("cache_mb", "max_body_mb", "timeout", "render_timeout", "max_backoff",
+                     "max_retry_after", "models_ttl"):
+            check_number(f"--{name.replace('_', '-')}", getattr(self, name))
+        check_number("--backoff", self.backoff, zero=True)
+        for name in ("dpi", "min_px_per_em"):
+            if getattr(self, name) is not None:
+                check_number(f"--{name.replace('_', '-')}", getattr(self, name))
         if not 0 < self.port < 65536 and self.port != 0:
             raise ConfigError(f"--port: {self.port!r} is not a TCP port")
 
