@@ -143,6 +143,7 @@ class GlyphAtlas:
         self._packed: tuple | None = None
         self._flat_cache: dict = {}
         self.char_ids = np.full(0, -1, np.int32)  # per char id of the char table x 4 phases
+        self.nbytes = 0  # about what the bitmaps hold here (``atlas_for`` bounds the total)
 
     # -- one glyph ------------------------------------------------------------------------
     def fractional(self, face: int) -> bool:
@@ -187,6 +188,7 @@ class GlyphAtlas:
                 self._dy.append((ys - top).astype(np.int64))
                 self._dx.append((xs + left).astype(np.int64))
                 self._alpha.append(arr[ys, xs].astype(np.int64))
+                self.nbytes += _BYTES_PER_PIXEL * len(ys)
                 self.box.append((left, -top, arr.shape[1], arr.shape[0]))
             self._packed = None
             self.ids[key] = i  # published last: a reader finds the glyph complete
@@ -357,19 +359,32 @@ def _colour_glyph(f, gid: int, size: int, chain: FontChain, face: int):
 
 
 _ATLASES: dict[tuple, GlyphAtlas] = {}
+#: per bitmap pixel kept: offsets and coverage as int64 (24 bytes), again packed, and the
+#: flat offsets of a page width or two
+_BYTES_PER_PIXEL = 64
+#: what the atlases may hold together before the least recently made go (huge fonts at
+#: high DPIs in a long-lived process: a server, a batch, the fuzz benchmark)
+ATLAS_BYTES = 256 << 20
 
 
 def atlas_for(cfg: RenderConfig, dpi: float | None = None) -> GlyphAtlas:
+    """The glyph atlas of ``cfg``'s fonts and size at ``dpi``, shared (up to 17 of them, and
+    ``ATLAS_BYTES`` together; one grown past that starts afresh, at a page boundary, as
+    callers ask per page)."""
     k = (cfg.dpi if dpi is None else dpi) / 72.0
     size = pdf_value(cfg.font_size)
     key = (cfg.font_chain, size, k)
     a = _ATLASES.get(key)
-    if a is None:
+    if a is None or a.nbytes > ATLAS_BYTES:
         with FT_LOCK:
             a = _ATLASES.get(key)
-            if a is None:
+            if a is None or a.nbytes > ATLAS_BYTES:
+                _ATLASES.pop(key, None)
                 if len(_ATLASES) > 16:
                     _ATLASES.clear()
+                total = sum(x.nbytes for x in _ATLASES.values())
+                while _ATLASES and total > ATLAS_BYTES // 2:  # room for the new one to grow
+                    total -= _ATLASES.pop(next(iter(_ATLASES))).nbytes
                 a = _ATLASES[key] = GlyphAtlas(font_chain(cfg.font_chain), size, k)
     return a
 
@@ -576,32 +591,14 @@ def rasterize(page: Page, cfg: RenderConfig, *, last: bool = False,
     dev = Device.for_page(page.width, page.height, d)
     grey = cfg.is_grey
     canvas = _Canvas(dev, 1 if grey else 3, _colour((255, 255, 255), grey))
-    page_bg = _colour(cfg.page_bg_color, grey)
-    para_bg = _colour(cfg.para_bg_color, grey)
-    border = _colour(cfg.para_border_color, grey)
-    text_col = _colour(cfg.font_color, grey)
-    nl = cfg.newline
-    marker_col = _colour(nl.color, grey) if (not nl.line_break and nl.color) else text_col
-    # onPage: the page background rectangle
-    canvas.fill(dev.page_box(), page_bg)
     atlas = atlas_for(cfg, d)
     table = _table(cfg)
     if _c_place is not None and _USE_C:
         placed = _place_c(page, table, atlas, dev)
     else:
         placed = _place(page, _page_glyphs(page, table), table, atlas, dev)
+    _paint(canvas, page, cfg, atlas, placed)
     bw = cfg.border_width
-    line_block = [ln.block for ln in page.lines]
-    for bi, block in enumerate(page.blocks):
-        c4, c5 = dev.block(block.ex, block.ey)
-        rx, ry, rw, rh = block.rect
-        if block.fill:
-            canvas.fill(dev.rect(rx, ry, rw, rh, c4, c5), para_bg)
-        if block.stroke and bw > 0:
-            _stroke_rect(canvas, dev, rx, ry, rw, rh, bw, c4, c5, border)
-        lines = [i for i, b in enumerate(line_block) if b == bi]
-        if lines and placed is not None:
-            _blend_block(canvas, atlas, placed, lines[0], lines[-1] + 1, text_col, marker_col)
     if cfg.horizontal_scale != 1.0:
         img = _image(canvas.planes)
         img = img.resize((max(1, int(img.width * cfg.horizontal_scale)), img.height))
@@ -617,6 +614,33 @@ def rasterize(page: Page, cfg: RenderConfig, *, last: bool = False,
     w, h = _crop_size(planes[0] if len(planes) == 1 else np.dstack(planes), cfg, last,
                       estimate)
     return _image([pl[:h, :w] for pl in planes])
+
+
+def _paint(canvas: _Canvas, page: Page, cfg: RenderConfig, atlas: GlyphAtlas,
+           placed: _Placed | None) -> None:
+    """Everything a page draws, in poppler's order: the page background (onPage), then per
+    paragraph its fill, its border and its glyphs. Size prediction paints a subset of glyphs
+    through this too, so both see the same pixels."""
+    grey = canvas.channels == 1
+    dev = canvas.dev
+    text_col = _colour(cfg.font_color, grey)
+    nl = cfg.newline
+    marker_col = _colour(nl.color, grey) if (not nl.line_break and nl.color) else text_col
+    para_bg = _colour(cfg.para_bg_color, grey)
+    border = _colour(cfg.para_border_color, grey)
+    canvas.fill(dev.page_box(), _colour(cfg.page_bg_color, grey))
+    bw = cfg.border_width
+    line_block = [ln.block for ln in page.lines]
+    for bi, block in enumerate(page.blocks):
+        c4, c5 = dev.block(block.ex, block.ey)
+        rx, ry, rw, rh = block.rect
+        if block.fill:
+            canvas.fill(dev.rect(rx, ry, rw, rh, c4, c5), para_bg)
+        if block.stroke and bw > 0:
+            _stroke_rect(canvas, dev, rx, ry, rw, rh, bw, c4, c5, border)
+        lines = [i for i, b in enumerate(line_block) if b == bi]
+        if lines and placed is not None:
+            _blend_block(canvas, atlas, placed, lines[0], lines[-1] + 1, text_col, marker_col)
 
 
 def _glyph_extent(atlas: GlyphAtlas, p: _Placed) -> tuple[int, int]:
@@ -642,46 +666,64 @@ class _Placed:
     line: np.ndarray
 
 
+def _line_arrays(page: Page) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per line: its block, and its pen (ux, uy) in text space."""
+    lines = page.lines
+    n = len(lines)
+    return (np.fromiter((ln.block for ln in lines), np.int64, n),
+            np.fromiter((ln.ux for ln in lines), np.float64, n),
+            np.fromiter((ln.uy for ln in lines), np.float64, n))
+
+
+def _line_pixels(page: Page, dev: Device,
+                  arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per line: the x offset (c4) of its block and its baseline row, in poppler's arithmetic
+    (``arrays``: the page's ``_line_arrays``, when kept)."""
+    of, ux, uy = _line_arrays(page) if arrays is None else arrays
+    blocks = np.array([dev.block(b.ex, b.ey) for b in page.blocks], np.float64).reshape(-1, 2)
+    # elementwise, the same float arithmetic as poppler's, one line at a time
+    ys = np.floor((ux * 0.0 + uy * -dev.k) + blocks[of, 1]).astype(np.int64)
+    return blocks[of, 0], ys
+
+
+def _pens(xt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pen pixel columns and quarter-pixel phases of device x positions."""
+    x0 = np.floor(xt)
+    return x0, np.floor((xt - x0) * PHASES).astype(np.int64)
+
+
 def _place(page: Page, g: _PageGlyphs, table: _CharTable, atlas: GlyphAtlas,
-           dev: Device) -> _Placed | None:
-    """Device pixels and phases of a page's glyphs, in poppler's arithmetic."""
+           dev: Device, only: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+           | None = None) -> _Placed | None:
+    """Device pixels and phases of a page's glyphs, in poppler's arithmetic. ``only`` (size
+    prediction) keeps, from their pen pixels (x, baseline row) and character ids, the glyphs
+    to place; the kept ones keep the layers they have among all."""
     if not len(g.cids):
         return None
     _w, _s, drawable = table.arrays()
     keep = drawable[g.cids]
     if not keep.any():
         return None
-    k = dev.k
     c4s, ys = _line_pixels(page, dev)
     line = g.line[keep]
-    xt = g.x[keep] * k + c4s[line]
-    x0 = np.floor(xt)
-    phase = np.floor((xt - x0) * PHASES).astype(np.int64)
-    ids = atlas.ids_for(table, g.cids[keep], phase)
+    x0, phase = _pens(g.x[keep] * dev.k + c4s[line])
     # layers: line parity x position parity among the line's glyphs, so no two glyphs of one
     # layer overlap (neighbours on a line, or adjacent lines, go to different layers)
     order = np.arange(len(line), dtype=np.int64)
     first = np.searchsorted(line, line, side="left")
     pos = order - first
     layer = (line & 1) * 2 + (pos & 1)
-    return _Placed(ids.astype(np.int64), x0.astype(np.int64), ys[line], layer, g.marker[keep],
-                   line)
+    cids, marker = g.cids[keep], g.marker[keep]
+    if only is not None:
+        sel = only(x0, ys[line], cids)
+        line, x0, phase, layer, cids, marker = (
+            a[sel] for a in (line, x0, phase, layer, cids, marker))
+    ids = atlas.ids_for(table, cids, phase)
+    return _Placed(ids.astype(np.int64), x0.astype(np.int64), ys[line], layer, marker, line)
 
 
 _USE_C = True  # tests turn it off to compare the NumPy path
-
-
-def _line_pixels(page: Page, dev: Device) -> tuple[np.ndarray, np.ndarray]:
-    """Per line: the x offset (c4) of its block and its baseline row, in poppler's arithmetic."""
-    k = dev.k
-    c4s = np.empty(len(page.lines), np.float64)
-    ys = np.empty(len(page.lines), np.int64)
-    blocks = [dev.block(b.ex, b.ey) for b in page.blocks]
-    for i, ln in enumerate(page.lines):
-        c4, c5 = blocks[ln.block]
-        c4s[i] = c4
-        ys[i] = math.floor((ln.ux * 0.0 + ln.uy * -k) + c5)
-    return c4s, ys
 
 
 def _place_c(page: Page, table: _CharTable, atlas: GlyphAtlas, dev: Device) -> _Placed | None:
@@ -791,8 +833,13 @@ def _grey(values: np.ndarray) -> np.ndarray:
 
 
 def _ink_mask(arr: np.ndarray, bg: float) -> np.ndarray:
+    """Pixels whose grey differs from ``bg`` (a whole or half level) by more than 5 levels,
+    compared as integers: a grey ``g`` is ink when ``g > floor(bg + 5)`` or ``g < ceil(bg - 5)``."""
     grey = arr if arr.ndim == 2 else _grey(arr)
-    return np.abs(grey.astype(np.float64) - bg) > 5
+    hi, lo = math.floor(bg + 5), math.ceil(bg - 5)
+    if hi >= 255:
+        return grey < lo if lo > 0 else np.zeros(grey.shape, bool)
+    return (grey > hi) | (grey < lo) if lo > 0 else grey > hi
 
 
 def _crop_size(arr: np.ndarray, cfg: RenderConfig, last: bool,
@@ -806,10 +853,7 @@ def _crop_size(arr: np.ndarray, cfg: RenderConfig, last: bool,
     crop_h = cfg.auto_crop_last_page and last
     if not (crop_w or crop_h):
         return w, h
-    corner = arr[:2, :2]
-    corner = corner if corner.ndim == 2 else _grey(corner)
-    vals = sorted(int(v) for v in corner.reshape(-1))
-    bg = (vals[(len(vals) - 1) // 2] + vals[len(vals) // 2]) / 2  # numpy's median
+    bg = _corner_bg(arr)
     est_r, est_b = estimate if estimate is not None else (-1, -1)
     if crop_w:
         right = _last_ink(arr, bg, est_r, axis=0)
@@ -821,6 +865,14 @@ def _crop_size(arr: np.ndarray, cfg: RenderConfig, last: bool,
         if bottom >= 0:
             h = int(round(min(h, bottom + cfg_margin(cfg.margin_y))))
     return _keep_aspect(w, h, full_w, full_h)
+
+
+def _corner_bg(arr: np.ndarray) -> float:
+    """The crop's background: the median grey of the top-left 2x2 pixels (numpy's median)."""
+    corner = arr[:2, :2]
+    corner = corner if corner.ndim == 2 else _grey(corner)
+    vals = sorted(int(v) for v in corner.reshape(-1))
+    return (vals[(len(vals) - 1) // 2] + vals[len(vals) // 2]) / 2
 
 
 def _keep_aspect(w: int, h: int, full_w: int, full_h: int) -> tuple[int, int]:
@@ -864,6 +916,13 @@ class _InkCandidates:
 
     right: list[tuple[int, int, float, object, int]]
     bottom: list[tuple[int, int, float, object, int]]
+    glyphs: _PageGlyphs  # the page's characters (no DPI), for the exact painting
+    drawn: np.ndarray  # indices of those drawn (not spaces, in a font)
+    drawn_box: np.ndarray  # per drawn glyph: its font's box in em (``_face_box``)
+    drawn_line: np.ndarray  # per drawn glyph: its line
+    drawn_x: np.ndarray  # per drawn glyph: its pen x in text space
+    line_arrays: tuple[np.ndarray, np.ndarray, np.ndarray]  # ``_line_arrays``
+    reach_y: tuple[float, float]  # the drawn glyphs' fonts: most em above, below the pen
     block_last: dict[int, object]  # each block's last line (the next block's fill cuts it)
     #: every drawable glyph as (bound, face, gid, x, line, block), by its right bound in points,
     #: rightmost first: for a page whose rightmost outlines draw no ink at some DPI (a glyph
@@ -871,20 +930,28 @@ class _InkCandidates:
     more: Callable[[], Iterator[tuple[float, int, int, float, object, int]]] | None = None
 
 
-def _face_reach(chain: FontChain, n: int) -> np.ndarray:
-    """Per face of the chain: how far right of its pen (in em) any glyph's outline can reach,
-    from the font's bounding box (at least 1 em, in case a font's box understates it)."""
-    reach = _REACH.get(chain.paths)
-    if reach is None:
+def _face_box(chain: FontChain) -> np.ndarray:
+    """Per face of the chain: (left, bottom, right, top) in em, from its pen, that no glyph's
+    bitmap passes: the font's bounding box, widened to at least 0..1 em across and -0.3..1 em
+    up (a colour glyph's em square; and in case a font's box understates it)."""
+    box = _BOXES.get(chain.paths)
+    if box is None:
         out = []
-        for i in range(n):
+        for i in range(len(chain.paths)):
             f = chain.face(i)
-            out.append(max(1.0, f.bbox[2] / f.units_per_em if f.units_per_em else 1.0))
-        reach = _REACH[chain.paths] = np.array(out, np.float64)
-    return reach
+            upem = f.units_per_em or 1
+            x0, y0, x1, y1 = (v / upem for v in f.bbox) if f.units_per_em else (0, 0, 1, 1)
+            out.append((min(0.0, x0), min(-0.3, y0), max(1.0, x1), max(1.0, y1)))
+        box = _BOXES[chain.paths] = np.array(out, np.float64).reshape(-1, 4)
+    return box
 
 
-_REACH: dict[tuple[str, ...], np.ndarray] = {}
+def _face_reach(chain: FontChain, n: int) -> np.ndarray:
+    """Per face of the chain: how far right of its pen (in em) any glyph's outline can reach."""
+    return _face_box(chain)[:n, 2]
+
+
+_BOXES: dict[tuple[str, ...], np.ndarray] = {}
 
 
 def _outline_right(face, gid: int) -> float:
@@ -961,7 +1028,12 @@ def _candidates(page: Page, cfg: RenderConfig) -> _InkCandidates:
     block_last: dict[int, object] = {}
     for ln in lines:
         block_last[ln.block] = ln
-    ink = _InkCandidates(right, bottom, block_last, more if len(keep) else None)
+    box = _face_box(chain)[np.asarray(faces, np.int64)[g.cids[keep]]] if len(keep) else \
+        np.zeros((0, 4))
+    ink = _InkCandidates(right, bottom, g, keep, box, g.line[keep], g.x[keep],
+                         _line_arrays(page),
+                         (float(box[:, 3].max()), float(box[:, 1].min())) if len(keep) else
+                         (0.0, 0.0), block_last, more if len(keep) else None)
     page.ink = ink
     return ink
 
@@ -1001,12 +1073,158 @@ def page_pixel_size(page: Page, cfg: RenderConfig, *, last: bool,
     crop_h = cfg.auto_crop_last_page and last
     if not (crop_w or crop_h):
         return W, H
-    right, bottom = _ink_extent(page, cfg, dev, want_bottom=crop_h)
+    est_right, est_bottom = _ink_extent(page, cfg, dev, want_bottom=crop_h)
+    if _estimate_holds(page, cfg, dev, est_right if crop_w else W, est_bottom if crop_h else H):
+        w, h = W, H
+        if crop_w:
+            w = min(W, int(round(min(W, est_right + 1 + cfg_margin(cfg.margin_x)))))
+        if crop_h:
+            h = min(H, int(round(min(H, est_bottom + cfg_margin(cfg.margin_y)))))
+        return _keep_aspect(w, h, W, H)
+    # the estimate is near the truth, but glyphs that overlap, colours over other colours and
+    # the corner's own ink move it a pixel or so: paint the glyphs that can reach the estimated
+    # edges (and the corner) for the exact pixels there; from the top-left when it overshot
+    x_from = max(0, est_right - _SLACK) if crop_w else W
+    y_from = max(0, est_bottom - _SLACK) if crop_h else H
+    got = _painted_crop(page, cfg, dev, x_from, y_from)
+    if got is None:
+        got = _painted_crop(page, cfg, dev, 0 if crop_w else W, 0 if crop_h else H)
+        assert got is not None
+    return got
+
+
+_SLACK = 8  # pixels left of (above) the estimated edge painted exactly
+
+
+def _glyph_bounds(cfg: RenderConfig, atlas: GlyphAtlas
+                  ) -> Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, ...]]:
+    """(left, top, right, bottom) pixels no glyph's bitmap passes, from pen pixels (x,
+    baseline row) and character ids: the fonts' boxes with 2 pixels to spare."""
+    table = _table(cfg)
+    box = _face_box(table.chain)
+    faces = np.asarray(table.faces, np.int64)
+    s = max(abs(atlas.m), atlas.size)
+
+    def bounds(x: np.ndarray, y: np.ndarray, cids: np.ndarray) -> tuple[np.ndarray, ...]:
+        b = box[faces[cids]]
+        return (x + b[:, 0] * s - 2, y - b[:, 3] * s - 2, x + b[:, 2] * s + 2,
+                y - b[:, 1] * s + 2)
+    return bounds
+
+
+def _estimate_holds(page: Page, cfg: RenderConfig, dev: Device, right: int, bottom: int
+                    ) -> bool:
+    """Whether ``_ink_extent``'s edges are certainly the raster's (the common case), checked
+    without painting: glyphs of one colour over one background (the page's; the paper's
+    too where it shows) that is the corner's (no glyph near the corner), ink at the edges,
+    and past them only glyph pixels that, each alone (no two glyphs share one), stay under
+    the ink threshold. Ink found stays ink as glyphs of one colour blend over it (each
+    channel only moves toward the glyph colour, all the same way), so the edges are exact."""
+    W, H = dev.width, dev.height
+    bg_col, fg = cfg.page_bg_color, cfg.font_color
+    nl = cfg.newline
+    marker = nl.color if (not nl.line_break and nl.color) else fg
+    if (right < 0 or bottom < 0 or marker != fg or cfg.para_bg_color != bg_col
+            or (cfg.border_width > 0 and cfg.para_border_color != bg_col)):
+        return False
+    if not (all(f <= b for f, b in zip(fg, bg_col, strict=True))
+            or all(f >= b for f, b in zip(fg, bg_col, strict=True))):
+        return False
+    x0, y0, x1, y1 = dev.page_box()
+    if (x0 > 0 or y0 > 0 or x1 < W or y1 < H) and bg_col != (255, 255, 255):
+        return False  # paper shows at an edge, in another colour
+    atlas = atlas_for(cfg, dev.k * 72.0)
+    table = _table(cfg)
+    cands = _candidates(page, cfg)
+    g, idx = cands.glyphs, cands.drawn
+    if not len(idx):
+        return True
+    c4s, ys = _line_pixels(page, dev, cands.line_arrays)
+    box = cands.drawn_box  # per drawn glyph, its font's box in em
+    s = max(abs(atlas.m), atlas.size)
+    line = cands.drawn_line
+    top, low = cands.reach_y  # the most any font of the page reaches above, below (em)
+    if ys.min() - top * s - 2 <= 1:  # a first line may reach the corner: its glyphs tell
+        near = ys[line] - box[:, 3] * s - 2 <= 1
+        xt = g.x[idx[near]] * dev.k + c4s[line[near]]
+        if (xt + box[near, 0] * s - 2 <= 1).any():
+            return False  # a glyph may be in the corner, moving the background
+    xt = cands.drawn_x * dev.k + c4s[line]
+    sel = xt + box[:, 2] * s + 2 > right
+    if ys.max() - low * s + 2 > bottom:
+        sel |= ys[line] - box[:, 1] * s + 2 > bottom
+    if not sel.any():
+        return True
+    y = ys[line[sel]]
+    x0, phase = _pens(xt[sel])
+    ids = atlas.ids_for(table, g.cids[idx[sel]], phase).astype(np.int64)
+    dy, dx, alpha, start, count = atlas.packed()[:5]
+    cnt = count[ids]
+    offs = np.cumsum(cnt) - cnt
+    pix = np.arange(int(cnt.sum()), dtype=np.int64) + np.repeat(start[ids] - offs, cnt)
+    rows = dy[pix] + np.repeat(y, cnt)
+    cols = dx[pix] + np.repeat(x0.astype(np.int64), cnt)
+    on = (rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)
+    thr = _ink_threshold(bg_col, fg, _grey_px(bg_col))
+    a = alpha[pix]
+    # the edges' own ink: a glyph pixel there, inked alone, that no later paragraph's fill
+    # covers (the estimate counts ink past the page's right edge as at it, for one)
+    of = cands.line_arrays[0]
+    cut = np.empty(len(page.blocks), np.int64)  # per block: the first row a later fill covers
+    later = H
+    for bi in range(len(page.blocks) - 1, -1, -1):
+        cut[bi] = later
+        b = page.blocks[bi]
+        if b.fill:
+            later = min(later, dev.rect(*b.rect, *dev.block(b.ex, b.ey))[1])
+    inked = on & (a >= thr) & (rows < np.repeat(cut[of[line[sel]]], cnt))
+    if right < W and not (inked & (cols == right)).any():
+        return False
+    if bottom < H and not (inked & (rows == bottom)).any():
+        return False
+    past = on & ((cols > right) | (rows > bottom))
+    if not past.any():
+        return True
+    if int(a[past].max()) >= thr:
+        return False
+    at = rows[past] * W + cols[past]
+    return len(np.unique(at)) == len(at)
+
+
+def _painted_crop(page: Page, cfg: RenderConfig, dev: Device, x_from: int, y_from: int
+                  ) -> tuple[int, int] | None:
+    """The crop of ``page``, painting only the glyphs whose bitmaps can reach column
+    ``x_from`` or beyond, row ``y_from`` or below, or the top-left 2x2 pixels (whose median
+    is the crop's background): those pixels are then the raster's own. None when the page's
+    last ink may lie left of ``x_from`` (above ``y_from``), which were not painted."""
+    W, H = dev.width, dev.height
+    table = _table(cfg)
+    atlas = atlas_for(cfg, dev.k * 72.0)
+    cands = _candidates(page, cfg)
+    bounds = _glyph_bounds(cfg, atlas)
+
+    def only(x: np.ndarray, y: np.ndarray, cids: np.ndarray) -> np.ndarray:
+        left, top, right, bottom = bounds(x, y, cids)
+        return (right >= x_from) | (bottom >= y_from) | ((left <= 1) & (top <= 1))
+
+    canvas = _Canvas(dev, 1 if cfg.is_grey else 3, _colour((255, 255, 255), cfg.is_grey))
+    _paint(canvas, page, cfg, atlas, _place(page, cands.glyphs, table, atlas, dev, only))
+    planes = canvas.planes
+    arr = planes[0] if len(planes) == 1 else np.dstack(planes)
+    bg = _corner_bg(arr)
     w, h = W, H
-    if crop_w and right >= 0:
-        w = min(W, int(round(min(W, right + 1 + cfg_margin(cfg.margin_x)))))
-    if crop_h and bottom >= 0:
-        h = min(H, int(round(min(H, bottom + cfg_margin(cfg.margin_y)))))
+    if x_from < W:
+        found = np.flatnonzero(_ink_mask(arr[:, x_from:], bg).any(axis=0))
+        if found.size:
+            w = int(round(min(W, x_from + int(found[-1]) + 1 + cfg_margin(cfg.margin_x))))
+        elif x_from > 0:
+            return None
+    if y_from < H:
+        found = np.flatnonzero(_ink_mask(arr[y_from:, :w], bg).any(axis=1))
+        if found.size:
+            h = int(round(min(H, y_from + int(found[-1]) + cfg_margin(cfg.margin_y))))
+        elif y_from > 0:
+            return None
     return _keep_aspect(w, h, W, H)
 
 
