@@ -923,6 +923,10 @@ class _InkCandidates:
     drawn_x: np.ndarray  # per drawn glyph: its pen x in text space
     line_arrays: tuple[np.ndarray, np.ndarray, np.ndarray]  # ``_line_arrays``
     reach_y: tuple[float, float]  # the drawn glyphs' fonts: most em above, below the pen
+    reach_x: float  # ... and right of it
+    #: the drawn glyphs by how far right (down) their fonts' boxes may reach, in points from
+    #: the page's origin: (minus those reaches ascending, the glyphs in that order) x 2
+    reach_order: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     block_last: dict[int, object]  # each block's last line (the next block's fill cuts it)
     #: every drawable glyph as (bound, face, gid, x, line, block), by its right bound in points,
     #: rightmost first: for a page whose rightmost outlines draw no ink at some DPI (a glyph
@@ -1028,14 +1032,55 @@ def _candidates(page: Page, cfg: RenderConfig) -> _InkCandidates:
     block_last: dict[int, object] = {}
     for ln in lines:
         block_last[ln.block] = ln
-    box = _face_box(chain)[np.asarray(faces, np.int64)[g.cids[keep]]] if len(keep) else \
-        np.zeros((0, 4))
+    box = _drawn_boxes(chain, faces, gids, g.cids[keep])
     ink = _InkCandidates(right, bottom, g, keep, box, g.line[keep], g.x[keep],
                          _line_arrays(page),
                          (float(box[:, 3].max()), float(box[:, 1].min())) if len(keep) else
-                         (0.0, 0.0), block_last, more if len(keep) else None)
+                         (0.0, 0.0), float(box[:, 2].max()) if len(keep) else 0.0,
+                         _reach_order(page, g, keep, box), block_last,
+                         more if len(keep) else None)
     page.ink = ink
     return ink
+
+
+def _drawn_boxes(chain: FontChain, faces: list[int], gids: list[int], cids: np.ndarray
+                 ) -> np.ndarray:
+    """Per glyph: (left, bottom, right, top) in em from its pen that its bitmap stays within
+    (give or take a pixel): its font's box (``_face_box``), the right its own outline's edge
+    (tighter: fewer glyphs to look at near a page's right edge) but for colour glyphs."""
+    if not len(cids):
+        return np.zeros((0, 4))
+    fa = np.asarray(faces, np.int64)[cids]
+    box = _face_box(chain)[fa]
+    right = {}
+    for cid in np.unique(cids).tolist():
+        f = chain.face(faces[cid])
+        if not f.color_bitmap:
+            right[cid] = _outline_right(f, gids[cid])
+    if right:
+        keys = np.fromiter(right, np.int64, len(right))
+        vals = np.fromiter(right.values(), np.float64, len(right))
+        pos = np.searchsorted(keys, cids)
+        hit = (pos < len(keys)) & (keys[np.minimum(pos, len(keys) - 1)] == cids)
+        box[hit, 2] = vals[pos[hit]]
+    return box
+
+
+def _reach_order(page: Page, g: _PageGlyphs, keep: np.ndarray, box: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``_InkCandidates.reach_order``: a glyph's pixel x is about (x + block's ex) * k plus
+    the page's ctm4, its baseline row about -(uy + block's ey) * k plus ctm5."""
+    of = np.fromiter((ln.block for ln in page.lines), np.int64, len(page.lines))
+    ex = np.array([b.ex for b in page.blocks] or [0.0], np.float64)
+    ey = np.array([b.ey for b in page.blocks] or [0.0], np.float64)
+    uy = np.fromiter((ln.uy for ln in page.lines), np.float64, len(page.lines))
+    line = g.line[keep]
+    fs = page.font_size
+    right = g.x[keep] + ex[of[line]] + box[:, 2] * fs
+    down = -(uy[line] + ey[of[line]]) - box[:, 1] * fs
+    r_order = np.argsort(-right, kind="stable")
+    b_order = np.argsort(-down, kind="stable")
+    return -right[r_order], r_order, -down[b_order], b_order
 
 
 @functools.lru_cache(maxsize=256)
@@ -1149,24 +1194,29 @@ def _estimate_holds(page: Page, cfg: RenderConfig, dev: Device, right: int, bott
         xt = g.x[idx[near]] * dev.k + c4s[line[near]]
         if (xt + box[near, 0] * s - 2 <= 1).any():
             return False  # a glyph may be in the corner, moving the background
-    xt = cands.drawn_x * dev.k + c4s[line]
-    sel = xt + box[:, 2] * s + 2 > right
+    # the glyphs that may reach past the edges: first by bounds in points (sorted once per
+    # page, loose by the font size's rounding), then in pixels
+    k, (r_key, r_order, b_key, b_order) = dev.k, cands.reach_order
+    slack = 3 + max(cands.reach_x, -low)  # px: the size rounded up (1 px an em at most)
+    some = r_order[:np.searchsorted(r_key, -(right - slack - dev.ctm4) / k)]
     if ys.max() - low * s + 2 > bottom:
-        sel |= ys[line] - box[:, 1] * s + 2 > bottom
+        some = np.union1d(some, b_order[:np.searchsorted(b_key, -(bottom - slack - dev.ctm5) / k)])
+    line = line[some]
+    xt = cands.drawn_x[some] * k + c4s[line]
+    sel = (xt + box[some, 2] * s + 2 > right) | (ys[line] - box[some, 1] * s + 2 > bottom)
     if not sel.any():
         return True
     y = ys[line[sel]]
     x0, phase = _pens(xt[sel])
-    ids = atlas.ids_for(table, g.cids[idx[sel]], phase).astype(np.int64)
-    dy, dx, alpha, start, count = atlas.packed()[:5]
-    cnt = count[ids]
-    offs = np.cumsum(cnt) - cnt
-    pix = np.arange(int(cnt.sum()), dtype=np.int64) + np.repeat(start[ids] - offs, cnt)
-    rows = dy[pix] + np.repeat(y, cnt)
-    cols = dx[pix] + np.repeat(x0.astype(np.int64), cnt)
+    ids = atlas.ids_for(table, g.cids[idx[some[sel]]], phase).astype(np.int64)
+    # their pixels, glyph by glyph (packing the atlas would cost more: it grows as DPIs vary)
+    il = ids.tolist()
+    cnt = np.fromiter((len(atlas.dy[i]) for i in il), np.int64, len(il))
+    rows = np.concatenate([atlas.dy[i] for i in il]) + np.repeat(y, cnt)
+    cols = np.concatenate([atlas.dx[i] for i in il]) + np.repeat(x0.astype(np.int64), cnt)
+    a = np.concatenate([atlas.alpha[i] for i in il])
     on = (rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)
     thr = _ink_threshold(bg_col, fg, _grey_px(bg_col))
-    a = alpha[pix]
     # the edges' own ink: a glyph pixel there, inked alone, that no later paragraph's fill
     # covers (the estimate counts ink past the page's right edge as at it, for one)
     of = cands.line_arrays[0]
