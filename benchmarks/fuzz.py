@@ -342,20 +342,35 @@ def outcome(index: int, seed: int) -> tuple[str, str, str, list[str], float]:
     return case.kind, case.desc, status, bad, time.perf_counter() - t0
 
 
+def _rss() -> int:
+    """This process's resident memory now, in bytes (0 where /proc cannot tell)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _worker(conn: Any, seed: int) -> None:
-    """Runs cases sent by the parent, one at a time, until it is sent None."""
+    """Runs cases sent by the parent, one at a time, until it is sent None; with each
+    outcome, how much memory it holds now."""
     while (index := conn.recv()) is not None:
-        conn.send(outcome(index, seed))
+        conn.send((outcome(index, seed), _rss()))
 
 
 class Runner:
     """Cases in a child process, so one that runs past ``timeout`` is stopped (and counted)
     without leaving this process's caches half-built; the child is then replaced, and also
-    after every ``recycle`` cases (glyph atlases of random scripts at random sizes add up)."""
+    after every ``recycle`` cases, or a case that leaves it holding over ``max_rss`` bytes
+    (caches of random scripts at random sizes add up; the library bounds its glyph atlases,
+    but a case's huge pages leave the allocator's arenas large)."""
 
-    def __init__(self, seed: int, timeout: float, recycle: int = 1000):
+    def __init__(self, seed: int, timeout: float, recycle: int = 1000,
+                 max_rss: int = 1 << 30):
         self.seed, self.timeout, self.recycle = seed, timeout, recycle
+        self.max_rss = max_rss
         self.done = 0
+        self.fresh = 0  # workers replaced for memory
         self.ctx = multiprocessing.get_context("fork")
         self.proc: Any = None
         self.conn: Any = None
@@ -376,7 +391,11 @@ class Runner:
         self.conn.send(index)
         if self.conn.poll(self.timeout):
             try:
-                return self.conn.recv()
+                got, rss = self.conn.recv()
+                if rss > self.max_rss:
+                    self.fresh += 1
+                    self.close()
+                return got
             except EOFError:  # the child died (e.g. killed for memory): a crash
                 self.close()
                 return "?", "", "crash", ["the worker process died"], self.timeout
@@ -474,7 +493,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  slowest: case {slowest[1]} ({slowest[2]}) {slowest[0]:.2f} s: "
               f"{slowest[3][:200]}")
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"  worker peak memory: {peak:,.0f} MiB (a fresh worker every {args.recycle:,} cases)")
+    print(f"  worker peak memory: {peak:,.0f} MiB (a fresh worker every {args.recycle:,} cases, "
+          f"or after a case leaving it over {runner.max_rss >> 20:,} MiB: {runner.fresh:,} so)")
     if ran < args.cases:
         print(f"  stopped by --max-seconds {args.max_seconds:g}: {ran:,} of {args.cases:,}")
     return 1 if counts["crash"] or counts["violation"] else 0

@@ -827,9 +827,17 @@ def _image(planes: list[np.ndarray]) -> Image.Image:
 
 
 def _grey(values: np.ndarray) -> np.ndarray:
-    """Pillow's RGB -> L: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16."""
-    v = values.astype(np.int64)
-    return (v[..., 0] * 19595 + v[..., 1] * 38470 + v[..., 2] * 7471 + 0x8000) >> 16
+    """Pillow's RGB -> L: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16 (in int32: at most
+    255 * 65536 + 0x8000, well inside it)."""
+    r, g, b = (values[..., c].astype(np.int32) for c in range(3))
+    r *= 19595
+    g *= 38470
+    b *= 7471
+    r += g
+    r += b
+    r += 0x8000
+    r >>= 16
+    return r
 
 
 def _ink_mask(arr: np.ndarray, bg: float) -> np.ndarray:
@@ -1260,22 +1268,40 @@ def _painted_crop(page: Page, cfg: RenderConfig, dev: Device, x_from: int, y_fro
     canvas = _Canvas(dev, 1 if cfg.is_grey else 3, _colour((255, 255, 255), cfg.is_grey))
     _paint(canvas, page, cfg, atlas, _place(page, cands.glyphs, table, atlas, dev, only))
     planes = canvas.planes
-    arr = planes[0] if len(planes) == 1 else np.dstack(planes)
-    bg = _corner_bg(arr)
+
+    def part(rows: slice, cols: slice) -> np.ndarray:  # no copy of the whole page
+        return planes[0][rows, cols] if len(planes) == 1 else np.dstack(
+            [pl[rows, cols] for pl in planes])
+
+    bg = _corner_bg(part(slice(0, 2), slice(0, 2)))
     w, h = W, H
     if x_from < W:
-        found = np.flatnonzero(_ink_mask(arr[:, x_from:], bg).any(axis=0))
-        if found.size:
-            w = int(round(min(W, x_from + int(found[-1]) + 1 + cfg_margin(cfg.margin_x))))
+        right = _last_inked(lambda a, b: part(slice(None), slice(a, b)), x_from, W, bg, 0)
+        if right >= 0:
+            w = int(round(min(W, right + 1 + cfg_margin(cfg.margin_x))))
         elif x_from > 0:
             return None
     if y_from < H:
-        found = np.flatnonzero(_ink_mask(arr[y_from:, :w], bg).any(axis=1))
-        if found.size:
-            h = int(round(min(H, y_from + int(found[-1]) + cfg_margin(cfg.margin_y))))
+        bottom = _last_inked(lambda a, b: part(slice(a, b), slice(0, w)), y_from, H, bg, 1)
+        if bottom >= 0:
+            h = int(round(min(H, bottom + cfg_margin(cfg.margin_y))))
         elif y_from > 0:
             return None
     return _keep_aspect(w, h, W, H)
+
+
+def _last_inked(part: Callable[[int, int], np.ndarray], lo: int, hi: int, bg: float,
+                axis: int) -> int:
+    """The last column (axis 0) or row (axis 1) in [lo, hi) holding ink, -1 if none: read
+    back from ``hi`` in growing bands (ink lies near the edge as a rule)."""
+    end, step = hi, 32
+    while end > lo:
+        start = max(lo, end - step)
+        found = np.flatnonzero(_ink_mask(part(start, end), bg).any(axis=axis))
+        if found.size:
+            return start + int(found[-1])
+        end, step = start, step * 2
+    return -1
 
 
 def _ink_extent(page: Page, cfg: RenderConfig, dev: Device, *, want_bottom: bool
