@@ -675,6 +675,14 @@ def _line_arrays(page: Page) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             np.fromiter((ln.uy for ln in lines), np.float64, n))
 
 
+def _block_arrays(page: Page) -> tuple[np.ndarray, ...]:
+    """Per block: its origin (ex, ey), its rectangle's y and height, and whether it fills."""
+    bs = page.blocks
+    return (np.array([b.ex for b in bs], np.float64), np.array([b.ey for b in bs], np.float64),
+            np.array([b.rect[1] for b in bs], np.float64),
+            np.array([b.rect[3] for b in bs], np.float64), np.array([b.fill for b in bs], bool))
+
+
 def _line_pixels(page: Page, dev: Device,
                   arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -930,6 +938,7 @@ class _InkCandidates:
     drawn_line: np.ndarray  # per drawn glyph: its line
     drawn_x: np.ndarray  # per drawn glyph: its pen x in text space
     line_arrays: tuple[np.ndarray, np.ndarray, np.ndarray]  # ``_line_arrays``
+    block_arrays: tuple[np.ndarray, ...]  # per block: ex, ey, rect y, rect h, fill
     reach_y: tuple[float, float]  # the drawn glyphs' fonts: most em above, below the pen
     reach_x: float  # ... and right of it
     #: the drawn glyphs by how far right (down) their fonts' boxes may reach, in points from
@@ -1042,7 +1051,7 @@ def _candidates(page: Page, cfg: RenderConfig) -> _InkCandidates:
         block_last[ln.block] = ln
     box = _drawn_boxes(chain, faces, gids, g.cids[keep])
     ink = _InkCandidates(right, bottom, g, keep, box, g.line[keep], g.x[keep],
-                         _line_arrays(page),
+                         _line_arrays(page), _block_arrays(page),
                          (float(box[:, 3].max()), float(box[:, 1].min())) if len(keep) else
                          (0.0, 0.0), float(box[:, 2].max()) if len(keep) else 0.0,
                          _reach_order(page, g, keep, box), block_last,
@@ -1110,9 +1119,13 @@ def page_pixel_size(page: Page, cfg: RenderConfig, *, last: bool,
                     dpi: float | None = None) -> tuple[int, int]:
     """(width, height) in pixels of ``page`` at ``dpi``: the size its PNG will have.
 
-    Arithmetic on the layout plus a handful of cached glyph bitmaps (the crop's candidates),
-    never a full raster, so a budget search can price many DPIs. ``horizontal-scale`` (a
-    bicubic resize before the crop) is the exception: those pages are rastered.
+    Exactly the raster's (a plan priced under it could pass its budget), without drawing
+    the page as a rule, so a budget search can price many DPIs: the crop's edges estimated
+    from a handful of cached glyph bitmaps (``_ink_extent``), then checked on the glyph
+    pixels past them (``_estimate_holds``: one text colour over one background, the common
+    case); where that cannot vouch for them, the glyphs that can reach the edges are painted
+    as the raster paints them and the edges read off those pixels (``_painted_crop``).
+    ``horizontal-scale`` (a bicubic resize before the crop) is rastered whole.
     """
     d = cfg.dpi if dpi is None else dpi
     if cfg.horizontal_scale != 1.0 and (cfg.auto_crop_width or (
@@ -1228,14 +1241,7 @@ def _estimate_holds(page: Page, cfg: RenderConfig, dev: Device, right: int, bott
     # the edges' own ink: a glyph pixel there, inked alone, that no later paragraph's fill
     # covers (the estimate counts ink past the page's right edge as at it, for one)
     of = cands.line_arrays[0]
-    cut = np.empty(len(page.blocks), np.int64)  # per block: the first row a later fill covers
-    later = H
-    for bi in range(len(page.blocks) - 1, -1, -1):
-        cut[bi] = later
-        b = page.blocks[bi]
-        if b.fill:
-            later = min(later, dev.rect(*b.rect, *dev.block(b.ex, b.ey))[1])
-    inked = on & (a >= thr) & (rows < np.repeat(cut[of[line[sel]]], cnt))
+    inked = on & (a >= thr) & (rows < np.repeat(_fill_cuts(cands, dev)[of[line[sel]]], cnt))
     if right < W and not (inked & (cols == right)).any():
         return False
     if bottom < H and not (inked & (rows == bottom)).any():
@@ -1247,6 +1253,19 @@ def _estimate_holds(page: Page, cfg: RenderConfig, dev: Device, right: int, bott
         return False
     at = rows[past] * W + cols[past]
     return len(np.unique(at)) == len(at)
+
+
+def _fill_cuts(cands: _InkCandidates, dev: Device) -> np.ndarray:
+    """Per block: the first pixel row a later block's fill covers (``dev.height`` if none),
+    as ``dev.rect`` rounds it (the same float operations, elementwise)."""
+    ex, ey, ry, rh, fill = cands.block_arrays
+    k = dev.k
+    c5 = (ex * 0.0 + ey * -k) + dev.ctm5
+    ya = ex * 0.0 + ry * -k + c5  # x * 0.0 is 0.0 for any finite x
+    yb = ex * 0.0 + (ry + rh) * -k + c5
+    top = np.where(fill, np.floor(np.minimum(ya, yb) + 0.5), dev.height)
+    later = np.minimum.accumulate(top[::-1])[::-1]  # the least top from each block on
+    return np.append(later[1:], dev.height).astype(np.int64)
 
 
 def _painted_crop(page: Page, cfg: RenderConfig, dev: Device, x_from: int, y_from: int
