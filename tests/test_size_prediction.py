@@ -162,3 +162,28 @@ def test_predicted_page_sizes_are_the_rasters(preset: str, keys: dict, text: str
         for last in (False, True):  # cropped in width only; as a last page, in height too
             want = rasterize(page, cfg, last=last).size
             assert page_pixel_size(page, cfg, last=last) == want, (i, last)
+
+
+def test_glyph_atlases_stay_within_their_byte_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Atlases of many sizes (a long-lived process: a server, a batch, the fuzz benchmark)
+    are evicted by bytes, and one grown past the bound starts afresh at a page boundary."""
+    from glyph_render import raster, render
+
+    text = "".join(chr(0x4E00 + 37 * i) for i in range(400))  # distinct CJK glyphs
+    cap = 1_000_000
+
+    def held_after_sizes(bound: int) -> list[int]:
+        monkeypatch.setattr(raster, "ATLAS_BYTES", bound)
+        monkeypatch.setattr(raster, "_ATLASES", {})
+        for size in (18, 22, 26):
+            cfg = RenderConfig.from_dict({"font-size": size, "line-height": size * 1.2,
+                                          "page-size": [200, 120]},
+                                         base=RenderConfig.preset("glyph-zh"), quiet=True)
+            assert len(render(text, cfg, tokenizer="bytes").pages) > 10
+            held = sorted(a.nbytes for a in raster._ATLASES.values())
+            if bound == cap:  # the others trimmed; the one in use past it by a page at most
+                assert sum(held[:-1]) <= cap // 2 and held[-1] <= cap + 500_000, held
+        return held
+
+    assert sum(held_after_sizes(1 << 40)) > 3 * cap  # unbounded, they would hold this
+    assert sum(held_after_sizes(cap)) <= cap // 2 + cap + 500_000
