@@ -1191,8 +1191,8 @@ def _estimate_holds(page: Page, cfg: RenderConfig, dev: Device, right: int, bott
     nl = cfg.newline
     marker = nl.color if (not nl.line_break and nl.color) else fg
     if (right < 0 or bottom < 0 or marker != fg or cfg.para_bg_color != bg_col
-            or (cfg.border_width > 0 and cfg.para_border_color != bg_col)):
-        return False
+            or (cfg.border_width > 0 and any(b.stroke for b in page.blocks))):
+        return False  # (a later paragraph's border could cover ink, as fills do)
     if not (all(f <= b for f, b in zip(fg, bg_col, strict=True))
             or all(f >= b for f, b in zip(fg, bg_col, strict=True))):
         return False
