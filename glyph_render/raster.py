@@ -941,9 +941,9 @@ class _InkCandidates:
     block_arrays: tuple[np.ndarray, ...]  # per block: ex, ey, rect y, rect h, fill
     reach_y: tuple[float, float]  # the drawn glyphs' fonts: most em above, below the pen
     reach_x: float  # ... and right of it
-    #: the drawn glyphs by how far right (down) their fonts' boxes may reach, in points from
-    #: the page's origin: (minus those reaches ascending, the glyphs in that order) x 2
-    reach_order: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    #: per drawn glyph: how far right (down) its box may reach, in points from the page's
+    #: origin (no DPI: a first, loose choice of the glyphs near an edge)
+    reach_pt: tuple[np.ndarray, np.ndarray]
     block_last: dict[int, object]  # each block's last line (the next block's fill cuts it)
     #: every drawable glyph as (bound, face, gid, x, line, block), by its right bound in points,
     #: rightmost first: for a page whose rightmost outlines draw no ink at some DPI (a glyph
@@ -1054,7 +1054,7 @@ def _candidates(page: Page, cfg: RenderConfig) -> _InkCandidates:
                          _line_arrays(page), _block_arrays(page),
                          (float(box[:, 3].max()), float(box[:, 1].min())) if len(keep) else
                          (0.0, 0.0), float(box[:, 2].max()) if len(keep) else 0.0,
-                         _reach_order(page, g, keep, box), block_last,
+                         _reach_points(page, g, keep, box), block_last,
                          more if len(keep) else None)
     page.ink = ink
     return ink
@@ -1067,37 +1067,38 @@ def _drawn_boxes(chain: FontChain, faces: list[int], gids: list[int], cids: np.n
     (tighter: fewer glyphs to look at near a page's right edge) but for colour glyphs."""
     if not len(cids):
         return np.zeros((0, 4))
-    fa = np.asarray(faces, np.int64)[cids]
-    box = _face_box(chain)[fa]
-    right = {}
-    for cid in np.unique(cids).tolist():
-        f = chain.face(faces[cid])
-        if not f.color_bitmap:
-            right[cid] = _outline_right(f, gids[cid])
-    if right:
-        keys = np.fromiter(right, np.int64, len(right))
-        vals = np.fromiter(right.values(), np.float64, len(right))
-        pos = np.searchsorted(keys, cids)
-        hit = (pos < len(keys)) & (keys[np.minimum(pos, len(keys) - 1)] == cids)
-        box[hit, 2] = vals[pos[hit]]
+    box = _face_box(chain)[np.asarray(faces, np.int64)[cids]]
+    rights = _RIGHTS.get(chain.paths)
+    if rights is None or len(rights) < len(faces):  # per character id, as the table grows
+        grown = np.full(len(faces), np.nan)
+        if rights is not None:
+            grown[:len(rights)] = rights
+        rights = _RIGHTS[chain.paths] = grown
+    got = rights[cids]
+    if np.isnan(got).any():
+        for cid in np.unique(cids[np.isnan(got)]).tolist():
+            f = chain.face(faces[cid])
+            rights[cid] = np.inf if f.color_bitmap else _outline_right(f, gids[cid])
+        got = rights[cids]
+    box[:, 2] = np.where(np.isinf(got), box[:, 2], got)  # (box: a copy, by fancy index)
     return box
 
 
-def _reach_order(page: Page, g: _PageGlyphs, keep: np.ndarray, box: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``_InkCandidates.reach_order``: a glyph's pixel x is about (x + block's ex) * k plus
-    the page's ctm4, its baseline row about -(uy + block's ey) * k plus ctm5."""
+_RIGHTS: dict[tuple[str, ...], np.ndarray] = {}
+
+
+def _reach_points(page: Page, g: _PageGlyphs, keep: np.ndarray, box: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``_InkCandidates.reach_pt``: a glyph's pixel x is about (x + block's ex) * k plus the
+    page's ctm4, its baseline row about -(uy + block's ey) * k plus ctm5."""
     of = np.fromiter((ln.block for ln in page.lines), np.int64, len(page.lines))
     ex = np.array([b.ex for b in page.blocks] or [0.0], np.float64)
     ey = np.array([b.ey for b in page.blocks] or [0.0], np.float64)
     uy = np.fromiter((ln.uy for ln in page.lines), np.float64, len(page.lines))
     line = g.line[keep]
     fs = page.font_size
-    right = g.x[keep] + ex[of[line]] + box[:, 2] * fs
-    down = -(uy[line] + ey[of[line]]) - box[:, 1] * fs
-    r_order = np.argsort(-right, kind="stable")
-    b_order = np.argsort(-down, kind="stable")
-    return -right[r_order], r_order, -down[b_order], b_order
+    return (g.x[keep] + ex[of[line]] + box[:, 2] * fs,
+            -(uy[line] + ey[of[line]]) - box[:, 1] * fs)
 
 
 @functools.lru_cache(maxsize=256)
@@ -1215,13 +1216,14 @@ def _estimate_holds(page: Page, cfg: RenderConfig, dev: Device, right: int, bott
         xt = g.x[idx[near]] * dev.k + c4s[line[near]]
         if (xt + box[near, 0] * s - 2 <= 1).any():
             return False  # a glyph may be in the corner, moving the background
-    # the glyphs that may reach past the edges: first by bounds in points (sorted once per
-    # page, loose by the font size's rounding), then in pixels
-    k, (r_key, r_order, b_key, b_order) = dev.k, cands.reach_order
+    # the glyphs that may reach past the edges: first by bounds in points (loose by the font
+    # size's rounding), then in pixels
+    k, (r_pt, d_pt) = dev.k, cands.reach_pt
     slack = 3 + max(cands.reach_x, -low)  # px: the size rounded up (1 px an em at most)
-    some = r_order[:np.searchsorted(r_key, -(right - slack - dev.ctm4) / k)]
+    near = r_pt > (right - slack - dev.ctm4) / k
     if ys.max() - low * s + 2 > bottom:
-        some = np.union1d(some, b_order[:np.searchsorted(b_key, -(bottom - slack - dev.ctm5) / k)])
+        near |= d_pt > (bottom - slack - dev.ctm5) / k
+    some = np.flatnonzero(near)
     line = line[some]
     xt = cands.drawn_x[some] * k + c4s[line]
     sel = (xt + box[some, 2] * s + 2 > right) | (ys[line] - box[some, 1] * s + 2 > bottom)
