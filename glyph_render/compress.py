@@ -42,7 +42,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .config import GLYPH_NEWLINE_MARKER, MAX_PAGE_PIXELS, RenderConfig, detect_preset
+from .config import GLYPH_NEWLINE_MARKER, MAX_PAGE_PIXELS, RenderConfig, detect_preset, number
 from .document import check_text
 from .errors import BudgetError, ConfigError
 from .layout import Page, layout
@@ -300,13 +300,12 @@ def compress(text: str, budget: int, *, model: str | VisionProfile = "glyph",
 
 def _check_positive(name: str, value: Any) -> None:
     """A DPI or px/em argument: a finite number above 0 (NaN and inf reach no arithmetic)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(value, str):  # a number from Python, not a flag's text
+        raise BudgetError(f"{name}: expected a number, got {value!r:.60}")
     try:
-        ok = ok and 0 < float(value) < math.inf
-    except OverflowError:  # an int past a float's range
-        ok = False
-    if not ok:
-        raise BudgetError(f"{name}: {value!r:.60} must be a finite number greater than 0")
+        number(value)
+    except ValueError as exc:
+        raise BudgetError(f"{name}: {exc}") from None
 
 
 def _dpi_range(cfg: RenderConfig, min_px_per_em: float, max_dpi: float,

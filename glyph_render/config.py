@@ -402,6 +402,27 @@ class FontNotice(UserWarning):
     """Which file a font named by a config resolved to, when it was not at the given path."""
 
 
+def number(value: Any, *, zero: bool = False, infinite: bool = False) -> float:
+    """``value`` (a flag's string or a number from Python) as a finite number > 0 (>= 0 with
+    ``zero``; ``inf`` too with ``infinite``); ValueError saying what is wrong. True/False, NaN
+    and infinities are no numbers of seconds, DPI or megabytes. The package's one number
+    check: ``settings`` builds its flag types on it, ``compress`` its arguments' checks."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r:.60}")
+    try:
+        x = float(value)
+    except OverflowError:  # an int past a float's range
+        x = math.inf
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number, got {value!r:.60}") from None
+    if infinite and x == math.inf:
+        return x
+    if not math.isfinite(x) or x < 0 or (x == 0 and not zero):
+        raise ValueError(f"must be a finite number {'>=' if zero else '>'} 0"
+                         f"{' or inf' if infinite else ''}, got {value!r:.60}")
+    return x
+
+
 def _finite(v: Any) -> bool:
     """A real number a float can hold (``math.isfinite`` overflows on a huge int)."""
     if not isinstance(v, (int, float)) or isinstance(v, bool):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
 import re
 import sys
@@ -30,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .compress import DEFAULT_MAX_DPI, Plan, compress
-from .config import PRESETS, RenderConfig, detect_preset
+from .config import PRESETS, RenderConfig, detect_preset, number
 from .document import FORMATS
 from .errors import ConfigError
 
@@ -124,29 +123,9 @@ def at_least(low: int) -> Callable[[str], int]:
     return check
 
 
-def _number(value: Any, *, zero: bool, infinite: bool = False) -> float:
-    """``value`` (a flag's string or a number from Python) as a finite number > 0 (>= 0 with
-    ``zero``; ``inf`` too with ``infinite``); ValueError saying what is wrong. True/False, NaN
-    and infinities are no numbers of seconds, DPI or megabytes."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a number, got {value!r:.60}")
-    try:
-        x = float(value)
-    except OverflowError:  # an int past a float's range
-        x = math.inf
-    except (TypeError, ValueError):
-        raise ValueError(f"expected a number, got {value!r:.60}") from None
-    if infinite and x == math.inf:
-        return x
-    if not math.isfinite(x) or x < 0 or (x == 0 and not zero):
-        raise ValueError(f"must be a finite number {'>=' if zero else '>'} 0"
-                         f"{' or inf' if infinite else ''}, got {value!r:.60}")
-    return x
-
-
 def _finite(value: str, *, zero: bool, infinite: bool = False) -> float:
     try:
-        return _number(value, zero=zero, infinite=infinite)
+        return number(value, zero=zero, infinite=infinite)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -156,7 +135,7 @@ def check_number(name: str, value: Any, *, zero: bool = False) -> float:
     (:func:`positive`, or :func:`non_negative` with ``zero``): the value as a float, or a
     :class:`ConfigError` ``"name: must be a finite number > 0, got ..."``."""
     try:
-        return _number(value, zero=zero)
+        return number(value, zero=zero)
     except ValueError as exc:
         raise ConfigError(f"{name}: {exc}") from None
 

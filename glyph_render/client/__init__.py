@@ -25,6 +25,7 @@ from .core import (
     REDUCE_PROMPT,
     ModelInfo,
     PreparedRequest,
+    longest_map_question,
     page_files,
 )
 from .progress import Progress
@@ -33,5 +34,6 @@ from .sync import GlyphClient, compress_and_ask
 
 __all__ = ["DEFAULT_MAX_TOKENS", "GLYPH_SAMPLING", "MAP_PROMPT", "REDUCE_PROMPT", "Answer",
            "AsyncGlyphClient", "GlyphClient", "ModelInfo", "PreparedRequest", "Progress",
-           "RetryPolicy", "StreamEvent", "classify", "compress_and_ask", "page_files",
+           "RetryPolicy", "StreamEvent", "classify", "compress_and_ask", "longest_map_question",
+           "page_files",
            "retry_async", "retry_sync", "split_reasoning", "status_error"]

@@ -78,7 +78,7 @@ from .reliability import Deadline, Overflow, RetryPolicy, classify, reason, stat
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_TOKENS", "GLYPH_SAMPLING", "MAP_PROMPT",
            "REDUCE_PROMPT", "ClientCore", "ModelInfo", "PageFiles", "PreparedRequest",
-           "normalise_base_url", "page_files"]
+           "longest_map_question", "normalise_base_url", "page_files"]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 #: Glyph's published sampling settings (top_k and repetition_penalty travel in extra_body).
@@ -104,6 +104,12 @@ REDUCE_PROMPT = ("Partial answers to the question below, one from each of {parts
                  "Combine them into one answer to the question, ignoring the parts that did not "
                  "contain it.")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def longest_map_question(question: str) -> str:
+    """The longest question a chunk of a split document carries (``MAP_PROMPT`` at part 9999
+    of 9999): what fitting prices each chunk's request with."""
+    return MAP_PROMPT.format(question=question, part=9999, parts=9999)
 
 
 @dataclass(frozen=True)
@@ -548,7 +554,7 @@ class ClientCore:
             max_context=info.max_model_len, max_tokens=o.max_tokens, system=o.system,
             model_name=info.name, dpi=dpi, budget=budget, fit=o.fit, overflow=o.overflow,
             min_px_per_em=self.min_px_per_em, max_dpi=self.max_dpi,
-            chunk_question=MAP_PROMPT.format(question=question, part=9999, parts=9999))
+            chunk_question=longest_map_question(question))
         if job.configured is not None:  # said now: before anything is rendered or sent
             pages, from_dpi, need = job.configured
             self._emit("replan", from_pages=pages, from_dpi=from_dpi, from_tokens=need,

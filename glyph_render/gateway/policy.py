@@ -35,7 +35,7 @@ from typing import Any
 
 from PIL import Image
 
-from glyph_render.client import MAP_PROMPT, REDUCE_PROMPT
+from glyph_render.client import MAP_PROMPT, REDUCE_PROMPT, longest_map_question
 from glyph_render.compress import pages_cost, pages_room
 from glyph_render.config import RenderConfig, detect_preset
 from glyph_render.errors import BudgetError, GlyphRenderError
@@ -383,7 +383,7 @@ class Compressor:
                 question = (d.lead + d.tail).strip()
                 split = ctx is not None and d.msg == latest and d.part >= 0
                 # A chunk's request carries the longer map question: the longest it can be.
-                chunk = MAP_PROMPT.format(question=question, part=9999, parts=9999)
+                chunk = longest_map_question(question)
                 d.plan = await self.renderer.fit(d.text, d.sha, d.config, FitRequest(
                     budget, ctx, reserve, None if ctx is None else fixed, question,
                     chunk if split else None, split, entry.name))
