@@ -531,3 +531,16 @@ def test_stream_pieces_rejoin_to_the_text(text, words):
     pieces = split_pieces(text, words)
     assert "".join(pieces) == text
     assert all(len(p.split()) <= words for p in pieces)
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--delay", "nan"), ("--chunk-delay", "-1"),
+                                             ("--image-token-scale", "0"),
+                                             ("--ocr-workers", "0"), ("--top-k", "x"),
+                                             ("--max-model-len", "0")])
+def test_bad_numbers_are_one_line_and_exit_2(flag: str, value: str) -> None:
+    """The stand-in's flags are checked by the settings module's types, as every command's."""
+    res = subprocess.run([sys.executable, "-m", "glyph_render", "serve-ocr", flag, value],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and res.stdout == ""
+    (line,) = [ln for ln in res.stderr.splitlines() if "error" in ln]
+    assert f"argument {flag}: " in line and repr(value) in line

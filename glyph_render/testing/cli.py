@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from glyph_render.errors import GlyphRenderError
-from glyph_render.settings import Parser, add_model_flags
+from glyph_render.settings import Parser, add_model_flags, at_least, non_negative, positive
 
 from .config import DEFAULT_MODEL, REASONING_FIELDS, REASONING_PARSERS, TOKEN_RULES, ServerConfig
 from .ocr import TesseractReader
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--port", type=int, default=8000, help="0 picks a free port (default 8000)")
     g.add_argument("--served-model-name", nargs="+", default=[DEFAULT_MODEL], metavar="NAME",
                    help=f"model id(s) to answer to; the first is listed (default {DEFAULT_MODEL})")
-    g.add_argument("--max-model-len", type=int, default=65536,
+    g.add_argument("--max-model-len", type=at_least(1), default=65536,
                    help="context length; longer prompts get vLLM's 400 (default 65536)")
     g.add_argument("--api-key", default=os.environ.get("VLLM_API_KEY") or None,
                    help="require 'Authorization: Bearer KEY' on /v1 routes (default: "
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow file:// image URLs under DIR")
     g.add_argument("--enable-prefix-caching", action="store_true",
                    help='report enable_prefix_caching="True" in vllm:cache_config_info')
-    g.add_argument("--block-size", type=int, default=16, help="reported KV block size")
+    g.add_argument("--block-size", type=at_least(1), default=16, help="reported KV block size")
 
     g = p.add_argument_group("token accounting")
     # the client's own flags and defaults, so glyph-render doctor agrees out of the box
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--token-rule", choices=TOKEN_RULES, default="glyph",
                    help="'wrong' bills each image its unmerged patch count (4x), to test "
                    "mismatch detection")
-    g.add_argument("--image-token-scale", type=float, default=1.0,
+    g.add_argument("--image-token-scale", type=positive, default=1.0,
                    help="multiply every image's token count (rounded up), another mismatch knob")
 
     g = p.add_argument_group("answers")
@@ -76,26 +76,28 @@ def build_parser() -> argparse.ArgumentParser:
                    "'reasoning_content' (SGLang, older vLLM) or both (default)")
     g.add_argument("--box", action="store_true",
                    help="wrap the answer in <|begin_of_box|>...<|end_of_box|> like GLM-4.1V")
-    g.add_argument("--top-k", type=int, default=1, help="sentences per answer (default 1)")
-    g.add_argument("--stream-words", type=int, default=3,
+    g.add_argument("--top-k", type=at_least(1), default=1, help="sentences per answer (default 1)")
+    g.add_argument("--stream-words", type=at_least(1), default=3,
                    help="words per streamed delta (default 3)")
     g.add_argument("--no-ocr", dest="ocr", action="store_false",
                    help="skip OCR (fixed short answer): measures client overhead only")
     g.add_argument("--ocr-scale", type=_scale, default=None, metavar="X|auto",
                    help="upscale pages before OCR; auto (default) brings text lines to ~20 px")
-    g.add_argument("--ocr-psm", type=int, default=6, help="Tesseract page segmentation mode")
+    g.add_argument("--ocr-psm", type=at_least(0), default=6,
+                   help="Tesseract page segmentation mode")
     g.add_argument("--ocr-lang", default="eng", help="Tesseract language(s), e.g. eng+deu")
-    g.add_argument("--ocr-workers", type=int, default=min(4, os.cpu_count() or 1),
+    g.add_argument("--ocr-workers", type=at_least(1), default=min(4, os.cpu_count() or 1),
                    help="pages OCR'd in parallel")
 
     g = p.add_argument_group(
         "faults", "RULE: a probability in [0,1], @N (the Nth chat request), @N+ (the Nth and "
         "later), or a comma list; requests are counted per server")
-    g.add_argument("--delay", type=float, default=0.0, help="seconds to wait before answering")
-    g.add_argument("--chunk-delay", type=float, default=0.0,
+    g.add_argument("--delay", type=non_negative, default=0.0,
+                   help="seconds to wait before answering")
+    g.add_argument("--chunk-delay", type=non_negative, default=0.0,
                    help="seconds between streamed chunks")
     g.add_argument("--fail-429", metavar="RULE", help="answer 429 with Retry-After")
-    g.add_argument("--retry-after", type=float, default=1.0,
+    g.add_argument("--retry-after", type=non_negative, default=1.0,
                    help="Retry-After seconds on 429s (default 1)")
     g.add_argument("--fail-500", metavar="RULE", help="answer 500")
     g.add_argument("--drop-stream", metavar="RULE",
