@@ -42,29 +42,30 @@ def test_no_library_module_imports_the_cli() -> None:
     assert offenders == []
 
 
-def test_serving_tools_use_only_the_public_client_api() -> None:
-    private = []
-    for path in (PACKAGE / "serving").glob("*.py"):
-        imported = _imported(path)
-        private += [f"{path.name}: import {name}" for name in imported
-                    if name.startswith("glyph_render.client.") and
-                    name.rsplit(".", 1)[-1].startswith("_")]
+def _client_reach(folder: str) -> list[str]:
+    """What modules of ``folder`` import from the client other than its package's exports."""
+    from glyph_render import client
+
+    public = {"glyph_render.client", *(f"glyph_render.client.{n}" for n in client.__all__)}
+    reached = []
+    for path in (PACKAGE / folder).glob("*.py"):
+        reached += [f"{path.name}: import {name}" for name in _imported(path)
+                    if name.startswith("glyph_render.client") and name not in public]
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if (isinstance(node, ast.Attribute) and node.attr.startswith("_")
                     and not node.attr.startswith("__")
                     and isinstance(node.value, ast.Attribute) and node.value.attr == "client"):
-                private.append(f"{path.name}:{node.lineno}: client.{node.attr}")
-    assert private == []
+                reached.append(f"{path.name}:{node.lineno}: client.{node.attr}")
+    return reached
+
+
+def test_serving_tools_use_only_the_public_client_api() -> None:
+    """The doctor and the benchmark prepare and send requests through the client's exports
+    (``prepare()`` / ``send()``, its limits and deadline), not its modules."""
+    assert _client_reach("serving") == []
 
 
 def test_gateway_uses_only_the_public_client_api() -> None:
     """The gateway shares the client's retry rules, error translation, reasoning split and
     map-reduce questions through ``glyph_render.client``'s exports, not its modules."""
-    from glyph_render import client
-
-    public = {"glyph_render.client", *(f"glyph_render.client.{n}" for n in client.__all__)}
-    reached = []
-    for path in (PACKAGE / "gateway").glob("*.py"):
-        reached += [f"{path.name}: import {name}" for name in _imported(path)
-                    if name.startswith("glyph_render.client") and name not in public]
-    assert reached == []
+    assert _client_reach("gateway") == []

@@ -19,6 +19,8 @@ from a message) and the map-reduce questions (:data:`MAP_PROMPT`, :data:`REDUCE_
 from .aio import AsyncGlyphClient
 from .answer import Answer, StreamEvent, split_reasoning
 from .core import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_REPLY_BYTES,
     DEFAULT_MAX_TOKENS,
     GLYPH_SAMPLING,
     MAP_PROMPT,
@@ -29,11 +31,18 @@ from .core import (
     page_files,
 )
 from .progress import Progress
-from .reliability import RetryPolicy, classify, retry_async, retry_sync, status_error
+from .reliability import (
+    Deadline,
+    RetryPolicy,
+    classify,
+    retry_async,
+    retry_sync,
+    status_error,
+)
 from .sync import GlyphClient, compress_and_ask
 
-__all__ = ["DEFAULT_MAX_TOKENS", "GLYPH_SAMPLING", "MAP_PROMPT", "REDUCE_PROMPT", "Answer",
-           "AsyncGlyphClient", "GlyphClient", "ModelInfo", "PreparedRequest", "Progress",
-           "RetryPolicy", "StreamEvent", "classify", "compress_and_ask", "longest_map_question",
-           "page_files",
-           "retry_async", "retry_sync", "split_reasoning", "status_error"]
+__all__ = ["DEFAULT_DEADLINE", "DEFAULT_MAX_REPLY_BYTES", "DEFAULT_MAX_TOKENS", "Deadline",
+           "GLYPH_SAMPLING", "MAP_PROMPT", "REDUCE_PROMPT", "Answer", "AsyncGlyphClient",
+           "GlyphClient", "ModelInfo", "PreparedRequest", "Progress", "RetryPolicy", "StreamEvent",
+           "classify", "compress_and_ask", "longest_map_question", "page_files", "retry_async",
+           "retry_sync", "split_reasoning", "status_error"]

@@ -20,9 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..client import AsyncGlyphClient, ModelInfo, PreparedRequest
-from ..client.core import DEFAULT_DEADLINE, DEFAULT_MAX_REPLY_BYTES
-from ..client.reliability import Deadline
+from ..client import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_REPLY_BYTES,
+    AsyncGlyphClient,
+    Deadline,
+    ModelInfo,
+    PreparedRequest,
+)
 from ..errors import ClientError, DeadlineExceeded, GlyphRenderError, ReplyTooLarge
 from ..render import RenderedPage
 

@@ -30,8 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..client import DEFAULT_MAX_TOKENS, ModelInfo
-from ..client.core import DEFAULT_MAX_REPLY_BYTES
+from ..client import DEFAULT_MAX_REPLY_BYTES, DEFAULT_MAX_TOKENS, ModelInfo
 from ..config import RenderConfig, detect_preset
 from ..errors import (
     AuthError,
