@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import os
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -489,3 +491,50 @@ def test_settings_from_python_are_checked_as_the_flags(over: dict) -> None:
     name = "--" + next(iter(over)).replace("_", "-")
     with pytest.raises(ConfigError, match=f"^{name}: "):
         GatewaySettings(upstream="http://127.0.0.1:9/v1", **over)
+
+
+def _children(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            out |= {int(c) for c in (task / "children").read_text().split()}
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc")
+def test_render_workers_leave_with_a_gateway_killed_outright(module_tmp: Path) -> None:
+    """SIGKILL runs no shutdown: the render workers notice their parent is gone and exit,
+    instead of living on (each with a render stack) after every crash of a gateway."""
+    gw = GatewayProcess(module_tmp, "http://127.0.0.1:9/v1", "--render-workers", "2")
+    try:
+        deadline = time.monotonic() + 60
+        workers: set[int] = set()
+        while time.monotonic() < deadline:
+            workers = {c for c in _children(gw.proc.pid)
+                       if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text(errors="replace")
+                       and "resource_tracker" not in
+                       Path(f"/proc/{c}/cmdline").read_text(errors="replace")}
+            if len(workers) >= 2:
+                break
+            time.sleep(0.2)
+        assert len(workers) == 2, workers
+        gw.proc.kill()
+        gw.proc.wait()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(_alive(w) for w in workers):
+            time.sleep(0.2)
+        left = [w for w in workers if _alive(w)]
+        for w in left:  # do not leak them into the rest of the suite
+            with contextlib.suppress(OSError):
+                os.kill(w, signal.SIGKILL)
+        assert left == []
+    finally:
+        gw.stop()

@@ -16,6 +16,7 @@ import base64
 import hashlib
 import multiprocessing
 import os
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -86,6 +87,19 @@ class FitRequest:
 def _warm() -> None:
     """Import the render stack once per worker, before the first request needs it."""
     get_profile("glyph")
+
+
+def _worker_init(parent: int) -> None:
+    """A render worker's start: leave with the gateway. A gateway killed outright (SIGKILL, the
+    OOM killer) runs no shutdown, and its workers would live on, each holding a render stack."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="glyph-render-parent-watch", daemon=True).start()
+    _warm()
 
 
 def price_document(text: str, cfg: RenderConfig, profile: str) -> int:
@@ -204,7 +218,8 @@ class Renderer:
             return
         # spawn: the parent runs an event loop and threads, which fork would copy half-way
         ctx = multiprocessing.get_context("spawn")
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_warm)
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init,
+                                         initargs=(os.getpid(),))
         for _ in range(self.workers):  # start every worker now, not on the first requests
             self._pool.submit(_warm)
 
