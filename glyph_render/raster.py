@@ -741,11 +741,11 @@ def _place_c(page: Page, table: _CharTable, atlas: GlyphAtlas, dev: Device) -> _
     if not total:
         return None
     widths, spaces, drawable = table.arrays()
-    c4s, ys = _line_pixels(page, dev)
-    lines = page.lines
+    arrays = _line_arrays(page)
+    c4s, ys = _line_pixels(page, dev, arrays)
+    tws = np.fromiter((ln.word_space for ln in page.lines), np.float64, len(page.lines))
     out = np.empty((4, total), np.int64)
-    n = _c_place(cids, np.array(lengths, np.int64), np.array([ln.ux for ln in lines], np.float64),
-                 np.array([ln.word_space for ln in lines], np.float64), c4s, widths,
+    n = _c_place(cids, np.array(lengths, np.int64), arrays[1], tws, c4s, widths,
                  spaces.view(np.uint8), drawable.view(np.uint8), float(page.font_size), dev.k,
                  out[0], out[1], out[2], out[3])
     if not n:
