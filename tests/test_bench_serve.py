@@ -182,9 +182,14 @@ def test_endless_streams_are_failures_at_the_deadline(capsys, fault_server, tmp_
     srv = fault_server("endless", "error_endless")
     t0 = time.monotonic()
     code = bench_main(["serve", "--endpoint", srv.url, *SMALL, "--arms", "text",
-                       "--deadline", "1", "--json", str(tmp_path / "b.json")])
+                       "--deadline", "1", "--max-reply-mb", "2", "--json",
+                       str(tmp_path / "b.json")])
     assert code == 0 and time.monotonic() - t0 < 6
-    run = json.loads((tmp_path / "b.json").read_text())["runs"][0]
+    saved = json.loads((tmp_path / "b.json").read_text())
+    # the limits a run was measured under are part of its settings
+    assert {k: saved["settings"][k] for k in ("deadline", "max_reply_bytes")} == {
+        "deadline": 1.0, "max_reply_bytes": 2 * 2**20}
+    run = saved["runs"][0]
     errors = sorted(r["error"] for r in run["requests"])
     assert run["summary"]["failed_requests"] == 2 and srv.requests == 2
     assert sorted("deadline of 1 s" in e for e in errors) == [False, True], errors

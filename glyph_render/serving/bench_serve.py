@@ -170,6 +170,9 @@ class _Bench:
         self.arms = _arms(args.arms)
         extra = {"ignore_eos": True} if args.ignore_eos else None
         endpoint = EndpointSettings.from_args(args)
+        self.limits = {"timeout": _json_number(endpoint.timeout),
+                       "deadline": _json_number(endpoint.deadline),
+                       "max_reply_bytes": endpoint.max_reply_bytes}
         common: dict[str, Any] = dict(tokenizer=args.tokenizer, profile=args.profile,
                                       max_tokens=args.output_len, extra_body=extra,
                                       timeout=endpoint.timeout, deadline=endpoint.deadline,
@@ -331,11 +334,16 @@ class _Bench:
                 list(a.input_chars or DEFAULT_CHARS), "input_len": a.input_len,
                 "dataset": a.dataset, "percentiles": a.percentiles, "output_len": a.output_len,
                 "num_prompts": a.num_prompts, "max_concurrency": a.max_concurrency,
-                "request_rate": "inf" if math.isinf(a.request_rate) else a.request_rate,
+                "request_rate": _json_number(a.request_rate),
                 "arms": self.arms, "question": a.question, "ignore_eos": a.ignore_eos,
                 "warmup": a.warmup, "seed": a.seed, "corpus": self.corpus_label,
                 "dpi": a.dpi, "profile": a.profile,
-                "tokenizer": self.glyph.client.tokenizer.name}
+                "tokenizer": self.glyph.client.tokenizer.name, **self.limits}
+
+
+def _json_number(v: float) -> float | str:
+    """A limit as JSON has it: ``inf`` (no limit) as the string, as ``request_rate`` does."""
+    return "inf" if math.isinf(v) else v
 
 
 def _write_json(path: str, bench: _Bench) -> None:
