@@ -426,10 +426,10 @@ def _check_not_a_mistyped_command(word: str) -> None:
     """``glyph-render rendr`` names no file: it is a mistyped subcommand, not a document. A file
     of that name still renders (checked first); a word close to no command is left to render,
     whose error names the missing file."""
-    import difflib
-
     if word.startswith("-") or os.sep in word or "." in word or Path(word).exists():
         return
+    import difflib  # only here: a document's name returns above, before its import
+
     near = difflib.get_close_matches(word, SUBCOMMANDS, n=1, cutoff=0.6)
     if near:
         raise ConfigError(f"unknown command {word!r}; did you mean {near[0]!r}?")

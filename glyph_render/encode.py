@@ -6,6 +6,8 @@ Pillow's encoder spends ~2.5x the time of zlib alone on the same rows (measured 
 deflate stream: filter type 0 on every row, a ``pHYs`` chunk carrying the DPI. Deflate is
 Intel's ISA-L (``isal``, ~4x zlib's level 1 on a page, and smaller) where its wheel exists,
 else zlib level 1. The output is a standard PNG; the pixels are what raster drew, bit for bit.
+The rows are laid out by the compiled module (``_accel.png_rows``) where it is built, else by
+NumPy, so rendering imports no NumPy.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
 try:
@@ -26,6 +27,11 @@ try:
 except ImportError:  # pragma: no cover - platforms without an isal wheel
     _deflate: Any = zlib  # type: ignore[no-redef]
     _LEVEL = 1
+
+try:  # optional: the NumPy fallback below lays out the same bytes
+    from ._accel import png_rows as _c_png_rows
+except ImportError:  # pragma: no cover - depends on the build
+    _c_png_rows = None
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_TYPE = {"L": 0, "RGB": 2}
@@ -42,9 +48,7 @@ def encode_png(img: Image.Image, dpi: float | None = None, level: int | None = N
         img = img.convert("RGB")
     w, h = img.size
     channels = 1 if img.mode == "L" else 3
-    filtered = np.empty((h, w * channels + 1), np.uint8)
-    filtered[:, 0] = 0  # filter "None" on every row
-    filtered[:, 1:] = np.asarray(img).reshape(h, w * channels)
+    filtered = _rows(img, w * channels, h)
     ihdr = struct.pack(">IIBBBBB", w, h, 8, _COLOR_TYPE[img.mode], 0, 0, 0)
     parts = [_SIGNATURE, _chunk(b"IHDR", ihdr)]
     if dpi:
@@ -54,6 +58,20 @@ def encode_png(img: Image.Image, dpi: float | None = None, level: int | None = N
     parts.append(_chunk(b"IDAT", data))
     parts.append(_chunk(b"IEND", b""))
     return b"".join(parts)
+
+
+def _rows(img: Image.Image, row_bytes: int, h: int) -> Any:
+    """The image's scanlines, each after a 0 byte (filter "None"): the IDAT's data."""
+    if _c_png_rows is not None:
+        out = bytearray(h * (row_bytes + 1))
+        _c_png_rows(img.tobytes(), row_bytes, row_bytes, h, out)
+        return out
+    import numpy as np
+
+    filtered = np.empty((h, row_bytes + 1), np.uint8)
+    filtered[:, 0] = 0
+    filtered[:, 1:] = np.asarray(img).reshape(h, row_bytes)
+    return filtered
 
 
 def write_pdf(images: Iterable[Image.Image | bytes], path: str | Path, dpi: float) -> None:

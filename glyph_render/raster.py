@@ -14,6 +14,12 @@ module a NumPy path blends them in layers (by line and position parity) inside w
 glyphs overlap, each layer one gather-blend-scatter: the same pixels except where glyphs
 overlap, off by a level or so there.
 
+With the compiled module a page is drawn without NumPy: the planes, the character table, the
+atlas's packed glyph tables and the placements are ``bytearray``/``array.array`` buffers the C
+code reads, and NumPy (a tenth of a short render's time just to import) is imported only by the
+fallback and by size prediction (``page_pixel_size``), which view those same buffers
+(``np.frombuffer``, no copies).
+
 Page sizes and the auto-crop follow the reference exactly: ``ceil`` of the page size in pixels,
 Pillow's resize for ``horizontal-scale``, then the crop on pixels that differ from the top-left
 background by more than 5 grey levels, plus ``margin-x``/``margin-y`` *pixels*.
@@ -24,10 +30,13 @@ from __future__ import annotations
 import ctypes
 import functools
 import math
-from collections.abc import Callable, Iterator
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from PIL import Image
 
 from .config import MAX_ASPECT, MAX_PAGE_PIXELS, RenderConfig
@@ -36,11 +45,35 @@ from .fonts import FT_LOCK, FontChain, font_chain
 from .layout import MARKER, Page
 from .pdfnum import pdf_value
 
-try:  # the compiled compositing loop; optional (a NumPy path does the same work)
+try:  # the compiled page loops; optional (a NumPy path does the same work)
+    from ._accel import atlas_ids as _c_atlas_ids
     from ._accel import blend as _c_blend
+    from ._accel import blend_table as _c_blend_table
+    from ._accel import char_ids as _c_char_ids
+    from ._accel import fill as _c_fill
+    from ._accel import flat_offsets as _c_flat_offsets
+    from ._accel import glyph_pixels as _c_glyph_pixels
+    from ._accel import last_ink as _c_last_ink
     from ._accel import place as _c_place
+    from ._accel import take as _c_take
 except ImportError:  # pragma: no cover - depends on the build
-    _c_blend = _c_place = None
+    _c_blend = _c_place = _c_atlas_ids = _c_blend_table = _c_char_ids = _c_fill = None
+    _c_flat_offsets = _c_glyph_pixels = _c_last_ink = _c_take = None
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    class _LazyNumpy:
+        """numpy, imported on first use (the fallback's, size prediction's): the C path never
+        reads it. The first attribute read puts the module itself in ``np``'s place."""
+
+        def __getattr__(self, name: str) -> Any:
+            import numpy
+
+            globals()["np"] = numpy
+            return getattr(numpy, name)
+
+    np = _LazyNumpy()
 
 PHASES = 4  # Splash's splashFontFraction
 _GLYPH_SIZE_LIMIT = 50  # SplashFont::getGlyph: no sub-pixel phases for taller glyph boxes
@@ -123,8 +156,9 @@ class GlyphAtlas:
     """Glyph bitmaps for one font chain at one text size and DPI, as SplashFTFont makes them.
 
     Each (font, glyph, phase) gets a small integer id. All bitmaps' non-zero pixels live in
-    packed tables (row and column offsets from the pen pixel, coverage), so a page gathers the
-    pixels of thousands of glyphs with a few numpy operations.
+    packed tables (row and column offsets from the pen pixel, coverage; int64 ``array``s the C
+    loops read, NumPy views of them for the fallback), so a page gathers the pixels of
+    thousands of glyphs in one pass.
     """
 
     def __init__(self, chain: FontChain, font_size: float, k: float):
@@ -134,15 +168,18 @@ class GlyphAtlas:
         self.size = max(1, _round(abs(m)))
         self.fixed = int((m / self.size) * 65536)
         self.ids: dict[tuple[int, int, int], int] = {}
-        self._dy: list[np.ndarray] = []
-        self._dx: list[np.ndarray] = []
-        self._alpha: list[np.ndarray] = []
+        self._dy: list[array] = []
+        self._dx: list[array] = []
+        self._alpha: list[array] = []
+        self._views: tuple[list, list, list] = ([], [], [])  # NumPy views of the three lists
         self.box: list[tuple[int, int, int, int]] = []  # left, top, w, h from the pen pixel
         self._fractional: dict[int, bool] = {}
         self._ink: dict[tuple[int, int], tuple[tuple[int, int], ...]] = {}
-        self._packed: tuple | None = None
+        self._packed: tuple[array, ...] | None = None
         self._flat_cache: dict = {}
-        self.char_ids = np.full(0, -1, np.int32)  # per char id of the char table x 4 phases
+        #: per char id of the char table x 4 phases: atlas id, -1 until made (grown by copy,
+        #: never in place: NumPy views of an older one stay valid)
+        self.char_ids = array("i")
         self.nbytes = 0  # about what the bitmaps hold here (``atlas_for`` bounds the total)
 
     # -- one glyph ------------------------------------------------------------------------
@@ -177,34 +214,41 @@ class GlyphAtlas:
         i = self.ids.get(key)
         if i is None:
             i = len(self._dy)
-            arr, left, top = self._render(face, gid, phase)
-            if arr is None:
-                self._dy.append(np.zeros(0, np.int64))
-                self._dx.append(np.zeros(0, np.int64))
-                self._alpha.append(np.zeros(0, np.int64))
+            raw = self._bitmap(face, gid, phase)
+            if raw is None:
+                dy, dx, alpha = array("q"), array("q"), array("q")
                 self.box.append((0, 0, 0, 0))
             else:
-                ys, xs = np.nonzero(arr)
-                self._dy.append((ys - top).astype(np.int64))
-                self._dx.append((xs + left).astype(np.int64))
-                self._alpha.append(arr[ys, xs].astype(np.int64))
-                self.nbytes += _BYTES_PER_PIXEL * len(ys)
-                self.box.append((left, -top, arr.shape[1], arr.shape[0]))
+                buf, pitch, w, h, left, top = raw
+                dy, dx, alpha = _glyph_pixels(buf, pitch, w, h, left, top)
+                self.nbytes += _BYTES_PER_PIXEL * len(dy)
+                self.box.append((left, -top, w, h))
+            self._dy.append(dy)
+            self._dx.append(dx)
+            self._alpha.append(alpha)
             self._packed = None
             self.ids[key] = i  # published last: a reader finds the glyph complete
         return i
 
+    def _np_views(self, which: int) -> list[np.ndarray]:
+        """NumPy views of one of the per-glyph lists (dy, dx, alpha), made as glyphs come."""
+        src, got = (self._dy, self._dx, self._alpha)[which], self._views[which]
+        if len(got) < len(src):
+            with FT_LOCK:
+                got.extend(np.frombuffer(a, np.int64) for a in src[len(got):])
+        return got
+
     @property
     def dy(self) -> list[np.ndarray]:
-        return self._dy
+        return self._np_views(0)
 
     @property
     def dx(self) -> list[np.ndarray]:
-        return self._dx
+        return self._np_views(1)
 
     @property
     def alpha(self) -> list[np.ndarray]:
-        return self._alpha
+        return self._np_views(2)
 
     def ink_rows(self, gi: int, threshold: int) -> tuple[tuple[int, int], ...]:
         """(row, rightmost column) of each row holding coverage >= threshold, from the pen."""
@@ -212,8 +256,7 @@ class GlyphAtlas:
         rows = self._ink.get(key)
         if rows is None:
             best: dict[int, int] = {}
-            for y, x, a in zip(self._dy[gi].tolist(), self._dx[gi].tolist(),
-                               self._alpha[gi].tolist(), strict=True):
+            for y, x, a in zip(self._dy[gi], self._dx[gi], self._alpha[gi], strict=True):
                 if a >= threshold and x > best.get(y, -(1 << 30)):
                     best[y] = x
             rows = tuple(sorted(best.items()))
@@ -232,50 +275,62 @@ class GlyphAtlas:
             self._ink[key] = span
         return span or None
 
-    def flat(self, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per packed pixel: offset from the pen pixel in a page ``width`` wide, and coverage
-        shifted left 8 bits (the blend table's row)."""
+    def flat(self, width: int) -> array | np.ndarray:
+        """Per packed pixel: its offset from the pen pixel in a page ``width`` wide."""
         packed = self.packed()
         key = ("flat", width)
         hit = self._flat_cache.get(key)
         if hit is None or hit[0] is not packed:
-            dy, dx, alpha = packed[0], packed[1], packed[2]
-            hit = (packed, (dy * width + dx).astype(np.int64), (alpha << 8).astype(np.intp))
+            dy, dx = packed[0], packed[1]
+            if _c_flat_offsets is not None:
+                flat: array | np.ndarray = array("q", bytes(8 * len(dy)))
+                _c_flat_offsets(dy, dx, width, flat)
+            else:
+                flat = np.frombuffer(dy, np.int64) * width + np.frombuffer(dx, np.int64)
+            hit = (packed, flat)
             self._flat_cache[key] = hit
-        return hit[1], hit[2]
+        return hit[1]
 
-    def packed_flat(self, width: int) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
+    def packed_flat(self, width: int) -> tuple[tuple[array, ...], array | np.ndarray]:
         """``packed()`` and ``flat(width)`` of one and the same moment (threads add glyphs)."""
         packed = self._packed
         hit = self._flat_cache.get(("flat", width))
         if packed is not None and hit is not None and hit[0] is packed:
-            return packed, hit[1], hit[2]
+            return packed, hit[1]
         with FT_LOCK:
-            packed = self.packed()
-            flat, alpha8 = self.flat(width)
-            return packed, flat, alpha8
+            return self.packed(), self.flat(width)
 
-    def packed(self) -> tuple[np.ndarray, ...]:
-        """(dy, dx, alpha, start, count, left, top, width, height) over all ids."""
+    def packed(self) -> tuple[array, ...]:
+        """(dy, dx, alpha, start, count, left, top, width, height) over all ids (int64)."""
         packed = self._packed
         if packed is not None:
             return packed
         with FT_LOCK:
             return self._pack()
 
-    def _pack(self) -> tuple[np.ndarray, ...]:
+    def packed_np(self, packed: tuple[array, ...]) -> tuple[np.ndarray, ...]:
+        """NumPy views of ``packed`` (a ``packed()``), and last the coverage shifted left 8
+        bits (the NumPy blend's table row)."""
+        hit = self._flat_cache.get("np")
+        if hit is None or hit[0] is not packed:
+            views = tuple(np.frombuffer(a, np.int64) for a in packed)
+            hit = (packed, (*views, (views[2] << 8).astype(np.intp)))
+            self._flat_cache["np"] = hit
+        return hit[1]
+
+    def _pack(self) -> tuple[array, ...]:
         if self._packed is None:
-            counts = np.fromiter((len(a) for a in self._dy), np.int64, len(self._dy))
-            starts = np.concatenate(([0], np.cumsum(counts)[:-1])) if len(counts) else counts
-            boxes = np.array(self.box, np.int64).reshape(-1, 4).T.copy()  # contiguous columns
+            counts = array("q", [len(a) for a in self._dy])
+            starts = array("q", accumulate(counts[:-1], initial=0)) if counts else array("q")
             self._packed = (
-                np.concatenate(self._dy) if self._dy else np.zeros(0, np.int64),
-                np.concatenate(self._dx) if self._dx else np.zeros(0, np.int64),
-                np.concatenate(self._alpha) if self._alpha else np.zeros(0, np.int64),
-                starts, counts, boxes[0], boxes[1], boxes[2], boxes[3])
+                _joined(self._dy), _joined(self._dx), _joined(self._alpha), starts, counts,
+                *(array("q", [b[c] for b in self.box]) for c in range(4)))
         return self._packed
 
-    def _render(self, face: int, gid: int, phase: int):
+    def _bitmap(self, face: int, gid: int, phase: int
+                ) -> tuple[bytes, int, int, int, int, int] | None:
+        """The glyph's bitmap as (bytes, pitch, width, rows, left, top); None if it has none.
+        A negative pitch means FreeType's rows run bottom-up."""
         f = self.chain.face(face)
         if f.color_bitmap:
             return _colour_glyph(f, gid, self.size, self.chain, face)
@@ -289,22 +344,28 @@ class GlyphAtlas:
             ft.load_glyph(gid, freetype.FT_LOAD_NO_BITMAP | freetype.FT_LOAD_NO_HINTING)
             ft.glyph.render(freetype.FT_RENDER_MODE_NORMAL)
         except freetype.FT_Exception:
-            return None, 0, 0
+            return None
         bm = ft.glyph.bitmap
         w, h, pitch = bm.width, bm.rows, bm.pitch
         if w == 0 or h == 0:
-            return None, 0, 0
+            return None
         buf = ctypes.string_at(bm._FT_Bitmap.buffer, abs(pitch) * h)
-        arr = np.frombuffer(buf, np.uint8).reshape(h, abs(pitch))[:, :w]
-        if pitch < 0:
-            arr = arr[::-1]
-        return arr.copy(), ft.glyph.bitmap_left, ft.glyph.bitmap_top
+        return buf, pitch, w, h, ft.glyph.bitmap_left, ft.glyph.bitmap_top
+
+    def _render(self, face: int, gid: int, phase: int) -> tuple[np.ndarray | None, int, int]:
+        """The glyph's bitmap as a (rows, width) uint8 array, left and top; (None, 0, 0) if it
+        has none (``benchmarks/glyph_raster.py`` compares these with Pillow's)."""
+        raw = self._bitmap(face, gid, phase)
+        if raw is None:
+            return None, 0, 0
+        buf, pitch, w, h, left, top = raw
+        return _bitmap_array(buf, pitch, w, h).copy(), left, top
 
     # -- characters, vectorised -----------------------------------------------------------
     def ids_for(self, table: _CharTable, cids: np.ndarray, phases: np.ndarray) -> np.ndarray:
         """Atlas ids of (character id, phase) pairs; new glyphs are rendered on the way."""
         keys = cids * PHASES + phases
-        char_ids = self.char_ids
+        char_ids = np.frombuffer(self.char_ids, np.int32)
         if len(char_ids) >= len(table.faces) * PHASES:
             out = char_ids[keys]
             if not (out < 0).any():
@@ -313,49 +374,99 @@ class GlyphAtlas:
             return self._ids_locked(table, keys)
 
     def _ids_locked(self, table: _CharTable, keys: np.ndarray) -> np.ndarray:
-        need = len(table.faces) * PHASES
-        if len(self.char_ids) < need:
-            grown = np.full(max(need, 2 * len(self.char_ids)), -1, np.int32)
-            grown[:len(self.char_ids)] = self.char_ids
-            self.char_ids = grown
-        out = self.char_ids[keys]
+        self._grow(len(table.faces) * PHASES)
+        char_ids = np.frombuffer(self.char_ids, np.int32)
+        out = char_ids[keys]
         miss = out < 0
         if miss.any():
-            for key in sorted(set(keys[miss].tolist())):
-                cid, ph = divmod(key, PHASES)
-                face = table.faces[cid]
-                if face < 0:
-                    continue
-                if not self.fractional(face):
-                    ph = 0
-                self.char_ids[key] = self.glyph_id(face, table.gids[cid], ph)
-            out = self.char_ids[keys]
+            self._make(table, keys[miss].tolist())
+            out = char_ids[keys]
         return out
 
+    def ids_c(self, table: _CharTable, cids: array, index: array, phase: array) -> array:
+        """``ids_for`` of the characters ``cids[index]`` at ``phase``, in C (int64 ``array``s)."""
+        n = len(index)
+        out = array("q", bytes(8 * n))
+        if _c_atlas_ids(cids, index, phase, self.char_ids, PHASES, out):
+            with FT_LOCK:
+                self._grow(len(table.faces) * PHASES)
+                self._make(table, [cids[index[j]] * PHASES + phase[j] for j in range(n)
+                                   if out[j] < 0])
+                _c_atlas_ids(cids, index, phase, self.char_ids, PHASES, out)
+        return out
 
-def _colour_glyph(f, gid: int, size: int, chain: FontChain, face: int):
+    def _grow(self, need: int) -> None:
+        """``char_ids`` long enough for ``need`` keys (a new array: views of the old stay)."""
+        have = len(self.char_ids)
+        if have < need:
+            grown = array("i", self.char_ids)
+            grown.extend(array("i", [-1]) * (max(need, 2 * have) - have))
+            self.char_ids = grown
+
+    def _make(self, table: _CharTable, keys: list[int]) -> None:
+        """Make the glyphs of missing (character id x PHASES + phase) keys (lock held)."""
+        for key in sorted(set(keys)):
+            cid, ph = divmod(key, PHASES)
+            face = table.faces[cid]
+            if face < 0 or self.char_ids[key] >= 0:
+                continue
+            if not self.fractional(face):
+                ph = 0
+            self.char_ids[key] = self.glyph_id(face, table.gids[cid], ph)
+
+
+def _joined(parts: list[array]) -> array:
+    """int64 ``array``s one after another, as one."""
+    out = array("q")
+    out.frombytes(b"".join(parts))
+    return out
+
+
+def _bitmap_array(buf: bytes, pitch: int, w: int, h: int) -> np.ndarray:
+    """A bitmap's bytes as a (rows, width) uint8 array, top row first (a view)."""
+    arr = np.frombuffer(buf, np.uint8).reshape(h, abs(pitch))[:, :w]
+    return arr[::-1] if pitch < 0 else arr
+
+
+def _glyph_pixels(buf: bytes, pitch: int, w: int, h: int, left: int, top: int
+                  ) -> tuple[array, array, array]:
+    """A bitmap's non-zero pixels in row order: row and column from the pen pixel, coverage."""
+    if _c_glyph_pixels is not None:
+        outs = tuple(array("q", bytes(8 * w * h)) for _ in range(3))
+        n = _c_glyph_pixels(buf, pitch, w, h, left, top, *outs)
+        for o in outs:
+            del o[n:]
+        return outs
+    arr = _bitmap_array(buf, pitch, w, h)
+    ys, xs = np.nonzero(arr)
+    return tuple(array("q", v.astype(np.int64).tobytes())  # type: ignore[return-value]
+                 for v in (ys - top, xs + left, arr[ys, xs]))
+
+
+def _colour_glyph(f, gid: int, size: int, chain: FontChain, face: int
+                  ) -> tuple[bytes, int, int, int, int, int] | None:
     """A colour bitmap glyph (emoji): its strike drawn grey, scaled to one em on the baseline."""
     from PIL import ImageDraw, ImageFont
 
     ch = next((c for c, hit in chain.lookup.items() if hit[0] == face and hit[1] == gid), None)
     if ch is None:
-        return None, 0, 0
+        return None
     font = ImageFont.truetype(f.path, f.bitmap_size)
     canvas = Image.new("RGBA", (f.bitmap_size * 2, f.bitmap_size * 2), (255, 255, 255, 0))
     try:
         ImageDraw.Draw(canvas).text((0, 0), ch, font=font, embedded_color=True)
     except (OSError, ValueError):
-        return None, 0, 0
+        return None
     bbox = canvas.getbbox()
     if bbox is None:
-        return None, 0, 0
+        return None
     white = Image.new("RGBA", canvas.size, (255, 255, 255, 255))
     grey = Image.alpha_composite(white, canvas).convert("L").crop(bbox)
     ink = Image.eval(grey, lambda v: 255 - v)
     scale = size / max(ink.width, ink.height) * 0.95
     new = (max(1, round(ink.width * scale)), max(1, round(ink.height * scale)))
     ink = ink.resize(new, Image.Resampling.LANCZOS)
-    return np.asarray(ink), 0, ink.height - round(0.12 * size)
+    return ink.tobytes(), ink.width, ink.width, ink.height, 0, ink.height - round(0.12 * size)
 
 
 _ATLASES: dict[tuple, GlyphAtlas] = {}
@@ -393,7 +504,8 @@ class _CharTable:
     """Characters -> small ids, and per id what poppler uses: font, glyph, advance, word space.
 
     Advances are the PDF's widths as poppler read them (reportlab wrote each with fp_str).
-    Code points map through a dense table, so a page's text converts with numpy.
+    Code points map through a dense table (an int32 ``array``: C reads it, NumPy views it), so
+    a page's text converts in one pass.
     """
 
     BMP = 0x10000
@@ -404,9 +516,9 @@ class _CharTable:
         self.gids: list[int] = []
         self.widths: list[float] = []
         self.spaces: list[bool] = []
-        self.lut = np.full(self.BMP, -1, np.int32)
+        self.lut = array("i", [-1]) * self.BMP
         self.astral: dict[int, int] = {}
-        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
+        self._buffers: tuple[array, bytes, bytes] | None = None
 
     def _add(self, cp: int) -> int:
         ch = chr(cp)
@@ -422,25 +534,47 @@ class _CharTable:
         self.gids.append(gid)
         self.widths.append(pdf_value(width) * 0.001 if face >= 0 else 0.0)
         self.spaces.append(ch == " " or ch == "\xa0")
-        self._arrays = None
+        self._buffers = None
         return cid
+
+    def _add_all(self, cps: Iterable[int]) -> None:
+        """Give the code points not in the table yet their ids (in order: ids follow it)."""
+        with FT_LOCK:
+            for cp in sorted(set(cps)):
+                if cp < self.BMP:
+                    if self.lut[cp] < 0:
+                        self.lut[cp] = self._add(cp)
+                elif cp not in self.astral:
+                    self.astral[cp] = self._add(cp)
 
     def ids(self, text: str) -> np.ndarray:
         cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
         if not len(cps):
             return np.zeros(0, np.int64)
+        lut = np.frombuffer(self.lut, np.int32)
         if cps.max() < self.BMP:
-            out = self.lut[cps]
+            out = lut[cps]
             miss = out < 0
             if miss.any():
-                with FT_LOCK:
-                    for cp in sorted(set(cps[miss].tolist())):
-                        if self.lut[cp] < 0:
-                            self.lut[cp] = self._add(cp)
-                out = self.lut[cps]
+                self._add_all(cps[miss].tolist())
+                out = lut[cps]
             return out.astype(np.int64)
         with FT_LOCK:
             return self._ids_astral(cps)
+
+    def ids_c(self, text: str) -> array:
+        """``ids`` in C: an int64 ``array``."""
+        cps = memoryview(text.encode("utf-32-le", "surrogatepass")).cast("I")
+        n = len(cps)
+        out = array("q", bytes(8 * n))
+        if _c_char_ids(cps, self.lut, out):
+            self._add_all(cps[i] for i in range(n) if out[i] < 0)
+            if _c_char_ids(cps, self.lut, out):  # those past the BMP (the dense table)
+                astral = self.astral
+                for i in range(n):
+                    if out[i] < 0:
+                        out[i] = astral[cps[i]]
+        return out
 
     def _ids_astral(self, cps: np.ndarray) -> np.ndarray:
         out = np.empty(len(cps), np.int64)
@@ -456,17 +590,24 @@ class _CharTable:
             out[i] = cid
         return out
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(advance per id, is-space per id, drawable per id)."""
-        arrays = self._arrays
-        if arrays is None:
+    def buffers(self) -> tuple[array, bytes, bytes]:
+        """(advance per id: float64 ``array``, is-space per id, drawable per id: 0/1 bytes)."""
+        bufs = self._buffers
+        if bufs is None:
             with FT_LOCK:
                 n = len(self.faces)  # the lists grow together, under the lock
-                faces = np.array(self.faces[:n], np.int64)
-                spaces = np.array(self.spaces[:n], bool)
-                arrays = (np.array(self.widths[:n], np.float64), spaces, (faces >= 0) & ~spaces)
-                self._arrays = arrays
-        return arrays
+                spaces = self.spaces[:n]
+                bufs = (array("d", self.widths[:n]), bytes(spaces),
+                        bytes(f >= 0 and not s for f, s in zip(self.faces[:n], spaces,
+                                                                strict=True)))
+                self._buffers = bufs
+        return bufs
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``buffers()`` as NumPy arrays (views): float64, bool, bool."""
+        widths, spaces, drawable = self.buffers()
+        return (np.frombuffer(widths, np.float64), np.frombuffer(spaces, bool),
+                np.frombuffer(drawable, bool))
 
 
 _TABLES: dict[tuple[str, ...], _CharTable] = {}
@@ -493,9 +634,9 @@ class _PageGlyphs:
     starts: list[int]  # first character of each line
 
 
-def _page_text(page: Page, table: _CharTable) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
-    """A page's characters in drawing order: ids, marker flags (None: no marker) and the number
-    of characters on each line."""
+def _page_runs(page: Page) -> tuple[str, bytes | None, list[int]]:
+    """A page's characters in drawing order: its text, marker flags (0/1 bytes; None: no
+    marker) and the number of characters on each line."""
     texts: list[str] = []
     lengths: list[int] = []
     any_marker = False
@@ -507,12 +648,17 @@ def _page_text(page: Page, table: _CharTable) -> tuple[np.ndarray, np.ndarray | 
             if style == MARKER:
                 any_marker = True
         lengths.append(n)
-    cids = table.ids("".join(texts))
     marker = None
     if any_marker:
-        marks = [np.full(len(t), style == MARKER) for ln in page.lines for t, style in ln.runs]
-        marker = np.concatenate(marks) if marks else np.zeros(0, bool)
-    return cids, marker, lengths
+        marker = b"".join((b"\1" if style == MARKER else b"\0") * len(t)
+                          for ln in page.lines for t, style in ln.runs)
+    return "".join(texts), marker, lengths
+
+
+def _page_text(page: Page, table: _CharTable) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
+    """``_page_runs`` with the text as character ids and the flags as bools (NumPy)."""
+    text, marker, lengths = _page_runs(page)
+    return table.ids(text), None if marker is None else np.frombuffer(marker, bool), lengths
 
 
 def _page_glyphs(page: Page, table: _CharTable) -> _PageGlyphs:
@@ -543,18 +689,32 @@ def _page_glyphs(page: Page, table: _CharTable) -> _PageGlyphs:
 
 
 class _Canvas:
-    """The page bitmap: one uint8 plane per channel (1 for grey pages, 3 for colour)."""
+    """The page bitmap: one uint8 plane per channel (1 for grey pages, 3 for colour), each a
+    ``bytearray`` of height x width (``planes``: NumPy views of them, for the fallback)."""
 
     def __init__(self, dev: Device, channels: int, paper: tuple[int, ...]):
         self.dev = dev
         self.channels = channels
-        self.planes = [np.full((dev.height, dev.width), paper[c], np.uint8)
-                       for c in range(channels)]
+        n = dev.width * dev.height
+        self.buffers = [bytearray((paper[c],)) * n for c in range(channels)]
+        self._planes: list[np.ndarray] | None = None
+
+    @property
+    def planes(self) -> list[np.ndarray]:
+        if self._planes is None:
+            h, w = self.dev.height, self.dev.width
+            self._planes = [np.frombuffer(b, np.uint8).reshape(h, w) for b in self.buffers]
+        return self._planes
 
     def fill(self, box: tuple[int, int, int, int], colour: tuple[int, ...]) -> None:
+        W, H = self.dev.width, self.dev.height
+        if _c_fill is not None:
+            for c in range(self.channels):
+                _c_fill(self.buffers[c], W, H, *box, colour[c])
+            return
         x0, y0, x1, y1 = box
         x0, y0 = max(x0, 0), max(y0, 0)
-        x1, y1 = min(x1, self.dev.width), min(y1, self.dev.height)
+        x1, y1 = min(x1, W), min(y1, H)
         if x0 >= x1 or y0 >= y1:
             return
         for c in range(self.channels):
@@ -569,12 +729,20 @@ class _Canvas:
         """
         for c in range(self.channels):
             flat = self.planes[c].reshape(-1)
-            flat[idx] = _blend_table(colour[c])[alpha8 + flat[idx]]
+            table = np.frombuffer(_blend_table(colour[c]), np.uint8)
+            flat[idx] = table[alpha8 + flat[idx]]
 
 
 @functools.lru_cache(maxsize=64)
-def _blend_table(colour: int) -> np.ndarray:
+def _blend_table(colour: int) -> bytes:
     """((255 - a) * d + a * colour) // 255 for every coverage a (high byte) and pixel d."""
+    if _c_blend_table is not None:
+        return _c_blend_table(colour)
+    return _blend_table_np(colour).tobytes()
+
+
+def _blend_table_np(colour: int) -> np.ndarray:
+    """``_blend_table`` by its definition, in NumPy (what the C one is tested against)."""
     a = np.arange(256, dtype=np.int64)[:, None]
     d = np.arange(256, dtype=np.int64)[None, :]
     return (((255 - a) * d + a * colour) // 255).astype(np.uint8).reshape(-1)
@@ -582,6 +750,11 @@ def _blend_table(colour: int) -> np.ndarray:
 
 def _colour(rgb: tuple[int, int, int], grey: bool) -> tuple[int, ...]:
     return (rgb[0],) if grey else rgb
+
+
+def _c_path() -> bool:
+    """Whether pages are drawn by the compiled module (tests turn ``_USE_C`` off)."""
+    return _c_place is not None and _USE_C
 
 
 def rasterize(page: Page, cfg: RenderConfig, *, last: bool = False,
@@ -593,19 +766,27 @@ def rasterize(page: Page, cfg: RenderConfig, *, last: bool = False,
     canvas = _Canvas(dev, 1 if grey else 3, _colour((255, 255, 255), grey))
     atlas = atlas_for(cfg, d)
     table = _table(cfg)
-    if _c_place is not None and _USE_C:
+    use_c = _c_path()
+    if use_c:
         placed = _place_c(page, table, atlas, dev)
     else:
         placed = _place(page, _page_glyphs(page, table), table, atlas, dev)
     _paint(canvas, page, cfg, atlas, placed)
-    bw = cfg.border_width
+    W, H = dev.width, dev.height
     if cfg.horizontal_scale != 1.0:
-        img = _image(canvas.planes)
+        img = _image(canvas.buffers, W, H, W, H)
         img = img.resize((max(1, int(img.width * cfg.horizontal_scale)), img.height))
-        w, h = _crop_size(np.asarray(img), cfg, last, None)
+        if use_c:
+            bands = [img] if img.mode == "L" else list(img.split())
+            w, h = _crop_size_c([b.tobytes() for b in bands], img.width, img.height, cfg, last)
+        else:
+            w, h = _crop_size(np.asarray(img), cfg, last, None)
         return img if (w, h) == img.size else img.crop((0, 0, w, h))
+    if use_c:  # the C scan reads from the edges in: no estimate needed
+        w, h = _crop_size_c(canvas.buffers, W, H, cfg, last)
+        return _image(canvas.buffers, W, H, w, h)
     estimate = None
-    if (cfg.para_bg_color == cfg.page_bg_color and bw <= 0 and placed is not None
+    if (cfg.para_bg_color == cfg.page_bg_color and cfg.border_width <= 0 and placed is not None
             and _grey_px(cfg.page_bg_color) >= 250):
         # only glyphs can be ink: their boxes bound the crop (the page rectangle's uncovered
         # edge is paper white, ink only under a non-white page background)
@@ -613,7 +794,7 @@ def rasterize(page: Page, cfg: RenderConfig, *, last: bool = False,
     planes = canvas.planes
     w, h = _crop_size(planes[0] if len(planes) == 1 else np.dstack(planes), cfg, last,
                       estimate)
-    return _image([pl[:h, :w] for pl in planes])
+    return _image(canvas.buffers, W, H, w, h)
 
 
 def _paint(canvas: _Canvas, page: Page, cfg: RenderConfig, atlas: GlyphAtlas,
@@ -645,7 +826,7 @@ def _paint(canvas: _Canvas, page: Page, cfg: RenderConfig, atlas: GlyphAtlas,
 
 def _glyph_extent(atlas: GlyphAtlas, p: _Placed) -> tuple[int, int]:
     """Right and bottom pixel of the placed glyphs' bitmaps (an upper bound of their ink)."""
-    _dy, _dx, _a, _s, count, left, top, bw, bh = atlas.packed()
+    _dy, _dx, _a, _s, count, left, top, bw, bh, _a8 = atlas.packed_np(atlas.packed())
     ids = p.ids[count[p.ids] > 0]
     if not len(ids):
         return -1, -1
@@ -656,14 +837,15 @@ def _glyph_extent(atlas: GlyphAtlas, p: _Placed) -> tuple[int, int]:
 
 @dataclass
 class _Placed:
-    """Every drawable glyph of a page: atlas id, pen pixel, layer, colour, line."""
+    """Every drawable glyph of a page: atlas id, pen pixel, layer, colour, line. NumPy arrays
+    from ``_place``; from ``_place_c``, int64 ``array``s and a 0/1 ``bytearray`` marker."""
 
-    ids: np.ndarray
-    px: np.ndarray
-    py: np.ndarray
+    ids: np.ndarray | array
+    px: np.ndarray | array
+    py: np.ndarray | array
     layer: np.ndarray | None  # the NumPy blend's layers (None on the C path)
-    marker: np.ndarray
-    line: np.ndarray
+    marker: np.ndarray | bytearray
+    line: np.ndarray | array
 
 
 def _line_arrays(page: Page) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -734,47 +916,65 @@ def _place(page: Page, g: _PageGlyphs, table: _CharTable, atlas: GlyphAtlas,
 _USE_C = True  # tests turn it off to compare the NumPy path
 
 
+def _line_pixels_c(page: Page, dev: Device) -> tuple[array, array]:
+    """``_line_pixels`` in plain Python (the same float operations, line by line), as the
+    ``array``s the C placement reads."""
+    k = dev.k
+    blocks = [dev.block(b.ex, b.ey) for b in page.blocks]
+    lines = page.lines
+    return (array("d", [blocks[ln.block][0] for ln in lines]),
+            array("q", [math.floor((ln.ux * 0.0 + ln.uy * -k) + blocks[ln.block][1])
+                        for ln in lines]))
+
+
 def _place_c(page: Page, table: _CharTable, atlas: GlyphAtlas, dev: Device) -> _Placed | None:
-    """``_place`` with the pen walk in C: the same pixels and phases, one pass."""
-    cids, marker, lengths = _page_text(page, table)
+    """``_place`` with the pen walk in C: the same pixels and phases, one pass, no NumPy."""
+    text, marker, lengths = _page_runs(page)
+    cids = table.ids_c(text)
     total = len(cids)
     if not total:
         return None
-    widths, spaces, drawable = table.arrays()
-    arrays = _line_arrays(page)
-    c4s, ys = _line_pixels(page, dev, arrays)
-    tws = np.fromiter((ln.word_space for ln in page.lines), np.float64, len(page.lines))
-    out = np.empty((4, total), np.int64)
-    n = _c_place(cids, np.array(lengths, np.int64), arrays[1], tws, c4s, widths,
-                 spaces.view(np.uint8), drawable.view(np.uint8), float(page.font_size), dev.k,
-                 out[0], out[1], out[2], out[3])
+    widths, spaces, drawable = table.buffers()
+    lines = page.lines
+    c4s, ys = _line_pixels_c(page, dev)
+    outs = [array("q", bytes(8 * total)) for _ in range(4)]
+    n = _c_place(cids, array("q", lengths), array("d", [ln.ux for ln in lines]),
+                 array("d", [ln.word_space for ln in lines]), c4s, widths, spaces, drawable,
+                 float(page.font_size), dev.k, *outs)
     if not n:
         return None
-    idx, line, px, phase = out[0, :n], out[1, :n], out[2, :n], out[3, :n]
-    ids = atlas.ids_for(table, cids[idx], phase).astype(np.int64)
-    return _Placed(ids, px, ys[line], None,
-                   np.zeros(n, bool) if marker is None else marker[idx], line)
+    for o in outs:
+        del o[n:]
+    idx, line, px, phase = outs
+    ids = atlas.ids_c(table, cids, idx, phase)
+    py = array("q", bytes(8 * n))
+    _c_take(ys, line, py)
+    marks = bytearray(n)
+    if marker is not None:
+        _c_take(marker, idx, marks)
+    return _Placed(ids, px, py, None, marks, line)
 
 
 def _blend_block(canvas: _Canvas, atlas: GlyphAtlas, p: _Placed, lo_line: int, hi_line: int,
                  text_col: tuple[int, ...], marker_col: tuple[int, ...]) -> None:
-    """Blend one paragraph's glyphs, layer by layer (gather, blend, scatter)."""
-    a = np.searchsorted(p.line, lo_line, side="left")
-    b = np.searchsorted(p.line, hi_line, side="left")
+    """Blend one paragraph's glyphs: in C one after another, else layer by layer (gather,
+    blend, scatter)."""
+    a = bisect_left(p.line, lo_line)  # lines ascend
+    b = bisect_left(p.line, hi_line, a)
     if a >= b:
         return
     W, H = canvas.dev.width, canvas.dev.height
     if _c_blend is not None and _USE_C:
-        packed, flat, _alpha8 = atlas.packed_flat(W)
+        packed, flat = atlas.packed_flat(W)
         dy, dx, alpha, start, count, left, top, bw, bh = packed
-        marker = p.marker[a:b].view(np.uint8)
-        for c, plane in enumerate(canvas.planes):
-            _c_blend(plane, W, H, p.ids[a:b], p.px[a:b], p.py[a:b], marker, start, count,
-                     left, top, bw, bh, dy, dx, flat, alpha, _blend_table(text_col[c]),
-                     _blend_table(marker_col[c]))
+        ids, px, py, marker = (memoryview(v)[a:b] for v in (p.ids, p.px, p.py, p.marker))
+        for c, plane in enumerate(canvas.buffers):
+            _c_blend(plane, W, H, ids, px, py, marker, start, count, left, top, bw, bh, dy, dx,
+                     flat, alpha, _blend_table(text_col[c]), _blend_table(marker_col[c]))
         return
-    packed, flat, alpha8 = atlas.packed_flat(W)
-    _dy, _dx, _alpha, start, count, left, top, bw, bh = packed
+    packed, flat = atlas.packed_flat(W)
+    _dy, _dx, _alpha, start, count, left, top, bw, bh, alpha8 = atlas.packed_np(packed)
+    flat = np.asarray(flat)
     ids = p.ids[a:b]
     px = p.px[a:b]
     py = p.py[a:b]
@@ -828,10 +1028,11 @@ def _stroke_rect(canvas: _Canvas, dev: Device, x: float, y: float, w: float, h: 
         canvas.fill(box, colour)
 
 
-def _image(planes: list[np.ndarray]) -> Image.Image:
-    if len(planes) == 1:
-        return Image.fromarray(np.ascontiguousarray(planes[0]), "L")
-    return Image.fromarray(np.dstack(planes), "RGB")
+def _image(planes: list[bytearray], W: int, H: int, w: int, h: int) -> Image.Image:
+    """The top-left w x h pixels of planes H x W as an image: 'L' maps the plane itself
+    (read-only; Pillow copies it on a first write), 'RGB' merges the three."""
+    bands = [Image.frombuffer("L", (w, h), pl, "raw", "L", W, 1) for pl in planes]
+    return bands[0] if len(bands) == 1 else Image.merge("RGB", bands)
 
 
 def _grey(values: np.ndarray) -> np.ndarray:
@@ -887,8 +1088,39 @@ def _corner_bg(arr: np.ndarray) -> float:
     """The crop's background: the median grey of the top-left 2x2 pixels (numpy's median)."""
     corner = arr[:2, :2]
     corner = corner if corner.ndim == 2 else _grey(corner)
-    vals = sorted(int(v) for v in corner.reshape(-1))
+    return _median([int(v) for v in corner.reshape(-1)])
+
+
+def _median(vals: list[int]) -> float:
+    vals = sorted(vals)
     return (vals[(len(vals) - 1) // 2] + vals[len(vals) // 2]) / 2
+
+
+def _crop_size_c(planes: list, W: int, H: int, cfg: RenderConfig, last: bool
+                 ) -> tuple[int, int]:
+    """``_crop_size`` on planes (H x W bytes each: grey, or R, G, B) with the scan in C, from
+    the edges in (so no estimate is needed): the same rules, the same sizes."""
+    crop_w = cfg.auto_crop_width
+    crop_h = cfg.auto_crop_last_page and last
+    if not (crop_w or crop_h):
+        return W, H
+    corner = [y * W + x for y in range(min(2, H)) for x in range(min(2, W))]
+    if len(planes) == 1:
+        bg = _median([planes[0][i] for i in corner])
+    else:
+        bg = _median([_grey_px(tuple(pl[i] for pl in planes)) for i in corner])
+    hi, lo = math.floor(bg + 5), math.ceil(bg - 5)  # ink: grey above hi or below lo
+    w, h = W, H
+    if crop_w:
+        right = _c_last_ink(tuple(planes), W, W, H, lo, hi, 0, 0)
+        if right >= 0:
+            w = int(round(min(w, right + 1 + cfg_margin(cfg.margin_x))))
+    if crop_h:
+        cols = len(range(W)[:w])  # the columns ``arr[:, :w]`` keeps, as NumPy slices
+        bottom = _c_last_ink(tuple(planes), W, cols, H, lo, hi, 1, 0)
+        if bottom >= 0:
+            h = int(round(min(h, bottom + cfg_margin(cfg.margin_y))))
+    return _keep_aspect(w, h, W, H)
 
 
 def _keep_aspect(w: int, h: int, full_w: int, full_h: int) -> tuple[int, int]:
