@@ -313,13 +313,14 @@ static PyObject *atlas_ids(PyObject *Py_UNUSED(self), PyObject *args) {
     if (b[4].view.len / 8 < n) return fail(b, 5, "out is shorter than index");
     const char *bad = NULL;
     Py_ssize_t misses = 0;
+    const int64_t max_cid = (INT64_MAX - (phases - 1)) / phases; /* cid * phases + ph fits */
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t j = 0; j < n; j++) {
         int64_t i = index[j], ph = phase[j];
         if (i < 0 || i >= n_cids) { bad = "index out of range"; break; }
         if (ph < 0 || ph >= phases) { bad = "phase out of range"; break; }
         int64_t cid = cids[i];
-        if (cid < 0 || cid > (INT64_MAX - ph) / phases) { bad = "character id out of range"; break; }
+        if (cid < 0 || cid > max_cid) { bad = "character id out of range"; break; }
         int64_t key = cid * phases + ph;
         int64_t v = key < n_table ? table[key] : -1;
         if (v < 0) { v = -1; misses++; }
@@ -543,10 +544,9 @@ static PyObject *last_ink(PyObject *Py_UNUSED(self), PyObject *args) {
     if (start < 0) start = 0;
     Py_BEGIN_ALLOW_THREADS
     if (axis == 0) {
-        /* each row read from the right, down to one past the best column so far */
-        for (Py_ssize_t y = 0; y < rows; y++) {
-            Py_ssize_t stop = found + 1 > start ? found + 1 : start;
-            for (Py_ssize_t x = cols - 1; x >= stop; x--) {
+        /* columns from the right: the blank margin is all that is read before the ink */
+        for (Py_ssize_t x = cols - 1; x >= start && found < 0; x--) {
+            for (Py_ssize_t y = 0; y < rows; y++) {
                 int g = grey_at(p, n, y * stride + x);
                 if (g > hi || g < lo) { found = x; break; }
             }

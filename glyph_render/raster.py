@@ -390,8 +390,7 @@ class GlyphAtlas:
         if _c_atlas_ids(cids, index, phase, self.char_ids, PHASES, out):
             with FT_LOCK:
                 self._grow(len(table.faces) * PHASES)
-                self._make(table, [cids[index[j]] * PHASES + phase[j] for j in range(n)
-                                   if out[j] < 0])
+                self._make(table, [cids[index[j]] * PHASES + phase[j] for j in _misses(out)])
                 _c_atlas_ids(cids, index, phase, self.char_ids, PHASES, out)
         return out
 
@@ -413,6 +412,18 @@ class GlyphAtlas:
             if not self.fractional(face):
                 ph = 0
             self.char_ids[key] = self.glyph_id(face, table.gids[cid], ph)
+
+
+def _misses(out: array) -> list[int]:
+    """Positions of the -1 entries of a lookup's output (found by ``array.index``, in C)."""
+    found: list[int] = []
+    i = -1
+    try:
+        while True:
+            i = out.index(-1, i + 1)
+            found.append(i)
+    except ValueError:
+        return found
 
 
 def _joined(parts: list[array]) -> array:
@@ -568,12 +579,11 @@ class _CharTable:
         n = len(cps)
         out = array("q", bytes(8 * n))
         if _c_char_ids(cps, self.lut, out):
-            self._add_all(cps[i] for i in range(n) if out[i] < 0)
+            self._add_all(cps[i] for i in _misses(out))
             if _c_char_ids(cps, self.lut, out):  # those past the BMP (the dense table)
                 astral = self.astral
-                for i in range(n):
-                    if out[i] < 0:
-                        out[i] = astral[cps[i]]
+                for i in _misses(out):
+                    out[i] = astral[cps[i]]
         return out
 
     def _ids_astral(self, cps: np.ndarray) -> np.ndarray:
