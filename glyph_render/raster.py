@@ -1040,9 +1040,12 @@ def _stroke_rect(canvas: _Canvas, dev: Device, x: float, y: float, w: float, h: 
 
 def _image(planes: list[bytearray], W: int, H: int, w: int, h: int) -> Image.Image:
     """The top-left w x h pixels of planes H x W as an image: 'L' maps the plane itself
-    (read-only; Pillow copies it on a first write), 'RGB' merges the three."""
+    (read-only; Pillow copies it on a first write) or, cropped, copies the kept part (so a
+    kept page holds no more than its pixels); 'RGB' merges the three into a new image."""
     bands = [Image.frombuffer("L", (w, h), pl, "raw", "L", W, 1) for pl in planes]
-    return bands[0] if len(bands) == 1 else Image.merge("RGB", bands)
+    if len(bands) == 3:
+        return Image.merge("RGB", bands)
+    return bands[0] if (w, h) == (W, H) else bands[0].copy()
 
 
 def _grey(values: np.ndarray) -> np.ndarray:
