@@ -16,7 +16,6 @@ blank page); page files left in the folder by an earlier, longer render are remo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -93,6 +92,8 @@ def text_to_images(text: str, output_dir: str | os.PathLike[str],
     else:
         cfg = glyph_script_config(config_dict)
     if unique_id is None:
+        import hashlib  # here: OpenSSL's load is ~5 ms of every render command's start
+
         unique_id = hashlib.md5(text.encode()).hexdigest()[:16]
     out_root = os.path.join(os.fspath(output_dir), unique_id)
     result = render_to_dir(text, cfg, out_root, progress=False)

@@ -211,13 +211,17 @@ class RenderConfig:
         return cls.from_dict(data, base=base, relative_to=p.parent)
 
     @classmethod
-    def preset(cls, name: str) -> RenderConfig:
+    def preset(cls, name: str, *, font_path: str | None = None) -> RenderConfig:
+        """A named preset; ``font_path`` in place of the preset's font (then the preset's
+        font, e.g. Glyph's ``Verdana.ttf``, is never looked up on the system)."""
         try:
             values = PRESETS[name]
         except KeyError:
             raise ConfigError(
                 f"preset: unknown preset {name!r} (choose from {', '.join(sorted(PRESETS))}, auto)"
             ) from None
+        if font_path is not None:
+            values = {**values, "font-path": font_path}
         # a preset's font note is reported by whoever uses the final config (the CLI), not here
         return cls.from_dict(values, quiet=True)
 

@@ -362,7 +362,9 @@ class RenderSettings:
         built once."""
         cfg = self.bases.get(preset)
         if cfg is None:
-            cfg = RenderConfig.preset(preset)
+            # a --font flag wins over the preset's font: no system-wide search for the latter
+            # (fontconfig and a walk of the font folders, ~40 ms of a short render)
+            cfg = RenderConfig.preset(preset, font_path=self.overrides.get("font-path"))
             if self.config_file:
                 cfg = RenderConfig.from_json(self.config_file, base=cfg)
             if self.overrides:
