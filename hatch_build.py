@@ -23,6 +23,7 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 #: Extension module -> its C source, relative to the project root.
 MODULES = {
     "glyph_render._accel": "glyph_render/_accel.c",  # the raster's placement and compositing
+    "glyph_render._bpe": "glyph_render/_bpe.c",  # the exact cl100k_base text-token count
 }
 
 

@@ -187,10 +187,13 @@ print(json.dumps(out))
 
 
 @pytest.mark.parametrize("fork", [True, False], ids=["forked", "thread"])
-def test_background_count_in_a_child_or_a_thread(fork: bool) -> None:
-    # a tokenizer the process has not loaded is loaded and counted in a forked child (its
-    # tables would hold the GIL against rendering); GLYPH_RENDER_NO_FORK keeps it in a thread
+def test_background_count_in_a_child_or_a_thread(fork: bool, tmp_path: Path) -> None:
+    # a tokenizer the process has not loaded, with nothing cached yet (with its C counter's
+    # table cached it counts in-process: tests/test_bpe.py), is loaded and counted in a forked
+    # child (tiktoken's tables would hold the GIL against rendering); GLYPH_RENDER_NO_FORK
+    # keeps it in a thread
     env = {k: v for k, v in os.environ.items() if k != "GLYPH_RENDER_NO_FORK"}
+    env["GLYPH_RENDER_CACHE"] = str(tmp_path)
     if not fork:
         env["GLYPH_RENDER_NO_FORK"] = "1"
     run = subprocess.run([sys.executable, "-c", COUNT_IN_CHILD, "cl100k_base"], cwd=REPO,
