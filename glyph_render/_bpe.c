@@ -31,10 +31,10 @@ static const char PATTERN[] =
     "'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L}++|\\p{N}{1,3}+|"
     " ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*+|\\s++$|\\s*[\\r\\n]|\\s+(?!\\S)|\\s";
 
-#define FORMAT 1
+#define FORMAT 2
 #define HEADER 48
 #define NO_RANK UINT32_MAX
-static const char MAGIC[8] = {'G', 'R', 'B', 'P', 'E', 'v', '1', '\n'};
+static const char MAGIC[8] = {'G', 'R', 'B', 'P', 'E', 't', 'b', '\n'};
 
 /* ---- character classes ------------------------------------------------------------------- */
 
@@ -63,15 +63,38 @@ static Py_ssize_t first_unsure(int kind, const void *data, Py_ssize_t n) {
     return n;
 }
 
+/* K_* of the ASCII characters (from the tables, plus the characters the pattern names) */
+static uint8_t ascii_kind[128];
+
+static void init_ascii_kind(void) {
+    static const uint8_t of_class[4] = {K_P, K_L, K_N, K_WS};
+    for (int c = 0; c < 128; c++) ascii_kind[c] = of_class[table_class((Py_UCS4)c)];
+    ascii_kind['\r'] = ascii_kind['\n'] = K_NL;
+    ascii_kind[' '] = K_SP;
+    ascii_kind['\''] = K_AP;
+}
+
 #define IS_WS(k) ((k) == K_WS || (k) == K_SP || (k) == K_NL)
 #define IS_P(k) ((k) == K_P || (k) == K_AP)
 
 /* ---- hashing ----------------------------------------------------------------------------- */
 
 static inline uint64_t hash_bytes(const uint8_t *s, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a, folded */
-    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ULL;
-    return h ^ (h >> 29);
+    /* word at a time (most keys are under 8 bytes), then a murmur3-style finish so the low
+     * bits, which pick the slot, depend on every byte */
+    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ULL;
+    for (; n >= 8; s += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+    }
+    uint64_t w = 0;
+    for (size_t i = 0; i < n; i++) w |= (uint64_t)s[i] << (8 * i);
+    h ^= w;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
 }
 
 static uint64_t checksum(const uint8_t *s, size_t n) {
@@ -200,9 +223,9 @@ typedef struct {
     size_t count;
 } Out;
 
-static int out_push(Out *o, uint32_t v) {
+static inline int out_push(Out *o, uint32_t v) {
     o->count++;
-    if (!o->tok && !o->cap) return 0;
+    if (!o->cap) return 0; /* counting only */
     if (o->len == o->cap) {
         size_t cap = o->cap * 2;
         uint32_t *t = realloc(o->tok, cap * sizeof *t);
@@ -247,7 +270,7 @@ static int merge_small(const Ranks *r, Work *w, const uint8_t *p, size_t m, Out 
         cnt--;
     }
     for (size_t i = 0; i + 1 < cnt; i++) {
-        uint32_t t = o->tok || o->cap ? lookup(r, p + st[i], st[i + 1] - st[i]) : 0;
+        uint32_t t = o->cap ? lookup(r, p + st[i], st[i + 1] - st[i]) : 0;
         if (out_push(o, t) < 0) return -1;
     }
     return 0;
@@ -341,7 +364,7 @@ static int merge_large(const Ranks *r, Work *w, const uint8_t *p, size_t m, Out 
         }
     }
     for (size_t a = 0; a < m; a = next[a]) {
-        uint32_t t = o->tok || o->cap ? lookup(r, p + a, next[a] - a) : 0;
+        uint32_t t = o->cap ? lookup(r, p + a, next[a] - a) : 0;
         if (out_push(o, t) < 0) return -1;
     }
     return 0;
@@ -359,9 +382,10 @@ static int tokenize(const Ranks *r, PyObject *text, Out *o) {
     t.data = PyUnicode_DATA(text);
     int ascii = PyUnicode_IS_ASCII(text);
     if (!ascii && first_unsure(t.ukind, t.data, t.n) < t.n) return 1;
+    if (t.n >= ((Py_ssize_t)1 << 30)) return 1; /* byte offsets fit 32 bits below this */
     int rc = -1;
     uint8_t *kind = NULL, *utf8 = NULL;
-    size_t *boff = NULL;
+    uint32_t *boff = NULL; /* byte offset of each character in utf8 */
     Work w;
     memset(&w, 0, sizeof w);
     kind = malloc(t.n ? (size_t)t.n : 1);
@@ -371,13 +395,11 @@ static int tokenize(const Ranks *r, PyObject *text, Out *o) {
         utf8 = malloc((size_t)t.n * 4 + 1);
         if (!boff || !utf8) goto done;
     }
-    size_t nb = 0;
+    uint32_t nb = 0;
     for (Py_ssize_t i = 0; i < t.n; i++) {
         Py_UCS4 c = ch(&t, i);
         int k;
-        if (c == '\r' || c == '\n') k = K_NL;
-        else if (c == ' ') k = K_SP;
-        else if (c == '\'') k = K_AP;
+        if (c < 128) k = ascii_kind[c];
         else {
             switch (table_class(c)) {
             case T_LETTER: k = K_L; break;
@@ -770,6 +792,7 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__bpe(void) {
+    init_ascii_kind();
     if (PyType_Ready(&RanksType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;

@@ -316,3 +316,18 @@ def test_background_count_with_the_table_cached(cache: Path, odd: bool) -> None:
     if hasattr(os, "fork") and sys.platform != "darwin":
         assert out["forks"] == (1 if odd else 0)
     assert out["tiktoken"] is False or odd
+
+
+def test_the_benchmark_runs_on_a_small_slice() -> None:
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "token_speed.py"),
+                           "--chars", "20000", "--repeats", "1", "--no-command"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "C warm" in proc.stdout and "BPETokenizer" in proc.stdout
+    assert "same count everywhere: True" in proc.stdout
+
+
+def test_no_bpe_switch_keeps_tiktoken(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GLYPH_RENDER_NO_BPE", "1")
+    tok = T._load_tiktoken("cl100k_base")
+    assert isinstance(tok, T.TiktokenTokenizer) and tok.count("hello world") == 2
