@@ -331,3 +331,26 @@ def test_no_bpe_switch_keeps_tiktoken(cache: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("GLYPH_RENDER_NO_BPE", "1")
     tok = T._load_tiktoken("cl100k_base")
     assert isinstance(tok, T.TiktokenTokenizer) and tok.count("hello world") == 2
+
+
+def test_the_committed_tables_are_the_generators() -> None:
+    """The header is the generator's output: wherever it vouches for a class, that is the class
+    in the newer Unicode (unicodedata2, pinned in the test extra); and where this Python's
+    unicodedata is the older Unicode it was generated with, byte for byte."""
+    import importlib.util
+    import unicodedata
+
+    spec = importlib.util.spec_from_file_location("gen_bpe_tables",
+                                                  REPO / "scripts" / "gen_bpe_tables.py")
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    assert gen.unicodedata2.unidata_version == bpe.UNICODE_NEW
+    for cp in range(0x110000):
+        cls = bpe.char_class(cp)
+        if cls != UNSURE:
+            category = gen.unicodedata2.category(chr(cp))
+            assert category != "Cn" and gen._cls(category, cp) == cls, hex(cp)
+    if unicodedata.unidata_version == bpe.UNICODE_OLD:
+        header = (REPO / "glyph_render" / "_bpe_tables.h").read_text(encoding="utf-8")
+        assert gen.render() == header
