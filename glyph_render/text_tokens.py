@@ -461,8 +461,8 @@ def count_in_background(text: str, tokenizer: str | TextTokenizer = "cl100k_base
     Otherwise a thread counts (tiktoken's encoder releases the GIL). Errors (an unknown
     tokenizer) surface when the result is asked for, as the same exception.
     """
-    mod = _c_module()
-    if mod is not None and _c_counter_at_hand(tokenizer) and mod.covers(_check_text(text)):
+    mod = _c_module() if isinstance(text, str) else None  # else the error comes from result()
+    if mod is not None and _c_counter_at_hand(tokenizer) and mod.covers(text):
         # the thread loads the table too: its read and check release the GIL as well
         return _in_thread(lambda: _count(text, tokenizer))
     if _fork_worthwhile(tokenizer):
