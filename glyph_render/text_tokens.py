@@ -358,12 +358,23 @@ def _to_rank_cache(name: str, encoding: Any) -> None:
         ranks = encoding._mergeable_ranks
         data = {"name": encoding.name, "pat_str": encoding._pat_str, "ranks": dict(ranks),
                 "special": dict(encoding._special_tokens)}
+        _write_cache_file(path, marshal.dumps(data))
+    except (AttributeError, ValueError, TypeError):
+        pass  # another tiktoken layout: stay on the slow path
+
+
+def _write_cache_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (a reader sees the old file or the new one);
+    a read-only home leaves the process on the slow path."""
+    with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(marshal.dumps(data))
-        os.replace(tmp, path)
-    except (OSError, AttributeError, ValueError, TypeError):
-        pass  # a read-only home or another tiktoken layout: stay on the slow path
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
 
 # ---- the C counter ------------------------------------------------------------------------
@@ -420,15 +431,7 @@ def _with_c_counter(name: str, tok: TiktokenTokenizer) -> BPETokenizer | None:
         return None
     path = _bpe_cache_path(name)
     if path is not None:
-        with contextlib.suppress(OSError):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            try:
-                tmp.write_bytes(data)
-                os.replace(tmp, path)
-            finally:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
+        _write_cache_file(path, data)
     return BPETokenizer(name, mod, ranks, tok)
 
 

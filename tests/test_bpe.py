@@ -354,3 +354,13 @@ def test_the_committed_tables_are_the_generators() -> None:
     if unicodedata.unidata_version == bpe.UNICODE_OLD:
         header = (REPO / "glyph_render" / "_bpe_tables.h").read_text(encoding="utf-8")
         assert gen.render() == header
+
+
+def test_an_unwritable_cache_leaves_the_counter_working(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would go", encoding="utf-8")
+    monkeypatch.setenv("GLYPH_RENDER_CACHE", str(blocker))  # every write fails (even as root)
+    tok = T._load_tiktoken("cl100k_base")
+    assert isinstance(tok, T.BPETokenizer) and tok.count("hello world") == 2
+    assert T._from_bpe_cache("cl100k_base") is None and blocker.is_file()
