@@ -33,9 +33,11 @@ def test_wheel_is_typed_and_carries_its_data_and_version(tmp_path: Path) -> None
         meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
         metadata = z.read(meta).decode("utf-8")
     assert "glyph_render/py.typed" in names
-    if shutil.which("cc") or shutil.which("gcc"):  # the build hook compiles the raster loop
-        assert any(re.fullmatch(r"glyph_render/_accel\..+\.(so|pyd)", n) for n in names)
-        assert "glyph_render/_accel.c" not in names
+    if shutil.which("cc") or shutil.which("gcc"):  # the build hook compiles the C modules
+        for module in ("_accel", "_bpe"):
+            assert any(re.fullmatch(rf"glyph_render/{module}\..+\.(so|pyd)", n) for n in names)
+        # compiled in, not shipped (the corpus keeps its C excerpts: they are data)
+        assert not [n for n in names if n.endswith((".c", ".h")) and "/data/" not in n]
     assert "glyph_render/data/corpus/MANIFEST.tsv" in names
     assert any(n.startswith("glyph_render/fonts/") for n in names)
     assert f"\nVersion: {glyph_render.__version__}\n" in metadata
