@@ -24,6 +24,7 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 MODULES = {
     "glyph_render._accel": "glyph_render/_accel.c",  # the raster's placement and compositing
     "glyph_render._bpe": "glyph_render/_bpe.c",  # the exact cl100k_base text-token count
+    "glyph_render._layoutc": "glyph_render/_layoutc.c",  # the line breaker's hot loops
 }
 
 

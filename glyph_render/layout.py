@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from . import paragraph as _para
 from .config import FRAME_PADDING, RenderConfig
 from .fonts import font_chain
 from .paragraph import BREAK, MARKER, TEXT, WSC, Frag, Paragraph, cjk_trigger, metrics_for
@@ -129,6 +130,8 @@ class _Markup:
                 # the common line: nothing collapses, so the frag lines up with the source
                 if seg:
                     out.append(Frag(TEXT, seg[:-1] + " " if seg[-1] == "\r" else seg, [], a))
+            elif _para._c is not None and _para._USE_C:
+                out.extend(_para._c.line_frags(text, a, b, raw_nbsp))
             else:
                 out.extend(_line_frags(text, a, b, tokens, words_re, is_ws))
             if i != last:
@@ -164,7 +167,7 @@ def _aligned(seg: str) -> bool:
 def _line_frags(text: str, a: int, b: int, tokens: re.Pattern, words_re: re.Pattern,
                 is_ws: re.Pattern) -> Iterator[Frag]:
     """The general case: entities and &nbsp; runs are frags of their own, whitespace
-    collapses to single spaces."""
+    collapses to single spaces. (``_layoutc.line_frags`` does the same in C.)"""
     for m in tokens.finditer(text, a, b):
         kind = m.lastgroup
         if kind == "txt":

@@ -30,6 +30,14 @@ from itertools import accumulate
 
 from .fonts import FontChain
 
+try:  # the breaker's hot loops in C (built with the package; optional)
+    from . import _layoutc as _c
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _c = None
+
+#: Tests turn it off to compare the Python path, which is the definition.
+_USE_C = True
+
 # Piece styles: body text, the newline marker's colour, a <br/>.
 TEXT, MARKER, BREAK = 0, 1, 2
 
@@ -255,6 +263,15 @@ def _piece_words(frag: Frag, text: str) -> tuple[list[str], list[int]]:
 
 def frag_words(frags: Sequence[Frag], m: Metrics) -> list[Word]:
     """``_getFragWords`` for unprocessed frags: words with their widths and hanging spaces."""
+    if _c is not None and _USE_C:
+        words = _c.frag_words(frags, m._cache, m.width)
+        if words is not None:
+            return words
+    return _frag_words_py(frags, m)
+
+
+def _frag_words_py(frags: Sequence[Frag], m: Metrics) -> list[Word]:
+    """:func:`frag_words` in Python: the definition the C module follows."""
     R: list[Word] = []
     W: list[tuple[int, str, int]] = []
     n = 0.0
@@ -410,6 +427,15 @@ def _split_frag_word(w: Word, max_width: float, max_widths: Sequence[float], lin
     return R
 
 
+def _cut_word(w: Word, avail: float, max_widths: Sequence[float], lineno: int,
+              m: Metrics) -> list[Word]:
+    """A word too long for a line, cut: its first piece, the break forced after it
+    (``_InjectedFrag``), the other pieces; in the breaker's queue order."""
+    parts = _split_frag_word(w, avail, max_widths, lineno, m)
+    inj = (0.0, [(TEXT, "", w[PIECES][0][2])], INJECTED | LINEBREAK)
+    return [parts[0], inj, *parts[1:]]
+
+
 class Paragraph:
     """One of Glyph's 30-line reportlab paragraphs, broken into lines for a frame width."""
 
@@ -531,6 +557,17 @@ class Paragraph:
         self.lines = lines
 
     def _break_kind1(self, max_widths: list[float]) -> None:
+        """breakLines' general case (kind 1), in C when the module is there."""
+        m = self.m
+        if _c is None or not _USE_C:
+            self._break_kind1_py(max_widths)
+            return
+        self.kind = 1
+        src_words = rejoin_words(self.words) if self.words is not None else frag_words(
+            self.frags, m)
+        self.lines, self.words_used = _c.break_kind1(src_words, max_widths, m.space, m)
+
+    def _break_kind1_py(self, max_widths: list[float]) -> None:
         """breakLines' general case (kind 1): frag words, <br/>, colours.
 
         The hot loop of a render: written with locals, a fast path for the common word (one
@@ -635,10 +672,8 @@ class Paragraph:
             line_break = bool(kind & LINEBREAK)
             if (not line_break and new_width > lim and not (kind & (SPLIT_END | SPLIT))
                     and word_width > max_widths[min(lineno, maxlineno)]):
-                parts = _split_frag_word(w, max_width - space_width - current, max_widths,
-                                         lineno, m)
-                inj = (0.0, [(TEXT, "", src)], INJECTED | LINEBREAK)
-                queue.extendleft(reversed([parts[0], inj, *parts[1:]]))
+                queue.extendleft(reversed(_cut_word(w, max_width - space_width - current,
+                                                    max_widths, lineno, m)))
                 FW.pop()
                 taken -= 1
                 continue
@@ -1098,3 +1133,7 @@ def _cjk_make_line(U: list, max_width: float, extra: float, line_break: bool) ->
     if lo < 0:
         lo = hi = U[0][2] if U else 0
     return Line(frags, extra, 1, line_break, max_width, lo=lo, hi=hi)
+
+
+if _c is not None:
+    _c.setup(Run, Line, Frag, _cut_word)
