@@ -16,6 +16,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
+#include <structmember.h>
 
 /* piece styles and frag-word kinds, as paragraph.py defines them */
 #define S_TEXT 0
@@ -29,7 +30,6 @@
 #define SPACE_SHRINKAGE 0.05
 
 static PyObject *RunType = NULL;  /* paragraph.Run */
-static PyObject *LineType = NULL; /* paragraph.Line */
 static PyObject *FragType = NULL; /* paragraph.Frag */
 static PyObject *CutFn = NULL;    /* paragraph._cut_word: (w, avail, max_widths, lineno, m) -> words */
 static PyObject *s_style, *s_text, *s_starts, *s_base, *s_chars, *s_texts, *s_widths, *s_offs,
@@ -145,6 +145,241 @@ static int append_steal(PyObject *list, PyObject *item) {
     int r = PyList_Append(list, item);
     Py_DECREF(item);
     return r;
+}
+
+
+/* ---- slot dataclasses made without their Python __init__ ---------------------------------- */
+
+/* A dataclass(slots=True) with no __post_init__: its fields are object slots at fixed offsets,
+ * so an instance can be made by allocating it and filling the slots, which is what the
+ * generated __init__ does, without running Python code. Where the class is not like that
+ * (a subclass, a property, a __dict__), the class is called instead. */
+#define MAX_FIELDS 12
+typedef struct {
+    PyTypeObject *type;
+    int n, direct;
+    Py_ssize_t off[MAX_FIELDS];
+} SlotClass;
+
+static SlotClass PLine = {NULL, 0, 0, {0}}; /* paragraph.Line */
+static SlotClass LLine = {NULL, 0, 0, {0}}; /* layout.Line */
+
+static int slot_class(SlotClass *sc, PyObject *type, const char *const *names) {
+    Py_XDECREF(sc->type);
+    Py_INCREF(type);
+    sc->type = (PyTypeObject *)type;
+    sc->n = 0;
+    sc->direct = 1;
+    for (int i = 0; names[i]; i++) {
+        if (i >= MAX_FIELDS) return -1;
+        sc->n = i + 1;
+        PyObject *d = PyObject_GetAttrString(type, names[i]);
+        if (!d) return -1;
+        if (Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+            PyMemberDef *md = ((PyMemberDescrObject *)d)->d_member;
+            if (md->type == T_OBJECT_EX && !(md->flags & READONLY) &&
+                md->offset + (Py_ssize_t)sizeof(PyObject *) <= sc->type->tp_basicsize)
+                sc->off[i] = md->offset;
+            else
+                sc->direct = 0;
+        } else {
+            sc->direct = 0;
+        }
+        Py_DECREF(d);
+    }
+    /* the generated __init__ must be the only thing a call does */
+    if (sc->type->tp_dictoffset != 0 || sc->type->tp_new != PyBaseObject_Type.tp_new)
+        sc->direct = 0;
+    return 0;
+}
+
+/* an instance with its fields, in order (references stolen); NULL if any is NULL */
+static PyObject *slot_new(SlotClass *sc, PyObject **vals) {
+    PyObject *obj = NULL;
+    for (int i = 0; i < sc->n; i++)
+        if (!vals[i]) goto done;
+    if (sc->direct) {
+        obj = sc->type->tp_alloc(sc->type, 0);
+        if (obj) {
+            for (int i = 0; i < sc->n; i++) {
+                *(PyObject **)((char *)obj + sc->off[i]) = vals[i];
+                vals[i] = NULL;
+            }
+        }
+    } else {
+        PyObject *args = PyTuple_New(sc->n);
+        if (args) {
+            for (int i = 0; i < sc->n; i++) {
+                PyTuple_SET_ITEM(args, i, vals[i]);
+                vals[i] = NULL;
+            }
+            obj = PyObject_Call((PyObject *)sc->type, args, NULL);
+            Py_DECREF(args);
+        }
+    }
+done:
+    for (int i = 0; i < sc->n; i++) Py_XDECREF(vals[i]);
+    return obj;
+}
+
+/* a field of an instance of sc (new reference) */
+static PyObject *slot_get(SlotClass *sc, PyObject *obj, int i, PyObject *name) {
+    if (sc->direct && Py_TYPE(obj) == sc->type) {
+        PyObject *v = *(PyObject **)((char *)obj + sc->off[i]);
+        if (v) return Py_NewRef(v);
+    }
+    return PyObject_GetAttr(obj, name);
+}
+
+/* paragraph.Line(frags, extra, count, line_break, max_width, sfw, lo, hi, None); steals frags */
+static PyObject *new_pline(PyObject *frags, double extra, Py_ssize_t count, int line_break,
+                           double max_width, Py_ssize_t sfw, Py_ssize_t lo, Py_ssize_t hi) {
+    PyObject *v[9] = {frags,
+                      PyFloat_FromDouble(extra),
+                      PyLong_FromSsize_t(count),
+                      PyBool_FromLong(line_break),
+                      PyFloat_FromDouble(max_width),
+                      PyLong_FromSsize_t(sfw),
+                      PyLong_FromSsize_t(lo),
+                      PyLong_FromSsize_t(hi),
+                      Py_NewRef(Py_None)};
+    return slot_new(&PLine, v);
+}
+
+/* ---- the word table ---------------------------------------------------------------------- */
+
+/* Metrics' memo seen from C: word content -> (the word as a str, its width). A word met again
+ * is found from the frag's text without making a new str or hashing one with siphash; the
+ * widths are the memo's own objects (the first look-up goes through Metrics.width). */
+typedef struct {
+    Py_uhash_t h;
+    PyObject *word, *width; /* owned; word NULL: a free slot */
+} WEntry;
+
+typedef struct {
+    WEntry *e;
+    Py_ssize_t cap, n, limit;
+} WTable;
+
+#define WTABLE "glyph_render._layoutc.WordTable"
+
+static void wtable_free(PyObject *cap) {
+    WTable *t = PyCapsule_GetPointer(cap, WTABLE);
+    if (!t) return;
+    for (Py_ssize_t i = 0; i < t->cap; i++) {
+        Py_XDECREF(t->e[i].word);
+        Py_XDECREF(t->e[i].width);
+    }
+    PyMem_Free(t->e);
+    PyMem_Free(t);
+}
+
+PyDoc_STRVAR(word_table_doc,
+             "word_table(limit) -> capsule: a C-side view of a Metrics memo, for frag_words "
+             "(at most limit words).");
+
+static PyObject *word_table(PyObject *self, PyObject *args) {
+    Py_ssize_t limit;
+    if (!PyArg_ParseTuple(args, "n:word_table", &limit)) return NULL;
+    WTable *t = PyMem_Calloc(1, sizeof(WTable));
+    if (!t) return PyErr_NoMemory();
+    t->cap = 1024;
+    t->limit = limit;
+    t->e = PyMem_Calloc(t->cap, sizeof(WEntry));
+    if (!t->e) {
+        PyMem_Free(t);
+        return PyErr_NoMemory();
+    }
+    PyObject *c = PyCapsule_New(t, WTABLE, wtable_free);
+    if (!c) {
+        PyMem_Free(t->e);
+        PyMem_Free(t);
+    }
+    return c;
+}
+
+static Py_uhash_t span_hash(int kind, const void *data, Py_ssize_t a, Py_ssize_t b) {
+    Py_uhash_t h = 1469598103934665603ULL;
+    for (Py_ssize_t i = a; i < b; i++) {
+        h ^= PyUnicode_READ(kind, data, i);
+        h *= 1099511628211ULL;
+    }
+    return h ^ (Py_uhash_t)(b - a);
+}
+
+static int span_equals(PyObject *word, int kind, const void *data, Py_ssize_t a, Py_ssize_t b) {
+    if (PyUnicode_GET_LENGTH(word) != b - a) return 0;
+    int wk = PyUnicode_KIND(word);
+    const void *wd = PyUnicode_DATA(word);
+    if (wk == kind) return memcmp(wd, (const char *)data + a * kind, (b - a) * kind) == 0;
+    for (Py_ssize_t i = a; i < b; i++)
+        if (PyUnicode_READ(wk, wd, i - a) != PyUnicode_READ(kind, data, i)) return 0;
+    return 1;
+}
+
+static int wtable_grow(WTable *t) {
+    Py_ssize_t cap = t->cap * 2;
+    WEntry *e = PyMem_Calloc(cap, sizeof(WEntry));
+    if (!e) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < t->cap; i++) {
+        if (!t->e[i].word) continue;
+        Py_ssize_t j = t->e[i].h & (cap - 1);
+        while (e[j].word) j = (j + 1) & (cap - 1);
+        e[j] = t->e[i];
+    }
+    PyMem_Free(t->e);
+    t->e = e;
+    t->cap = cap;
+    return 0;
+}
+
+typedef struct {
+    PyObject *cache, *width; /* Metrics._cache and Metrics.width */
+    WTable *tab;             /* or NULL */
+} Measure;
+
+/* text[a:b] as a str and its width (new references), found in the table or measured */
+static int measure(Measure *ms, PyObject *text, Py_ssize_t a, Py_ssize_t b, PyObject **word,
+                   PyObject **width) {
+    WTable *t = ms->tab;
+    Py_uhash_t h = 0;
+    Py_ssize_t j = 0;
+    if (t) {
+        int kind = PyUnicode_KIND(text);
+        const void *data = PyUnicode_DATA(text);
+        h = span_hash(kind, data, a, b);
+        j = h & (t->cap - 1);
+        while (t->e[j].word) {
+            if (t->e[j].h == h && span_equals(t->e[j].word, kind, data, a, b)) {
+                *word = Py_NewRef(t->e[j].word);
+                *width = Py_NewRef(t->e[j].width);
+                return 0;
+            }
+            j = (j + 1) & (t->cap - 1);
+        }
+    }
+    PyObject *w = PyUnicode_Substring(text, a, b);
+    if (!w) return -1;
+    PyObject *wd = word_width(ms->cache, ms->width, w);
+    if (!wd) {
+        Py_DECREF(w);
+        return -1;
+    }
+    if (t && t->n < t->limit) {
+        t->e[j] = (WEntry){h, Py_NewRef(w), Py_NewRef(wd)};
+        t->n++;
+        if (2 * t->n > t->cap && wtable_grow(t) < 0) {
+            Py_DECREF(w);
+            Py_DECREF(wd);
+            return -1;
+        }
+    }
+    *word = w;
+    *width = wd;
+    return 0;
 }
 
 /* ---- frag_words --------------------------------------------------------------------------- */
@@ -277,7 +512,7 @@ typedef struct {
     int last_hs;     /* R[-1] is a Run or has HS */
     PyObject *W;     /* pieces of the word being built, or NULL */
     double n;        /* its width */
-    PyObject *cache, *width;
+    Measure *ms;
 } FW;
 
 static int r_push(FW *st, PyObject *item, int hs) {
@@ -294,42 +529,46 @@ static int close_word(FW *st, long kind) {
     return r_push(st, t, kind & K_HS);
 }
 
-/* W.append((style, word, off)); n += width(word) */
-static int add_piece(FW *st, PyObject *style, PyObject *word, Py_ssize_t off) {
+/* word = text[a:b]; W.append((style, word, off)); n += width(word) */
+static int add_piece(FW *st, PyObject *style, PyObject *text, Py_ssize_t a, Py_ssize_t b,
+                     Py_ssize_t off) {
     if (!st->W && !(st->W = PyList_New(0))) return -1;
-    PyObject *w = word_width(st->cache, st->width, word);
-    if (!w) return -1;
+    PyObject *word, *w;
+    if (measure(st->ms, text, a, b, &word, &w) < 0) return -1;
     double d;
     if (get_double(w, &d) < 0) {
         Py_DECREF(w);
+        Py_DECREF(word);
         return -1;
     }
     Py_DECREF(w);
     Py_INCREF(style);
-    Py_INCREF(word);
     if (append_steal(st->W, tuple3(style, word, PyLong_FromSsize_t(off))) < 0) return -1;
     st->n += d;
     return 0;
 }
 
 PyDoc_STRVAR(frag_words_doc,
-             "frag_words(frags, cache, width) -> list | None\n\n"
-             "_frag_words_py(frags, m) with m's memo and width(); None where the Python path "
-             "must answer.");
+             "frag_words(frags, cache, width, table) -> list | None\n\n"
+             "_frag_words_py(frags, m) with m's memo, width() and word_table (or None); None "
+             "where the Python path must answer.");
 
 static PyObject *frag_words(PyObject *self, PyObject *args) {
-    PyObject *frags, *cache, *width;
-    if (!PyArg_ParseTuple(args, "OO!O:frag_words", &frags, &PyDict_Type, &cache, &width))
+    PyObject *frags, *cache, *width, *table;
+    if (!PyArg_ParseTuple(args, "OO!OO:frag_words", &frags, &PyDict_Type, &cache, &width,
+                          &table))
         return NULL;
+    Measure ms = {cache, width, NULL};
+    if (table != Py_None && !(ms.tab = PyCapsule_GetPointer(table, WTABLE))) return NULL;
     if (!RunType) {
         PyErr_SetString(PyExc_RuntimeError, "_layoutc.setup() was not called");
         return NULL;
     }
     PyObject *seq = PySequence_Fast(frags, "frag_words: frags must be a sequence");
     if (!seq) return NULL;
-    FW st = {PyList_New(0), 0, NULL, 0.0, cache, width};
+    FW st = {PyList_New(0), 0, NULL, 0.0, &ms};
     Parts p = {NULL, NULL, 0, 0, 0, 0};
-    PyObject *text = NULL, *style = NULL, *S0 = NULL;
+    PyObject *text = NULL, *style = NULL;
     int fallback = 0;
     if (!st.R) goto error;
     Py_ssize_t nf = PySequence_Fast_GET_SIZE(seq);
@@ -424,9 +663,7 @@ static PyObject *frag_words(PyObject *self, PyObject *args) {
         if (total > 1) {
             Py_ssize_t start = 0, stop = total - 1;
             if (st.W) {
-                S0 = PyUnicode_Substring(text, S_A(0), S_B(0));
-                if (!S0 || add_piece(&st, style, S0, S_OFF(0)) < 0) goto error;
-                Py_CLEAR(S0);
+                if (add_piece(&st, style, text, S_A(0), S_B(0), S_OFF(0)) < 0) goto error;
                 if (close_word(&st, K_HS) < 0) goto error;
                 start = 1;
             }
@@ -442,17 +679,14 @@ static PyObject *frag_words(PyObject *self, PyObject *args) {
                 PyObject *run = NULL;
                 if (!texts || !ws || !offs) goto run_fail;
                 for (Py_ssize_t i = 0; i < m; i++) {
-                    PyObject *t = PyUnicode_Substring(text, S_A(start + i), S_B(start + i));
-                    if (!t) goto run_fail;
+                    PyObject *t, *w;
+                    if (measure(&ms, text, S_A(start + i), S_B(start + i), &t, &w) < 0)
+                        goto run_fail;
                     PyList_SET_ITEM(texts, i, t);
+                    PyList_SET_ITEM(ws, i, w);
                     PyObject *o = PyLong_FromSsize_t(S_OFF(start + i));
                     if (!o) goto run_fail;
                     PyList_SET_ITEM(offs, i, o);
-                }
-                for (Py_ssize_t i = 0; i < m; i++) {
-                    PyObject *w = word_width(cache, width, PyList_GET_ITEM(texts, i));
-                    if (!w) goto run_fail;
-                    PyList_SET_ITEM(ws, i, w);
                 }
                 run = PyObject_CallFunctionObjArgs(RunType, style, texts, ws, offs, NULL);
             run_fail:
@@ -462,9 +696,8 @@ static PyObject *frag_words(PyObject *self, PyObject *args) {
                 if (!run || r_push(&st, run, 1) < 0) goto error;
             } else {
                 for (Py_ssize_t i = start; i < stop; i++) {
-                    PyObject *t = PyUnicode_Substring(text, S_A(i), S_B(i));
-                    if (!t) goto error;
-                    PyObject *w = word_width(cache, width, t);
+                    PyObject *t, *w;
+                    if (measure(&ms, text, S_A(i), S_B(i), &t, &w) < 0) goto error;
                     PyObject *pc = tuple3(Py_NewRef(style), Py_NewRef(t),
                                           PyLong_FromSsize_t(S_OFF(i)));
                     Py_DECREF(t);
@@ -479,9 +712,8 @@ static PyObject *frag_words(PyObject *self, PyObject *args) {
                 }
             }
         }
-        S0 = PyUnicode_Substring(text, S_A(total - 1), S_B(total - 1));
-        if (!S0 || add_piece(&st, style, S0, S_OFF(total - 1)) < 0) goto error;
-        Py_CLEAR(S0);
+        if (add_piece(&st, style, text, S_A(total - 1), S_B(total - 1), S_OFF(total - 1)) < 0)
+            goto error;
 #undef S_A
 #undef S_B
 #undef S_OFF
@@ -520,7 +752,6 @@ error:
     Py_XDECREF(st.W);
     Py_XDECREF(text);
     Py_XDECREF(style);
-    Py_XDECREF(S0);
     PyMem_Free(p.s);
     PyMem_Free(p.off);
     if (fallback && !PyErr_Occurred()) Py_RETURN_NONE;
@@ -980,9 +1211,8 @@ static PyObject *break_kind1(PyObject *self, PyObject *args) {
             }
             PyObject *fr = lfs_list(&L);
             if (!fr) goto error;
-            PyObject *ln = PyObject_CallFunction(LineType, "NdnNdnnn", fr, max_width - current, n,
-                                                 PyBool_FromLong(llb), max_width, sfw,
-                                                 lo >= 0 ? lo : src_v, lo >= 0 ? hi : src_v);
+            PyObject *ln = new_pline(fr, max_width - current, n, llb, max_width, sfw,
+                                     lo >= 0 ? lo : src_v, lo >= 0 ? hi : src_v);
             if (append_steal(lines, ln) < 0) goto error;
             sfw = taken - 1;
             lineno++;
@@ -1021,9 +1251,8 @@ static PyObject *break_kind1(PyObject *self, PyObject *args) {
         if (get_ssize(L.f[0].src, &anchor) < 0) goto error;
         PyObject *fr = lfs_list(&L);
         if (!fr) goto error;
-        PyObject *ln = PyObject_CallFunction(LineType, "NdnNdnnn", fr, max_width - current, n,
-                                             PyBool_FromLong(0), max_width, sfw,
-                                             lo >= 0 ? lo : anchor, lo >= 0 ? hi : anchor);
+        PyObject *ln = new_pline(fr, max_width - current, n, 0, max_width, sfw,
+                                 lo >= 0 ? lo : anchor, lo >= 0 ? hi : anchor);
         if (append_steal(lines, ln) < 0) goto error;
     }
 #undef MW
@@ -1161,6 +1390,271 @@ error:
     return NULL;
 }
 
+/* ---- draw_lines (layout._Placer.draw's loop) ---------------------------------------------- */
+
+static PyObject *FpStr = NULL, *PopplerNumber = NULL, *PdfValue = NULL; /* pdfnum's */
+static PyObject *s_frags, *s_extra, *s_count, *s_line_break, *s_max_width, *s_lo, *s_hi,
+    *s_nbsp;
+
+/* layout._Pen: reportlab's text object as poppler reads it */
+typedef struct {
+    double tm_e, tm_f, line_x, line_y, leading;
+    PyObject *ws;      /* owned: a float */
+    PyObject *pending; /* owned: the fp_str of a Td not yet read, or NULL */
+} Pen;
+
+static int pen_flush(Pen *pen) {
+    if (!pen->pending) return 0;
+    PyObject *v = PyObject_CallOneArg(PopplerNumber, pen->pending);
+    if (!v) return -1;
+    double d;
+    int r = get_double(v, &d);
+    Py_DECREF(v);
+    if (r < 0) return -1;
+    pen->line_x = pen->line_x + d;
+    Py_CLEAR(pen->pending);
+    return 0;
+}
+
+static int pen_set_x(Pen *pen, double dx) {
+    if (!(dx > 1e-6 || dx < -1e-6)) return 0;
+    if (pen->pending) {
+        PyObject *f = PyFloat_FromString(pen->pending);
+        if (!f) return -1;
+        dx += PyFloat_AS_DOUBLE(f);
+        Py_DECREF(f);
+    }
+    PyObject *x = PyFloat_FromDouble(dx);
+    if (!x) return -1;
+    PyObject *t = PyObject_CallOneArg(FpStr, x);
+    Py_DECREF(x);
+    if (!t) return -1;
+    Py_XSETREF(pen->pending, t);
+    return 0;
+}
+
+static int pen_word_space(Pen *pen, double ws) {
+    if (pen_flush(pen) < 0) return -1;
+    PyObject *x = PyFloat_FromDouble(ws);
+    if (!x) return -1;
+    PyObject *v = PyObject_CallOneArg(PdfValue, x);
+    Py_DECREF(x);
+    if (!v) return -1;
+    Py_XSETREF(pen->ws, v);
+    return 0;
+}
+
+/* _Placer.src: a stripped-text offset mapped back to the source */
+static PyObject *src_offset(PyObject *omap, Py_ssize_t i) {
+    if (omap == Py_None) return PyLong_FromSsize_t(i);
+    Py_ssize_t n = PyList_GET_SIZE(omap);
+    if (i >= 0 && i < n) return Py_NewRef(PyList_GET_ITEM(omap, i));
+    if (i < 0 && i >= -n) return Py_NewRef(PyList_GET_ITEM(omap, n + i));
+    if (i >= n) {
+        if (!n) return PyLong_FromSsize_t(i);
+        Py_ssize_t last;
+        if (get_ssize(PyList_GET_ITEM(omap, n - 1), &last) < 0) return NULL;
+        return PyLong_FromSsize_t(last + 1);
+    }
+    PyErr_SetString(PyExc_IndexError, "draw_lines: offset outside the offset map");
+    return NULL;
+}
+
+PyDoc_STRVAR(draw_lines_doc,
+             "draw_lines(out, lines, kind0, align, no_justify_last, first_indent, tm_e, tm_f, "
+             "leading, omap, block, ex, ey, top) -> None\n\n"
+             "_Placer.draw's loop over a placed paragraph's lines (align: 0 LEFT, 1 JUSTIFY, "
+             "2 CENTER, 3 RIGHT): appends layout.Line objects to out.");
+
+static PyObject *draw_lines(PyObject *self, PyObject *args) {
+    PyObject *out, *lines, *omap, *block;
+    int kind0, align, no_justify_last;
+    double first_indent, ex, ey, top;
+    Pen pen = {0};
+    if (!PyArg_ParseTuple(args, "O!O!pipddddOOddd:draw_lines", &PyList_Type, &out,
+                          &PyList_Type, &lines, &kind0, &align, &no_justify_last, &first_indent,
+                          &pen.tm_e, &pen.tm_f, &pen.leading, &omap, &block, &ex, &ey, &top))
+        return NULL;
+    if (!LLine.type || !PLine.type) {
+        PyErr_SetString(PyExc_RuntimeError, "_layoutc.setup_draw() was not called");
+        return NULL;
+    }
+    if (omap != Py_None && !PyList_CheckExact(omap)) {
+        PyErr_SetString(PyExc_TypeError, "draw_lines: omap must be a list or None");
+        return NULL;
+    }
+    if (align < 0 || align > 3) {
+        PyErr_SetString(PyExc_ValueError, "draw_lines: align must be 0..3");
+        return NULL;
+    }
+    pen.ws = PyFloat_FromDouble(0.0);
+    if (!pen.ws) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(lines);
+    PyObject *frags = NULL, *o = NULL, *runs = NULL, *cur = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *line = PyList_GET_ITEM(lines, i);
+        double offset = i == 0 ? first_indent : 0.0;
+        int last = no_justify_last && i == n - 1;
+        double extra, max_width;
+        Py_ssize_t count, lo, hi;
+        int line_break;
+        frags = slot_get(&PLine, line, 0, s_frags);
+        if (!frags) goto error;
+        if (!PyList_Check(frags)) {
+            PyErr_SetString(PyExc_TypeError, "draw_lines: a line's frags must be a list");
+            goto error;
+        }
+#define FIELD(idx, name, conv, dst)                              \
+    if (!(o = slot_get(&PLine, line, idx, name))) goto error;   \
+    if (conv(o, dst) < 0) goto error;                           \
+    Py_CLEAR(o);
+        FIELD(1, s_extra, get_double, &extra);
+        FIELD(2, s_count, get_ssize, &count);
+        FIELD(4, s_max_width, get_double, &max_width);
+        FIELD(6, s_lo, get_ssize, &lo);
+        FIELD(7, s_hi, get_ssize, &hi);
+#undef FIELD
+        if (!(o = slot_get(&PLine, line, 3, s_line_break))) goto error;
+        if ((line_break = PyObject_IsTrue(o)) < 0) goto error;
+        Py_CLEAR(o);
+        Py_ssize_t nf = PyList_GET_SIZE(frags);
+        /* the frags' text (f[1]) and style (f[0]), checked once */
+        for (Py_ssize_t j = 0; j < nf; j++) {
+            PyObject *f = PyList_GET_ITEM(frags, j);
+            if (!PyList_Check(f) || PyList_GET_SIZE(f) < 2 ||
+                !PyUnicode_Check(PyList_GET_ITEM(f, 1))) {
+                PyErr_SetString(PyExc_TypeError, "draw_lines: a frag must be [style, str, ...]");
+                goto error;
+            }
+        }
+        Py_ssize_t nb = 0;
+        if (kind0 || nf == 1) {
+            if (!nf) {
+                PyErr_SetString(PyExc_IndexError, "draw_lines: a line without frags");
+                goto error;
+            }
+            nb = PyUnicode_Count(PyList_GET_ITEM(PyList_GET_ITEM(frags, 0), 1), s_nbsp, 0,
+                                 PY_SSIZE_T_MAX);
+            if (nb < 0) goto error;
+        } else {
+            for (Py_ssize_t j = 0; j < nf; j++) {
+                Py_ssize_t c = PyUnicode_Count(PyList_GET_ITEM(PyList_GET_ITEM(frags, j), 1),
+                                               s_nbsp, 0, PY_SSIZE_T_MAX);
+                if (c < 0) goto error;
+                nb += c;
+            }
+        }
+        Py_ssize_t n_spaces = count + nb - 1;
+        int simple;
+        if (align == 1)
+            simple = (!kind0 && line_break) || (-1e-8 < extra && extra <= 1e-8) ||
+                     (last && extra > -1e-8);
+        else
+            simple = extra > -1e-8;
+        if (!simple) simple = n_spaces <= 0;
+        int has_ws = !simple;
+        double ws = has_ws ? extra / (double)n_spaces : 0.0;
+        double m;
+        if (align <= 1) {
+            m = offset;
+            if (pen_set_x(&pen, m) < 0) goto error;
+            if (has_ws && pen_word_space(&pen, ws) < 0) goto error;
+        } else if (simple) {
+            m = offset + (align == 2 ? 0.5 * extra : extra);
+            if (pen_set_x(&pen, m) < 0) goto error;
+        } else {
+            m = offset;
+            if (pen_word_space(&pen, ws) < 0) goto error;
+            if (kind0 && pen_set_x(&pen, m) < 0) goto error;
+        }
+        if (pen_flush(&pen) < 0) goto error;
+        double ux = 1.0 * pen.line_x + 0.0 * pen.line_y + pen.tm_e;
+        double uy = 0.0 * pen.line_x + 1.0 * pen.line_y + pen.tm_f;
+        /* runs: the frags' texts, neighbours of one style merged */
+        runs = PyList_New(0);
+        if (!runs) goto error;
+        long cur_style = -1;
+        for (Py_ssize_t j = 0; j < nf; j++) {
+            PyObject *f = PyList_GET_ITEM(frags, j);
+            PyObject *t = PyList_GET_ITEM(f, 1);
+            if (!PyUnicode_GET_LENGTH(t)) continue;
+            long fs;
+            if (get_long(PyList_GET_ITEM(f, 0), &fs) < 0) goto error;
+            long st = fs == S_MARKER ? S_MARKER : S_TEXT;
+            if (cur && cur_style == st) {
+                PyObject *c = PyUnicode_Concat(cur, t);
+                if (!c) goto error;
+                Py_SETREF(cur, c);
+            } else {
+                if (cur) {
+                    PyObject *pair = Py_BuildValue("(Nl)", cur, cur_style);
+                    cur = NULL;
+                    if (append_steal(runs, pair) < 0) goto error;
+                }
+                cur = Py_NewRef(t);
+                cur_style = st;
+            }
+        }
+        if (cur) {
+            PyObject *pair = Py_BuildValue("(Nl)", cur, cur_style);
+            cur = NULL;
+            if (append_steal(runs, pair) < 0) goto error;
+        }
+        PyObject *v[11] = {src_offset(omap, lo),
+                           src_offset(omap, hi),
+                           runs,
+                           PyFloat_FromDouble(ux),
+                           PyFloat_FromDouble(uy),
+                           Py_NewRef(pen.ws),
+                           Py_NewRef(block),
+                           PyFloat_FromDouble(top - (ey + uy)),
+                           PyFloat_FromDouble(ex + ux),
+                           PyBool_FromLong(line_break),
+                           PyFloat_FromDouble(max_width - extra)};
+        runs = NULL;
+        if (append_steal(out, slot_new(&LLine, v)) < 0) goto error;
+        pen.line_y = pen.line_y - pen.leading; /* T* */
+        if (has_ws && pen_word_space(&pen, 0) < 0) goto error;
+        if (pen_set_x(&pen, -m) < 0) goto error;
+        Py_CLEAR(frags);
+    }
+    Py_XDECREF(pen.ws);
+    Py_XDECREF(pen.pending);
+    Py_RETURN_NONE;
+error:
+    Py_XDECREF(frags);
+    Py_XDECREF(o);
+    Py_XDECREF(runs);
+    Py_XDECREF(cur);
+    Py_XDECREF(pen.ws);
+    Py_XDECREF(pen.pending);
+    return NULL;
+}
+
+PyDoc_STRVAR(setup_draw_doc,
+             "setup_draw(Line, fp_str, poppler_number, pdf_value) -> None: layout.Line and "
+             "pdfnum's number functions, for draw_lines.");
+
+static PyObject *setup_draw(PyObject *self, PyObject *args) {
+    PyObject *line, *fp, *pn, *pv;
+    if (!PyArg_ParseTuple(args, "OOOO:setup_draw", &line, &fp, &pn, &pv)) return NULL;
+    if (!PyType_Check(line) || !PyCallable_Check(fp) || !PyCallable_Check(pn) ||
+        !PyCallable_Check(pv)) {
+        PyErr_SetString(PyExc_TypeError, "setup_draw: expected a class and three callables");
+        return NULL;
+    }
+    static const char *const fields[] = {"start", "end", "runs", "ux", "uy", "word_space",
+                                         "block", "baseline", "x", "forced", "width", NULL};
+    if (slot_class(&LLine, line, fields) < 0) return NULL;
+    Py_INCREF(fp);
+    Py_XSETREF(FpStr, fp);
+    Py_INCREF(pn);
+    Py_XSETREF(PopplerNumber, pn);
+    Py_INCREF(pv);
+    Py_XSETREF(PdfValue, pv);
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(setup_doc,
              "setup(Run, Line, Frag, cut) -> None: the classes and the long-word cutter.");
 
@@ -1176,8 +1670,9 @@ static PyObject *setup(PyObject *self, PyObject *args) {
     Py_XSETREF(FragType, frag);
     Py_INCREF(run);
     Py_XSETREF(RunType, run);
-    Py_INCREF(line);
-    Py_XSETREF(LineType, line);
+    static const char *const pline_fields[] = {"frags", "extra", "count", "line_break",
+                                               "max_width", "sfw", "lo", "hi", "kind0", NULL};
+    if (slot_class(&PLine, line, pline_fields) < 0) return NULL;
     Py_INCREF(cut);
     Py_XSETREF(CutFn, cut);
     Py_RETURN_NONE;
@@ -1186,8 +1681,11 @@ static PyObject *setup(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"setup", setup, METH_VARARGS, setup_doc},
     {"frag_words", frag_words, METH_VARARGS, frag_words_doc},
+    {"word_table", word_table, METH_VARARGS, word_table_doc},
     {"break_kind1", break_kind1, METH_VARARGS, break_kind1_doc},
     {"line_frags", line_frags, METH_VARARGS, line_frags_doc},
+    {"draw_lines", draw_lines, METH_VARARGS, draw_lines_doc},
+    {"setup_draw", setup_draw, METH_VARARGS, setup_draw_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1211,6 +1709,14 @@ PyMODINIT_FUNC PyInit__layoutc(void) {
     INTERN(s_pos, "pos");
     INTERN(s_stop, "stop");
     INTERN(s_empty, "");
+    INTERN(s_frags, "frags");
+    INTERN(s_extra, "extra");
+    INTERN(s_count, "count");
+    INTERN(s_line_break, "line_break");
+    INTERN(s_max_width, "max_width");
+    INTERN(s_lo, "lo");
+    INTERN(s_hi, "hi");
+    if (!(s_nbsp = PyUnicode_FromOrdinal(0xa0))) return NULL;
 #undef INTERN
     return PyModule_Create(&module);
 }

@@ -25,7 +25,7 @@ from .config import FRAME_PADDING, RenderConfig
 from .fonts import font_chain
 from .paragraph import BREAK, MARKER, TEXT, WSC, Frag, Paragraph, cjk_trigger, metrics_for
 from .paragraph import Line as PLine
-from .pdfnum import fp_str, pdf_value
+from .pdfnum import fp_str, pdf_value, poppler_number
 
 __all__ = ["Block", "Line", "Page", "layout", "LINES_PER_GROUP", "TEXT", "MARKER"]
 
@@ -298,8 +298,6 @@ class _Pen:
 
     def _flush(self) -> None:
         if self.pending is not None:
-            from .pdfnum import poppler_number
-
             self.line_x = self.line_x + poppler_number(self.pending)
             self.pending = None
 
@@ -327,8 +325,13 @@ class _Pen:
         self.line_y = self.line_y - self.leading
 
 
+#: ``_layoutc.draw_lines``' codes for the alignments (any other draws as RIGHT does).
+_ALIGN_CODES = {"LEFT": 0, "JUSTIFY": 1, "CENTER": 2, "RIGHT": 3}
+
+
 class _Placer:
-    """Draws placed paragraphs onto pages: blocks, pens, lines, spans."""
+    """Draws placed paragraphs onto pages: blocks, pens, lines, spans (the loop over a
+    paragraph's lines in C when ``_layoutc`` is there: ``_line`` is its definition)."""
 
     def __init__(self, cfg: RenderConfig, omap: list[int] | None):
         self.cfg = cfg
@@ -363,6 +366,11 @@ class _Placer:
         align = cfg.alignment
         no_justify_last = not para.justify_last
         top = cfg.page_size[1]
+        if _para._c is not None and _para._USE_C:
+            _para._c.draw_lines(page.lines, lines, para.kind == 0, _ALIGN_CODES.get(align, 3),
+                                no_justify_last, para.first_indent, pen.tm_e, pen.tm_f,
+                                pen.leading, self.omap, block_no, ex, ey, top)
+            return
         for i, line in enumerate(lines):
             offset = para.first_indent if i == 0 else 0.0
             last = no_justify_last and i == n - 1
@@ -535,3 +543,7 @@ def _split(frame: _Frame, f: Paragraph, cfg: RenderConfig) -> list[Paragraph]:
     if h <= 0:
         return []
     return f.split(frame.aW, h)
+
+
+if _para._c is not None:
+    _para._c.setup_draw(Line, fp_str, poppler_number, pdf_value)

@@ -114,6 +114,8 @@ class Metrics:
         self._cache: dict[str, float] = {}
         self._char = _CharWidths(chain)
         self.space = self.width(" ")
+        # the C breaker's view of the memo: words found from a frag's text without a new str
+        self._table = _c.word_table(WIDTH_CACHE_WORDS) if _c is not None else None
 
     def width(self, text: str) -> float:
         """``0.001 * size * sum(widths)``, summed by ``sum`` as reportlab sums (left to right;
@@ -264,7 +266,7 @@ def _piece_words(frag: Frag, text: str) -> tuple[list[str], list[int]]:
 def frag_words(frags: Sequence[Frag], m: Metrics) -> list[Word]:
     """``_getFragWords`` for unprocessed frags: words with their widths and hanging spaces."""
     if _c is not None and _USE_C:
-        words = _c.frag_words(frags, m._cache, m.width)
+        words = _c.frag_words(frags, m._cache, m.width, m._table)
         if words is not None:
             return words
     return _frag_words_py(frags, m)
