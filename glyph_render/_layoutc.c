@@ -32,6 +32,8 @@
 static PyObject *RunType = NULL;  /* paragraph.Run */
 static PyObject *FragType = NULL; /* paragraph.Frag */
 static PyObject *CutFn = NULL;    /* paragraph._cut_word: (w, avail, max_widths, lineno, m) -> words */
+static PyObject *s_frags, *s_extra, *s_count, *s_line_break, *s_max_width, *s_lo, *s_hi,
+    *s_nbsp, *s_sfw, *s_kind0;
 static PyObject *s_style, *s_text, *s_starts, *s_base, *s_chars, *s_texts, *s_widths, *s_offs,
     *s_pos, *s_stop, *s_empty;
 
@@ -1390,11 +1392,172 @@ error:
     return NULL;
 }
 
+/* ---- take / has_cut / rebase_lines (a page split's bookkeeping) ---------------------------- */
+
+static SlotClass RunSC = {NULL, 0, 0, {0}}; /* paragraph.Run */
+
+/* an item of a breaker's record: its run and word span if it is a Run or (run, s, e); 0 if a
+ * word; -1 on error */
+static int item_run(PyObject *it, PyObject **run, Py_ssize_t *s, Py_ssize_t *e) {
+    if ((PyObject *)Py_TYPE(it) == RunType) {
+        PyObject *a = slot_get(&RunSC, it, 4, s_pos), *b = a ? slot_get(&RunSC, it, 5, s_stop)
+                                                              : NULL;
+        int bad = !b || get_ssize(a, s) < 0 || get_ssize(b, e) < 0;
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        if (bad) return -1;
+        *run = it;
+        return 1;
+    }
+    if (!PyTuple_CheckExact(it) || PyTuple_GET_SIZE(it) < 1) {
+        PyErr_SetString(PyExc_TypeError, "take: an item must be a word, a Run or a run slice");
+        return -1;
+    }
+    if ((PyObject *)Py_TYPE(PyTuple_GET_ITEM(it, 0)) == RunType) {
+        if (PyTuple_GET_SIZE(it) != 3 || get_ssize(PyTuple_GET_ITEM(it, 1), s) < 0 ||
+            get_ssize(PyTuple_GET_ITEM(it, 2), e) < 0) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "take: a bad run slice");
+            return -1;
+        }
+        *run = PyTuple_GET_ITEM(it, 0);
+        return 1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(take_doc, "take(items, a, b) -> list: paragraph.take (b None: to the end).");
+
+static PyObject *take(PyObject *self, PyObject *args) {
+    PyObject *items, *b_o;
+    Py_ssize_t a, b = 0;
+    if (!PyArg_ParseTuple(args, "O!nO:take", &PyList_Type, &items, &a, &b_o)) return NULL;
+    if (!RunSC.type) {
+        PyErr_SetString(PyExc_RuntimeError, "_layoutc.setup() was not called");
+        return NULL;
+    }
+    int open_end = b_o == Py_None;
+    if (!open_end && get_ssize(b_o, &b) < 0) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    Py_ssize_t *sizes = PyMem_Malloc((n + 1) * sizeof(Py_ssize_t));
+    Py_ssize_t *ends = PyMem_Malloc((n + 1) * sizeof(Py_ssize_t));
+    PyObject *out = PyList_New(0);
+    if (!sizes || !ends || !out) {
+        if (sizes && ends) PyErr_NoMemory();
+        goto error;
+    }
+    Py_ssize_t acc = 0;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        PyObject *run;
+        Py_ssize_t s, e;
+        int r = item_run(PyList_GET_ITEM(items, j), &run, &s, &e);
+        if (r < 0) goto error;
+        sizes[j] = r ? e - s : 1;
+        acc += sizes[j];
+        ends[j] = acc;
+    }
+    /* first = bisect_right(ends, a); last = bisect_left(ends, b) + 1 */
+    Py_ssize_t lo = 0, hi = n;
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (a < ends[mid]) hi = mid; else lo = mid + 1;
+    }
+    Py_ssize_t first = lo, last = n;
+    if (!open_end) {
+        lo = 0, hi = n;
+        while (lo < hi) {
+            Py_ssize_t mid = (lo + hi) / 2;
+            if (ends[mid] < b) lo = mid + 1; else hi = mid;
+        }
+        if (lo + 1 < n) last = lo + 1;
+    }
+    for (Py_ssize_t j = first; j < last; j++) {
+        PyObject *it = PyList_GET_ITEM(items, j), *run;
+        Py_ssize_t i = ends[j] - sizes[j], s, e;
+        int r = item_run(it, &run, &s, &e);
+        if (r < 0) goto error;
+        if (r) {
+            Py_ssize_t rlo = a - i + s > s ? a - i + s : s;
+            Py_ssize_t rhi = open_end ? e : (b - i + s < e ? b - i + s : e);
+            if (rlo < rhi) {
+                PyObject *v[6] = {slot_get(&RunSC, run, 0, s_style),
+                                  slot_get(&RunSC, run, 1, s_texts),
+                                  slot_get(&RunSC, run, 2, s_widths),
+                                  slot_get(&RunSC, run, 3, s_offs), PyLong_FromSsize_t(rlo),
+                                  PyLong_FromSsize_t(rhi)};
+                if (append_steal(out, slot_new(&RunSC, v)) < 0) goto error;
+            }
+        } else if (i >= a && (open_end || i < b)) {
+            if (PyList_Append(out, it) < 0) goto error;
+        }
+    }
+    PyMem_Free(sizes);
+    PyMem_Free(ends);
+    return out;
+error:
+    PyMem_Free(sizes);
+    PyMem_Free(ends);
+    Py_XDECREF(out);
+    return NULL;
+}
+
+PyDoc_STRVAR(has_cut_doc,
+             "has_cut(words) -> bool: any(_kind(w) & (SPLIT | INJECTED) for w in words).");
+
+static PyObject *has_cut(PyObject *self, PyObject *arg) {
+    if (!PyList_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "has_cut: words must be a list");
+        return NULL;
+    }
+    for (Py_ssize_t j = 0; j < PyList_GET_SIZE(arg); j++) {
+        PyObject *w = PyList_GET_ITEM(arg, j);
+        if ((PyObject *)Py_TYPE(w) == RunType) continue; /* HS */
+        PyObject *k = PySequence_GetItem(w, 2);
+        if (!k) return NULL;
+        long kind;
+        int r = get_long(k, &kind);
+        Py_DECREF(k);
+        if (r < 0) return NULL;
+        if (kind & (K_SPLIT | K_INJECTED)) Py_RETURN_TRUE;
+    }
+    Py_RETURN_FALSE;
+}
+
+PyDoc_STRVAR(rebase_lines_doc,
+             "rebase_lines(lines, b) -> list: copies of paragraph Lines with sfw - b.");
+
+static PyObject *rebase_lines(PyObject *self, PyObject *args) {
+    PyObject *lines;
+    Py_ssize_t b;
+    if (!PyArg_ParseTuple(args, "O!n:rebase_lines", &PyList_Type, &lines, &b)) return NULL;
+    static PyObject **names[9] = {&s_frags, &s_extra, &s_count, &s_line_break, &s_max_width,
+                                  &s_sfw, &s_lo, &s_hi, &s_kind0};
+    Py_ssize_t n = PyList_GET_SIZE(lines);
+    PyObject *out = PyList_New(n);
+    if (!out) return NULL;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        PyObject *ln = PyList_GET_ITEM(lines, j), *v[9];
+        for (int i = 0; i < 9; i++) v[i] = slot_get(&PLine, ln, i, *names[i]);
+        if (v[5]) {
+            Py_ssize_t sfw;
+            if (get_ssize(v[5], &sfw) < 0) {
+                Py_CLEAR(v[5]);
+            } else {
+                Py_SETREF(v[5], PyLong_FromSsize_t(sfw - b));
+            }
+        }
+        PyObject *c = slot_new(&PLine, v);
+        if (!c) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, j, c);
+    }
+    return out;
+}
+
 /* ---- draw_lines (layout._Placer.draw's loop) ---------------------------------------------- */
 
 static PyObject *FpStr = NULL, *PopplerNumber = NULL, *PdfValue = NULL; /* pdfnum's */
-static PyObject *s_frags, *s_extra, *s_count, *s_line_break, *s_max_width, *s_lo, *s_hi,
-    *s_nbsp;
 
 /* layout._Pen: reportlab's text object as poppler reads it */
 typedef struct {
@@ -1673,6 +1836,9 @@ static PyObject *setup(PyObject *self, PyObject *args) {
     static const char *const pline_fields[] = {"frags", "extra", "count", "line_break",
                                                "max_width", "sfw", "lo", "hi", "kind0", NULL};
     if (slot_class(&PLine, line, pline_fields) < 0) return NULL;
+    static const char *const run_fields[] = {"style", "texts", "widths", "offs", "pos", "stop",
+                                             NULL};
+    if (slot_class(&RunSC, run, run_fields) < 0) return NULL;
     Py_INCREF(cut);
     Py_XSETREF(CutFn, cut);
     Py_RETURN_NONE;
@@ -1685,6 +1851,9 @@ static PyMethodDef methods[] = {
     {"break_kind1", break_kind1, METH_VARARGS, break_kind1_doc},
     {"line_frags", line_frags, METH_VARARGS, line_frags_doc},
     {"draw_lines", draw_lines, METH_VARARGS, draw_lines_doc},
+    {"take", take, METH_VARARGS, take_doc},
+    {"has_cut", has_cut, METH_O, has_cut_doc},
+    {"rebase_lines", rebase_lines, METH_VARARGS, rebase_lines_doc},
     {"setup_draw", setup_draw, METH_VARARGS, setup_draw_doc},
     {NULL, NULL, 0, NULL},
 };
@@ -1716,6 +1885,8 @@ PyMODINIT_FUNC PyInit__layoutc(void) {
     INTERN(s_max_width, "max_width");
     INTERN(s_lo, "lo");
     INTERN(s_hi, "hi");
+    INTERN(s_sfw, "sfw");
+    INTERN(s_kind0, "kind0");
     if (!(s_nbsp = PyUnicode_FromOrdinal(0xa0))) return NULL;
 #undef INTERN
     return PyModule_Create(&module);

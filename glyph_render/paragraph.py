@@ -202,9 +202,18 @@ def _kind(item: Word | Run) -> int:
     return HS if type(item) is Run else item[KIND]
 
 
+def _has_cut(words: list) -> bool:
+    """Whether a cut word's piece or the break injected after one is among ``words``."""
+    if _c is not None and _USE_C:
+        return _c.has_cut(words)
+    return any(_kind(w) & (SPLIT | INJECTED) for w in words)
+
+
 def take(items: Sequence, a: int, b: int | None = None) -> list:
     """Words ``a`` to ``b`` of a breaker's record (words and ``(run, start, stop)`` slices),
     as words and runs, without spelling runs out word by word."""
+    if _c is not None and _USE_C and type(items) is list:
+        return _c.take(items, a, b)
     sizes = [(it[2] - it[1] if type(it[0]) is Run else 1) if type(it) is tuple
              else (it.stop - it.pos if type(it) is Run else 1) for it in items]
     ends = list(accumulate(sizes))  # words up to and including each item
@@ -833,7 +842,7 @@ class Paragraph:
                 head.pop()
             p1 = Paragraph(None, self.m, first_indent=self.first_indent, words=head,
                            **common)
-            if not any(_kind(w) & (SPLIT | INJECTED) for w in head):
+            if not _has_cut(head):
                 # reportlab breaks the first part again from its words; with no cut word among
                 # them that gives back lines[:s], except that the <br/> ending line s-1 (the
                 # remainder's first word) is gone: the line loses it, and an empty line that
@@ -864,13 +873,14 @@ class Paragraph:
             first = rest[len(lead)] if len(rest) > len(lead) else None
             if (first is not None and (type(first) is Run or (
                     not (first[KIND] & ~HS) and first[PIECES][0][1]))
-                    and not any(_kind(w) & (SPLIT | INJECTED) for w in rest)):
+                    and not _has_cut(rest)):
                 # The remainder's first word is an ordinary one, which the breaker handles
                 # from an empty line exactly as it did when that word opened line s: breaking
                 # again gives back lines[s:] (the next page's frame is as wide).
-                p2.prebroken = lead + [Line(ln.frags, ln.extra, ln.count, ln.line_break,
-                                            ln.max_width, ln.sfw - b, ln.lo, ln.hi, ln.kind0)
-                                       for ln in lines[s:]]
+                p2.prebroken = lead + (_c.rebase_lines(lines[s:], b) if _c is not None and _USE_C
+                                       else [Line(ln.frags, ln.extra, ln.count, ln.line_break,
+                                                  ln.max_width, ln.sfw - b, ln.lo, ln.hi,
+                                                  ln.kind0) for ln in lines[s:]])
                 p2.kind = 1
                 p2.words_used = rest
         p1.cjk_kind = self.kind

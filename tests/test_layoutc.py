@@ -89,7 +89,9 @@ def test_corpus_pages_are_identical(name: str, variant: str) -> None:
 def _words_expanded(words: list) -> list:
     """Frag words with runs spelled out word by word (what take() and a split see)."""
     out = []
-    for w in take(words, 0):
+    with python_path():
+        taken = take(words, 0)
+    for w in taken:
         if type(w) is Run:
             out.extend(w.word(i) for i in range(w.pos, w.stop))
         else:
@@ -127,10 +129,12 @@ def _compare_breaks(frags: list[Frag], cfg: RenderConfig, widths: list[float]) -
         pp._break_kind1(widths)
     assert pc.lines == pp.lines
     assert _words_expanded(pc.words_used) == _words_expanded(pp.words_used)
+    _compare_takes(pc.words_used)
     # a remainder broken again from its words (rejoin_words: cut words joined again)
     for s in (1, len(pc.lines) // 2):
         if s < len(pc.lines):
             a, b = pc.lines[s].sfw, len(_words_expanded(pc.words_used))
+            _compare_takes(take(pc.words_used, a, b))  # bare Runs among the items
             rc = Paragraph(None, words=take(pc.words_used, a, b), **common)
             rp = Paragraph(None, words=take(pp.words_used, a, b), **common)
             rc._break_kind1(widths)
@@ -138,6 +142,21 @@ def _compare_breaks(frags: list[Frag], cfg: RenderConfig, widths: list[float]) -
                 rp._break_kind1(widths)
             assert rc.lines == rp.lines
             assert _words_expanded(rc.words_used) == _words_expanded(rp.words_used)
+
+
+def _compare_takes(words: list) -> None:
+    """take() in C and in Python on slices across the record (ends and bounds included)."""
+    total = len(_words_expanded(words))
+    cuts = sorted({0, 1, total // 3, total // 2, total - 1, total, total + 2})
+    for a in cuts:
+        for b in [None, *cuts]:
+            c = take(words, a, b)
+            with python_path():
+                p = take(words, a, b)
+            assert _words_expanded(c) == _words_expanded(p)
+            assert [type(w) for w in c] == [type(w) for w in p]
+    assert layoutc.has_cut(words) == any(
+        type(w) is not Run and w[2] & (paragraph.SPLIT | paragraph.INJECTED) for w in words)
 
 
 @pytest.mark.parametrize("name", [n for n in CORPUS_NAMES if not n.startswith(("zh", "ja"))])
