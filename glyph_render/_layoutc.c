@@ -302,9 +302,11 @@ static PyObject *word_table(PyObject *self, PyObject *args) {
 
 static Py_uhash_t span_hash(int kind, const void *data, Py_ssize_t a, Py_ssize_t b) {
     Py_uhash_t h = 1469598103934665603ULL;
-    for (Py_ssize_t i = a; i < b; i++) {
-        h ^= PyUnicode_READ(kind, data, i);
-        h *= 1099511628211ULL;
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *d = data;
+        for (Py_ssize_t i = a; i < b; i++) h = (h ^ d[i]) * 1099511628211ULL;
+    } else {
+        for (Py_ssize_t i = a; i < b; i++) h = (h ^ PyUnicode_READ(kind, data, i)) * 1099511628211ULL;
     }
     return h ^ (Py_uhash_t)(b - a);
 }
@@ -398,7 +400,7 @@ typedef struct {
     Py_ssize_t lone_off;
 } Parts;
 
-static int parts_push(Parts *p, Py_ssize_t a, Py_ssize_t b) {
+static inline int parts_push(Parts *p, Py_ssize_t a, Py_ssize_t b) {
     if (p->n == p->cap) {
         Py_ssize_t cap = p->cap ? 2 * p->cap : 64;
         Span *s = PyMem_Realloc(p->s, cap * sizeof(Span));
@@ -417,16 +419,33 @@ static int parts_push(Parts *p, Py_ssize_t a, Py_ssize_t b) {
 
 /* rl_split of text[a:len]: reportlab's whitespace if it holds a U+00A0 (empty words at the
  * ends kept, as re.split keeps them), else str.split(). Spans index the whole text. */
+static unsigned char py_space1[256]; /* Py_UNICODE_ISSPACE for U+0000..U+00FF */
+
 static int rl_split(PyObject *text, Py_ssize_t a, Py_ssize_t len, Parts *p) {
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     int nbsp = 0;
+    p->n = 0;
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *d = data;
+        if (!memchr(d + a, 0xa0, len - a)) { /* str.split(), the common case */
+            Py_ssize_t i = a;
+            while (i < len) {
+                while (i < len && py_space1[d[i]]) i++;
+                if (i == len) break;
+                Py_ssize_t j = i;
+                while (j < len && !py_space1[d[j]]) j++;
+                if (parts_push(p, i, j) < 0) return -1;
+                i = j;
+            }
+            return 0;
+        }
+    }
     for (Py_ssize_t i = a; i < len; i++)
         if (PyUnicode_READ(kind, data, i) == 0xa0) {
             nbsp = 1;
             break;
         }
-    p->n = 0;
     if (nbsp) {
         Py_ssize_t s = a;
         for (;;) {
@@ -1878,6 +1897,7 @@ PyMODINIT_FUNC PyInit__layoutc(void) {
     INTERN(s_pos, "pos");
     INTERN(s_stop, "stop");
     INTERN(s_empty, "");
+    for (int c = 0; c < 256; c++) py_space1[c] = Py_UNICODE_ISSPACE(c) ? 1 : 0;
     INTERN(s_frags, "frags");
     INTERN(s_extra, "extra");
     INTERN(s_count, "count");
