@@ -165,6 +165,8 @@ typedef struct {
 
 static SlotClass PLine = {NULL, 0, 0, {0}}; /* paragraph.Line */
 static SlotClass LLine = {NULL, 0, 0, {0}}; /* layout.Line */
+static SlotClass RunSC = {NULL, 0, 0, {0}}; /* paragraph.Run: style, texts, widths, offs, pos,
+                                               stop (its __init__ only stores them) */
 
 static int slot_class(SlotClass *sc, PyObject *type, const char *const *names) {
     Py_XDECREF(sc->type);
@@ -709,7 +711,10 @@ static PyObject *frag_words(PyObject *self, PyObject *args) {
                     if (!o) goto run_fail;
                     PyList_SET_ITEM(offs, i, o);
                 }
-                run = PyObject_CallFunctionObjArgs(RunType, style, texts, ws, offs, NULL);
+                PyObject *v[6] = {Py_NewRef(style), texts, ws, offs, PyLong_FromLong(0),
+                                  PyLong_FromSsize_t(m)};
+                texts = ws = offs = NULL;
+                run = slot_new(&RunSC, v);
             run_fail:
                 Py_XDECREF(texts);
                 Py_XDECREF(ws);
@@ -934,7 +939,7 @@ static int q_pop(Queue *q, QItem *out) {
     out->obj = o;
     out->is_run = (PyObject *)Py_TYPE(o) == RunType;
     if (out->is_run) {
-        PyObject *a = PyObject_GetAttr(o, s_pos), *b = a ? PyObject_GetAttr(o, s_stop) : NULL;
+        PyObject *a = slot_get(&RunSC, o, 4, s_pos), *b = a ? slot_get(&RunSC, o, 5, s_stop) : NULL;
         int bad = !b || get_ssize(a, &out->pos) < 0 || get_ssize(b, &out->stop) < 0;
         Py_XDECREF(a);
         Py_XDECREF(b);
@@ -1012,10 +1017,10 @@ static PyObject *break_kind1(PyObject *self, PyObject *args) {
             PyObject *run = it.obj;
             PyObject *texts = NULL, *widths = NULL, *offs = NULL, *rstyle = NULL;
             Py_ssize_t k = it.pos, end = it.stop;
-            int bad = !(texts = PyObject_GetAttr(run, s_texts)) ||
-                      !(widths = PyObject_GetAttr(run, s_widths)) ||
-                      !(offs = PyObject_GetAttr(run, s_offs)) ||
-                      !(rstyle = PyObject_GetAttr(run, s_style));
+            int bad = !(texts = slot_get(&RunSC, run, 1, s_texts)) ||
+                      !(widths = slot_get(&RunSC, run, 2, s_widths)) ||
+                      !(offs = slot_get(&RunSC, run, 3, s_offs)) ||
+                      !(rstyle = slot_get(&RunSC, run, 0, s_style));
             long style = 0;
             if (!bad) bad = get_long(rstyle, &style) < 0;
             if (!bad && (!PyList_CheckExact(texts) || !PyList_CheckExact(widths) ||
@@ -1061,7 +1066,9 @@ static PyObject *break_kind1(PyObject *self, PyObject *args) {
                         bad = get_ssize(PyList_GET_ITEM(offs, k - 1), &o) < 0;
                         hi = o + PyUnicode_GET_LENGTH(PyList_GET_ITEM(texts, k - 1));
                         if (!bad)
-                            bad = append_steal(FW, Py_BuildValue("(Onn)", run, start, k)) < 0;
+                            bad = append_steal(FW, tuple3(Py_NewRef(run),
+                                                          PyLong_FromSsize_t(start),
+                                                          PyLong_FromSsize_t(k))) < 0;
                         taken += k - start;
                         space_width = space;
                     }
@@ -1413,7 +1420,6 @@ error:
 
 /* ---- take / has_cut / rebase_lines (a page split's bookkeeping) ---------------------------- */
 
-static SlotClass RunSC = {NULL, 0, 0, {0}}; /* paragraph.Run */
 
 /* an item of a breaker's record: its run and word span if it is a Run or (run, s, e); 0 if a
  * word; -1 on error */
