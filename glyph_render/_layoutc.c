@@ -141,6 +141,20 @@ static PyObject *tuple3(PyObject *a, PyObject *b, PyObject *c) {
     return t;
 }
 
+/* A tuple of strs and numbers holds no reference cycle: CPython's collector untracks such a
+ * tuple the first time it meets one (_PyTuple_MaybeUntrack); doing it at once spares every
+ * collection until then from walking it. */
+static PyObject *untracked(PyObject *t) {
+    if (!t) return NULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t); i++) {
+        PyObject *o = PyTuple_GET_ITEM(t, i);
+        if (!PyUnicode_CheckExact(o) && !PyLong_CheckExact(o) && !PyFloat_CheckExact(o))
+            return t;
+    }
+    if (PyObject_GC_IsTracked(t)) PyObject_GC_UnTrack(t);
+    return t;
+}
+
 /* list.append that steals the item; -1 on failure (item released) */
 static int append_steal(PyObject *list, PyObject *item) {
     if (!item) return -1;
@@ -566,7 +580,8 @@ static int add_piece(FW *st, PyObject *style, PyObject *text, Py_ssize_t a, Py_s
     }
     Py_DECREF(w);
     Py_INCREF(style);
-    if (append_steal(st->W, tuple3(style, word, PyLong_FromSsize_t(off))) < 0) return -1;
+    if (append_steal(st->W, untracked(tuple3(style, word, PyLong_FromSsize_t(off)))) < 0)
+        return -1;
     st->n += d;
     return 0;
 }
@@ -604,7 +619,8 @@ static PyObject *frag_words(PyObject *self, PyObject *args) {
         if (get_long(style, &st_v) < 0) goto error;
         if (st_v == S_BREAK) {
             if (st.W && close_word(&st, 0) < 0) goto error;
-            PyObject *pc = tuple3(PyLong_FromLong(S_TEXT), Py_NewRef(s_empty), frag_first(f));
+            PyObject *pc =
+                untracked(tuple3(PyLong_FromLong(S_TEXT), Py_NewRef(s_empty), frag_first(f)));
             PyObject *l = pc ? PyList_New(1) : NULL;
             if (!l) {
                 Py_XDECREF(pc);
@@ -724,8 +740,8 @@ static PyObject *frag_words(PyObject *self, PyObject *args) {
                 for (Py_ssize_t i = start; i < stop; i++) {
                     PyObject *t, *w;
                     if (measure(&ms, text, S_A(i), S_B(i), &t, &w) < 0) goto error;
-                    PyObject *pc = tuple3(Py_NewRef(style), Py_NewRef(t),
-                                          PyLong_FromSsize_t(S_OFF(i)));
+                    PyObject *pc = untracked(tuple3(Py_NewRef(style), Py_NewRef(t),
+                                                    PyLong_FromSsize_t(S_OFF(i))));
                     Py_DECREF(t);
                     PyObject *l = pc ? PyList_New(1) : NULL;
                     if (!l) {
@@ -755,7 +771,7 @@ static PyObject *frag_words(PyObject *self, PyObject *args) {
         long st_v;
         if (!style || get_long(style, &st_v) < 0) goto error;
         PyObject *stl = st_v != S_BREAK ? Py_NewRef(style) : PyLong_FromLong(S_TEXT);
-        PyObject *pc = tuple3(stl, Py_NewRef(s_empty), frag_first(f));
+        PyObject *pc = untracked(tuple3(stl, Py_NewRef(s_empty), frag_first(f)));
         PyObject *l = pc ? PyList_New(1) : NULL;
         if (!l) {
             Py_XDECREF(pc);
@@ -1078,8 +1094,9 @@ static PyObject *break_kind1(PyObject *self, PyObject *args) {
                 /* the word at k goes the general way; the rest stays a run */
                 if (k + 1 < end) bad = q_push(&q, run, k + 1, end, 1) < 0;
                 if (!bad) {
-                    PyObject *pc = tuple3(Py_NewRef(rstyle), Py_NewRef(PyList_GET_ITEM(texts, k)),
-                                          Py_NewRef(PyList_GET_ITEM(offs, k)));
+                    PyObject *pc = untracked(tuple3(Py_NewRef(rstyle),
+                                                    Py_NewRef(PyList_GET_ITEM(texts, k)),
+                                                    Py_NewRef(PyList_GET_ITEM(offs, k))));
                     PyObject *l = pc ? PyList_New(1) : NULL;
                     if (!l) {
                         Py_XDECREF(pc);
@@ -1775,7 +1792,7 @@ static PyObject *draw_lines(PyObject *self, PyObject *args) {
                 Py_SETREF(cur, c);
             } else {
                 if (cur) {
-                    PyObject *pair = Py_BuildValue("(Nl)", cur, cur_style);
+                    PyObject *pair = untracked(Py_BuildValue("(Nl)", cur, cur_style));
                     cur = NULL;
                     if (append_steal(runs, pair) < 0) goto error;
                 }
@@ -1784,7 +1801,7 @@ static PyObject *draw_lines(PyObject *self, PyObject *args) {
             }
         }
         if (cur) {
-            PyObject *pair = Py_BuildValue("(Nl)", cur, cur_style);
+            PyObject *pair = untracked(Py_BuildValue("(Nl)", cur, cur_style));
             cur = NULL;
             if (append_steal(runs, pair) < 0) goto error;
         }
