@@ -30,7 +30,6 @@
 #define SPACE_SHRINKAGE 0.05
 
 static PyObject *RunType = NULL;  /* paragraph.Run */
-static PyObject *FragType = NULL; /* paragraph.Frag */
 static PyObject *CutFn = NULL;    /* paragraph._cut_word: (w, avail, max_widths, lineno, m) -> words */
 static PyObject *s_frags, *s_extra, *s_count, *s_line_break, *s_max_width, *s_lo, *s_hi,
     *s_nbsp, *s_sfw, *s_kind0;
@@ -179,6 +178,7 @@ typedef struct {
 
 static SlotClass PLine = {NULL, 0, 0, {0}}; /* paragraph.Line */
 static SlotClass LLine = {NULL, 0, 0, {0}}; /* layout.Line */
+static SlotClass FragSC = {NULL, 0, 0, {0}}; /* paragraph.Frag */
 static SlotClass RunSC = {NULL, 0, 0, {0}}; /* paragraph.Run: style, texts, widths, offs, pos,
                                                stop (its __init__ only stores them) */
 
@@ -1319,21 +1319,10 @@ error:
 /* ---- line_frags (layout._line_frags) ------------------------------------------------------ */
 
 static PyObject *new_frag(PyObject *text, PyObject *starts, Py_ssize_t base) {
-    /* Frag(TEXT, text, starts[, base]); steals text and starts */
-    PyObject *r = NULL;
-    if (text && starts) {
-        PyObject *style = PyLong_FromLong(S_TEXT);
-        if (style) {
-            if (base >= 0)
-                r = PyObject_CallFunction(FragType, "OOOn", style, text, starts, base);
-            else
-                r = PyObject_CallFunctionObjArgs(FragType, style, text, starts, NULL);
-            Py_DECREF(style);
-        }
-    }
-    Py_XDECREF(text);
-    Py_XDECREF(starts);
-    return r;
+    /* Frag(TEXT, text, starts, base, None); steals text and starts */
+    PyObject *v[5] = {PyLong_FromLong(S_TEXT), text, starts, PyLong_FromSsize_t(base),
+                      Py_NewRef(Py_None)};
+    return slot_new(&FragSC, v);
 }
 
 PyDoc_STRVAR(line_frags_doc,
@@ -1346,7 +1335,7 @@ static PyObject *line_frags(PyObject *self, PyObject *args) {
     Py_ssize_t a, b;
     int rl_ws;
     if (!PyArg_ParseTuple(args, "Unnp:line_frags", &text, &a, &b, &rl_ws)) return NULL;
-    if (!FragType) {
+    if (!FragSC.type) {
         PyErr_SetString(PyExc_RuntimeError, "_layoutc.setup() was not called");
         return NULL;
     }
@@ -1871,8 +1860,8 @@ static PyObject *setup(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "setup: expected three classes and a callable");
         return NULL;
     }
-    Py_INCREF(frag);
-    Py_XSETREF(FragType, frag);
+    static const char *const frag_fields[] = {"style", "text", "starts", "base", "chars", NULL};
+    if (slot_class(&FragSC, frag, frag_fields) < 0) return NULL;
     Py_INCREF(run);
     Py_XSETREF(RunType, run);
     static const char *const pline_fields[] = {"frags", "extra", "count", "line_break",
