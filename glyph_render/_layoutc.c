@@ -389,6 +389,17 @@ static int measure(Measure *ms, PyObject *text, Py_ssize_t a, Py_ssize_t b, PyOb
         return -1;
     }
     if (t && t->n < t->limit) {
+        /* width() ran Python code, which may have let another thread fill or grow the
+         * table: find the slot again */
+        int kind = PyUnicode_KIND(text);
+        const void *data = PyUnicode_DATA(text);
+        j = h & (t->cap - 1);
+        while (t->e[j].word) {
+            if (t->e[j].h == h && span_equals(t->e[j].word, kind, data, a, b)) break;
+            j = (j + 1) & (t->cap - 1);
+        }
+    }
+    if (t && t->n < t->limit && !t->e[j].word) {
         t->e[j] = (WEntry){h, Py_NewRef(w), Py_NewRef(wd)};
         t->n++;
         if (2 * t->n > t->cap && wtable_grow(t) < 0) {
@@ -602,17 +613,18 @@ static PyObject *frag_words(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_RuntimeError, "_layoutc.setup() was not called");
         return NULL;
     }
-    PyObject *seq = PySequence_Fast(frags, "frag_words: frags must be a sequence");
+    /* a copy: the width() callback runs Python code, which must not change it under us */
+    PyObject *seq = PySequence_List(frags);
     if (!seq) return NULL;
     FW st = {PyList_New(0), 0, NULL, 0.0, &ms};
     Parts p = {NULL, NULL, 0, 0, 0, 0};
     PyObject *text = NULL, *style = NULL;
     int fallback = 0;
     if (!st.R) goto error;
-    Py_ssize_t nf = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t nf = PyList_GET_SIZE(seq);
     int strip = 1;
     for (Py_ssize_t fi = 0; fi < nf; fi++) {
-        PyObject *f = PySequence_Fast_GET_ITEM(seq, fi);
+        PyObject *f = PyList_GET_ITEM(seq, fi);
         style = PyObject_GetAttr(f, s_style);
         if (!style) goto error;
         long st_v;
@@ -766,7 +778,7 @@ static PyObject *frag_words(PyObject *self, PyObject *args) {
     }
     if (st.W && close_word(&st, 0) < 0) goto error;
     if (PyList_GET_SIZE(st.R) == 0 && nf) {
-        PyObject *f = PySequence_Fast_GET_ITEM(seq, 0);
+        PyObject *f = PyList_GET_ITEM(seq, 0);
         style = PyObject_GetAttr(f, s_style);
         long st_v;
         if (!style || get_long(style, &st_v) < 0) goto error;
@@ -1063,6 +1075,11 @@ static PyObject *break_kind1(PyObject *self, PyObject *args) {
                     current = nw;
                     ns_last++;
                     k++;
+                }
+                if (!bad && (end > PyList_GET_SIZE(texts) || end > PyList_GET_SIZE(offs) ||
+                             end > PyList_GET_SIZE(widths))) { /* changed by a __float__ */
+                    PyErr_SetString(PyExc_RuntimeError, "break_kind1: a Run changed under it");
+                    bad = 1;
                 }
                 if (!bad && k > start) {
                     LFrag *g = G;
@@ -1683,6 +1700,12 @@ static PyObject *draw_lines(PyObject *self, PyObject *args) {
     }
     pen.ws = PyFloat_FromDouble(0.0);
     if (!pen.ws) return NULL;
+    /* a copy: the pen's callbacks run Python code, which must not change it under us */
+    lines = PyList_GetSlice(lines, 0, PyList_GET_SIZE(lines));
+    if (!lines) {
+        Py_DECREF(pen.ws);
+        return NULL;
+    }
     Py_ssize_t n = PyList_GET_SIZE(lines);
     PyObject *frags = NULL, *o = NULL, *runs = NULL, *cur = NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -1812,10 +1835,12 @@ static PyObject *draw_lines(PyObject *self, PyObject *args) {
         if (pen_set_x(&pen, -m) < 0) goto error;
         Py_CLEAR(frags);
     }
+    Py_DECREF(lines);
     Py_XDECREF(pen.ws);
     Py_XDECREF(pen.pending);
     Py_RETURN_NONE;
 error:
+    Py_DECREF(lines);
     Py_XDECREF(frags);
     Py_XDECREF(o);
     Py_XDECREF(runs);

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -173,6 +174,20 @@ def test_a_cut_long_word_and_the_split_after_it() -> None:
     text = "\n".join([f"a b c {word} d e f g h i j k l m" * 3] * 40)
     for variant in ("glyph-en", "marker", "small-page", "justify"):
         assert_same(text, BASE.replace(**VARIANTS[variant]))
+
+
+def test_threads_sharing_one_width_memo_get_the_python_pages() -> None:
+    # One Metrics (and its C word table) per font and size for the process: threads laying out
+    # texts whose words are new to it fill the table at once (width() lets others run).
+    names = [n for n in CORPUS_NAMES if n.startswith(("en", "ru", "docs"))][:6]
+    texts = [read_text(n) for n in names]
+    with python_path():
+        expected = [list(layout(t, BASE)) for t in texts]
+    paragraph.metrics_for.cache_clear()
+    with ThreadPoolExecutor(len(texts)) as pool:
+        got = list(pool.map(lambda t: list(layout(t, BASE)), texts))
+    for g, e in zip(got, expected, strict=True):
+        assert [p.lines for p in g] == [p.lines for p in e]
 
 
 def test_bad_arguments_raise() -> None:
