@@ -70,17 +70,6 @@ static int get_double(PyObject *o, double *out) {
     return 0;
 }
 
-/* A new reference to the memoised width of ``word``, measuring it through ``width`` if new. */
-static PyObject *word_width(PyObject *cache, PyObject *width, PyObject *word) {
-    PyObject *w = PyDict_GetItemWithError(cache, word);
-    if (w) {
-        Py_INCREF(w);
-        return w;
-    }
-    if (PyErr_Occurred()) return NULL;
-    return PyObject_CallOneArg(width, word);
-}
-
 /* Frag.first(): the source offset of a frag's first character (new reference). */
 static PyObject *frag_first(PyObject *f) {
     PyObject *base = PyObject_GetAttr(f, s_base);
@@ -277,6 +266,10 @@ typedef struct {
 typedef struct {
     WEntry *e;
     Py_ssize_t cap, n, limit;
+    PyObject *charmap; /* Metrics._char (owned), or NULL: width() measures every new word */
+    double k;          /* Metrics.k */
+    double lat1[256];  /* charmap's widths of U+0000..U+00FF met so far */
+    unsigned char have[256];
 } WTable;
 
 #define WTABLE "glyph_render._layoutc.WordTable"
@@ -288,21 +281,31 @@ static void wtable_free(PyObject *cap) {
         Py_XDECREF(t->e[i].word);
         Py_XDECREF(t->e[i].width);
     }
+    Py_XDECREF(t->charmap);
     PyMem_Free(t->e);
     PyMem_Free(t);
 }
 
 PyDoc_STRVAR(word_table_doc,
-             "word_table(limit) -> capsule: a C-side view of a Metrics memo, for frag_words "
-             "(at most limit words).");
+             "word_table(limit, char_widths, k) -> capsule: a C-side view of a Metrics memo, "
+             "for frag_words (at most limit words); char_widths and k let it measure a new "
+             "word as Metrics.width does (on Pythons whose sum() adds floats plainly).");
 
 static PyObject *word_table(PyObject *self, PyObject *args) {
     Py_ssize_t limit;
-    if (!PyArg_ParseTuple(args, "n:word_table", &limit)) return NULL;
+    PyObject *charmap;
+    double k;
+    if (!PyArg_ParseTuple(args, "nO!d:word_table", &limit, &PyDict_Type, &charmap, &k))
+        return NULL;
     WTable *t = PyMem_Calloc(1, sizeof(WTable));
     if (!t) return PyErr_NoMemory();
     t->cap = 1024;
     t->limit = limit;
+    t->k = k;
+#if PY_VERSION_HEX < 0x030C0000
+    /* sum() of floats is a plain left-to-right double sum before 3.12 (which compensates) */
+    t->charmap = Py_NewRef(charmap);
+#endif
     t->e = PyMem_Calloc(t->cap, sizeof(WEntry));
     if (!t->e) {
         PyMem_Free(t);
@@ -310,6 +313,7 @@ static PyObject *word_table(PyObject *self, PyObject *args) {
     }
     PyObject *c = PyCapsule_New(t, WTABLE, wtable_free);
     if (!c) {
+        Py_XDECREF(t->charmap);
         PyMem_Free(t->e);
         PyMem_Free(t);
     }
@@ -361,6 +365,45 @@ typedef struct {
     WTable *tab;             /* or NULL */
 } Measure;
 
+/* Metrics.width of a word not in its memo: k * sum(char widths), summed left to right from
+ * 0.0 as sum() does, then memoised as width() memoises. A character whose width is not a
+ * float leaves the word to width() itself. */
+static PyObject *new_word_width(Measure *ms, PyObject *w) {
+    WTable *t = ms->tab;
+    if (!t || !t->charmap) return PyObject_CallOneArg(ms->width, w);
+    int kind = PyUnicode_KIND(w);
+    const void *data = PyUnicode_DATA(w);
+    double total = 0.0;
+    for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(w); i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        double cw;
+        if (c < 256 && t->have[c]) {
+            cw = t->lat1[c];
+        } else {
+            PyObject *ch = PyUnicode_FromOrdinal(c);
+            if (!ch) return NULL;
+            PyObject *v = PyObject_GetItem(t->charmap, ch); /* __missing__ resolves it */
+            Py_DECREF(ch);
+            if (!v) return NULL;
+            if (!PyFloat_CheckExact(v)) {
+                Py_DECREF(v);
+                return PyObject_CallOneArg(ms->width, w);
+            }
+            cw = PyFloat_AS_DOUBLE(v);
+            Py_DECREF(v);
+            if (c < 256) {
+                t->lat1[c] = cw;
+                t->have[c] = 1;
+            }
+        }
+        total += cw;
+    }
+    PyObject *wd = PyFloat_FromDouble(t->k * total);
+    if (wd && PyDict_GET_SIZE(ms->cache) < t->limit && PyDict_SetItem(ms->cache, w, wd) < 0)
+        Py_CLEAR(wd);
+    return wd;
+}
+
 /* text[a:b] as a str and its width (new references), found in the table or measured */
 static int measure(Measure *ms, PyObject *text, Py_ssize_t a, Py_ssize_t b, PyObject **word,
                    PyObject **width) {
@@ -383,7 +426,11 @@ static int measure(Measure *ms, PyObject *text, Py_ssize_t a, Py_ssize_t b, PyOb
     }
     PyObject *w = PyUnicode_Substring(text, a, b);
     if (!w) return -1;
-    PyObject *wd = word_width(ms->cache, ms->width, w);
+    PyObject *wd = PyDict_GetItemWithError(ms->cache, w);
+    if (wd)
+        Py_INCREF(wd);
+    else if (!PyErr_Occurred())
+        wd = new_word_width(ms, w);
     if (!wd) {
         Py_DECREF(w);
         return -1;

@@ -115,7 +115,8 @@ class Metrics:
         self._char = _CharWidths(chain)
         self.space = self.width(" ")
         # the C breaker's view of the memo: words found from a frag's text without a new str
-        self._table = _c.word_table(WIDTH_CACHE_WORDS) if _c is not None else None
+        self._table = (_c.word_table(WIDTH_CACHE_WORDS, self._char, self.k)
+                       if _c is not None else None)
 
     def width(self, text: str) -> float:
         """``0.001 * size * sum(widths)``, summed by ``sum`` as reportlab sums (left to right;

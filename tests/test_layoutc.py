@@ -190,6 +190,19 @@ def test_threads_sharing_one_width_memo_get_the_python_pages() -> None:
         assert [p.lines for p in g] == [p.lines for p in e]
 
 
+@pytest.mark.parametrize("name", CORPUS_NAMES)
+def test_words_measured_in_c_have_metrics_widths(name: str) -> None:
+    # A fresh memo: every word of the text is measured by the C path (k * the characters'
+    # widths summed left to right, as Metrics.width's sum() does) and memoised.
+    cfg = BASE.replace(newline_markup=GLYPH_NEWLINE_MARKER)
+    m = paragraph.Metrics(font_chain(cfg.font_chain), cfg.font_size)
+    for frags in _paragraphs(read_text(name), cfg):
+        paragraph.frag_words(frags, m)
+    assert len(m._cache) > 50
+    for word, width in m._cache.items():
+        assert width == m.k * sum(map(m._char.__getitem__, word)), word
+
+
 def test_bad_arguments_raise() -> None:
     with pytest.raises(TypeError):
         layoutc.break_kind1([1, 2], [100.0], 3.0, None)
@@ -240,6 +253,10 @@ def test_fuzz_cjk_texts_still_lay_out_identically(text: str, over: dict) -> None
 @given(_TEXTS, st.sampled_from([[300.0, 300.0], [40.0, 60.0], [12.0, 9.0], [0.5, 500.0]]))
 def test_fuzz_frag_words_and_breaks_are_identical(text: str, widths: list[float]) -> None:
     cfg = BASE.replace(newline_markup=GLYPH_NEWLINE_MARKER)
+    fresh = paragraph.Metrics(font_chain(cfg.font_chain), cfg.font_size)
     for frags in _frags_both(text, cfg):
         if frags:
             _compare_breaks(frags, cfg, widths)
+            paragraph.frag_words(frags, fresh)  # every word new to this memo: measured in C
+    for word, width in fresh._cache.items():
+        assert width == fresh.k * sum(map(fresh._char.__getitem__, word)), word
