@@ -15,6 +15,12 @@ entity, frag words, ``breakLines`` (space shrinkage, long-word splitting), ``bre
 * ideographic spaces, tabs and other whitespace collapse into one space.
 
 Everything is in points; nothing here knows about pixels.
+
+The hot loops (frag words, the kind-1 breaker, a split's bookkeeping, and in layout.py the
+markup's general line and the placer's line loop) run in C when ``glyph_render._layoutc`` is
+built (``_layoutc.c``); the Python code here stays their definition and the path taken without
+the module or with ``_USE_C = False``, and tests/test_layoutc.py holds the two to the same
+output.
 """
 
 from __future__ import annotations
