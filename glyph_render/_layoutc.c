@@ -1650,6 +1650,63 @@ static PyObject *rebase_lines(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* ---- aligned / has_cjk (layout._aligned, paragraph.cjk_trigger) ---------------------------- */
+
+PyDoc_STRVAR(aligned_doc,
+             "aligned(text, a, b) -> bool: layout._aligned(text[a:b]) without the slice.");
+
+static PyObject *aligned(PyObject *self, PyObject *args) {
+    PyObject *text;
+    Py_ssize_t a, b;
+    if (!PyArg_ParseTuple(args, "Unn:aligned", &text, &a, &b)) return NULL;
+    if (a < 0 || b > PyUnicode_GET_LENGTH(text) || a > b) {
+        PyErr_Format(PyExc_ValueError, "aligned: span %zd:%zd outside a text of %zd", a, b,
+                     PyUnicode_GET_LENGTH(text));
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t unprintable = -1; /* the first character str.isprintable() refuses */
+    Py_UCS4 prev = 0;
+    for (Py_ssize_t i = a; i < b; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c == '&' || c == '<' || c == '>' || (c == ' ' && prev == ' ')) Py_RETURN_FALSE;
+        if (unprintable < 0 && !(c >= 0x20 && c < 0x7f) && !Py_UNICODE_ISPRINTABLE(c))
+            unprintable = i;
+        prev = c;
+    }
+    if (unprintable < 0) Py_RETURN_TRUE;
+    /* a CRLF's CR: seg[-1:] == "\r" and seg[:-1].isprintable() and not seg[:-1].endswith(" ") */
+    if (unprintable == b - 1 && PyUnicode_READ(kind, data, b - 1) == '\r' &&
+        !(b - 1 > a && PyUnicode_READ(kind, data, b - 2) == ' '))
+        Py_RETURN_TRUE;
+    Py_RETURN_FALSE;
+}
+
+PyDoc_STRVAR(has_cjk_doc,
+             "has_cjk(text) -> bool: paragraph.cjk_trigger: a character of U+4E00..U+9FFF.");
+
+static PyObject *has_cjk(PyObject *self, PyObject *text) {
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "has_cjk: text must be a str");
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(text);
+    if (kind == PyUnicode_1BYTE_KIND) Py_RETURN_FALSE;
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    if (kind == PyUnicode_2BYTE_KIND) {
+        const Py_UCS2 *d = data;
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (d[i] >= 0x4e00 && d[i] <= 0x9fff) Py_RETURN_TRUE;
+    } else {
+        const Py_UCS4 *d = data;
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (d[i] >= 0x4e00 && d[i] <= 0x9fff) Py_RETURN_TRUE;
+    }
+    Py_RETURN_FALSE;
+}
+
 /* ---- draw_lines (layout._Placer.draw's loop) ---------------------------------------------- */
 
 static PyObject *FpStr = NULL, *PopplerNumber = NULL, *PdfValue = NULL; /* pdfnum's */
@@ -1955,6 +2012,8 @@ static PyMethodDef methods[] = {
     {"line_frags", line_frags, METH_VARARGS, line_frags_doc},
     {"draw_lines", draw_lines, METH_VARARGS, draw_lines_doc},
     {"take", take, METH_VARARGS, take_doc},
+    {"aligned", aligned, METH_VARARGS, aligned_doc},
+    {"has_cjk", has_cjk, METH_O, has_cjk_doc},
     {"has_cut", has_cut, METH_O, has_cut_doc},
     {"rebase_lines", rebase_lines, METH_VARARGS, rebase_lines_doc},
     {"setup_draw", setup_draw, METH_VARARGS, setup_draw_doc},

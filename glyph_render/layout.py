@@ -124,14 +124,15 @@ class _Markup:
         is_ws = _IS_WS[ws]
         out: list[Frag] = []
         last = len(bounds) - 1
+        c = _para._c if _para._USE_C else None
         for i, (a, b) in enumerate(bounds):
             seg = text[a:b]
-            if _aligned(seg):
+            if c.aligned(text, a, b) if c is not None else _aligned(seg):
                 # the common line: nothing collapses, so the frag lines up with the source
                 if seg:
                     out.append(Frag(TEXT, seg[:-1] + " " if seg[-1] == "\r" else seg, [], a))
-            elif _para._c is not None and _para._USE_C:
-                out.extend(_para._c.line_frags(text, a, b, raw_nbsp))
+            elif c is not None:
+                out.extend(c.line_frags(text, a, b, raw_nbsp))
             else:
                 out.extend(_line_frags(text, a, b, tokens, words_re, is_ws))
             if i != last:

@@ -82,6 +82,8 @@ def cjk_trigger(text: str) -> bool:
     anywhere in it."""
     if text.isascii():
         return False
+    if _c is not None and _USE_C:
+        return _c.has_cjk(text)
     data = text.encode("utf-8", "surrogatepass")
     if any(lead in data for lead in _CJK_LEADS):
         return True

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from glyph_render import paragraph
 from glyph_render.config import GLYPH_NEWLINE_MARKER, RenderConfig
 from glyph_render.fonts import font_chain
-from glyph_render.layout import _groups, _Markup, _source, layout
+from glyph_render.layout import _aligned, _groups, _Markup, _source, layout
 from glyph_render.paragraph import Frag, Paragraph, Run, metrics_for, take
 
 try:
@@ -260,3 +260,17 @@ def test_fuzz_frag_words_and_breaks_are_identical(text: str, widths: list[float]
             paragraph.frag_words(frags, fresh)  # every word new to this memo: measured in C
     for word, width in fresh._cache.items():
         assert width == fresh.k * sum(map(fresh._char.__getitem__, word)), word
+
+
+_LINE_CHARS = st.sampled_from(list("ab &<> \r\t\n\x00\x85\xa0\u3000\u2028\ufeff\u4e00\u9fff\u4dff"
+                                   "\ua000é") + ["\U0001F600", "\ud800"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(_LINE_CHARS, max_size=12), st.text(_LINE_CHARS, max_size=3))
+def test_fuzz_line_checks_are_identical(seg: str, pad: str) -> None:
+    text = pad + seg + pad
+    assert layoutc.aligned(text, len(pad), len(pad) + len(seg)) == _aligned(seg)
+    with python_path():
+        expected = paragraph.cjk_trigger(text)
+    assert paragraph.cjk_trigger(text) == expected
