@@ -73,3 +73,12 @@ def test_legibility_small_slice(tmp_path):
     # and errors climb as the glyphs shrink toward 5 px per em
     assert cer[5.0] > cer[8.0] > cer[18.0]
     assert cer[5.0] > 0.10
+
+
+def test_layout_speed_small_slice():
+    """The layout benchmark runs both paths (C and Python) on each of its three texts."""
+    proc = bench("layout_speed.py", "--corpus", str(CORPUS), "--chars", "20000",
+                 "--other-chars", "5000", "--repeats", "1", timeout=300)
+    for label in ("flowing prose (20,000 chars)", "code:", "CJK:"):
+        assert label in proc.stdout, proc.stdout
+    assert proc.stdout.count("warm: C ") == 3 and proc.stdout.count("cold: C ") == 3

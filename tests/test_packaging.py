@@ -34,7 +34,7 @@ def test_wheel_is_typed_and_carries_its_data_and_version(tmp_path: Path) -> None
         metadata = z.read(meta).decode("utf-8")
     assert "glyph_render/py.typed" in names
     if shutil.which("cc") or shutil.which("gcc"):  # the build hook compiles the C modules
-        for module in ("_accel", "_bpe"):
+        for module in ("_accel", "_bpe", "_layoutc"):
             assert any(re.fullmatch(rf"glyph_render/{module}\..+\.(so|pyd)", n) for n in names)
         # compiled in, not shipped (the corpus keeps its C excerpts: they are data)
         assert not [n for n in names if n.endswith((".c", ".h")) and "/data/" not in n]
