@@ -1,8 +1,8 @@
 """A fault server: a real HTTP/1.1 server on 127.0.0.1 for the endpoint faults serve-ocr cannot
 produce (a server trickling one byte at a time, an event stream that never ends, a 400 MB body,
 a stream that stalls or drops before its first delta, an error status with a huge or endless
-body, a plain GET such as ``/metrics`` that never finishes). Shared by test_bounds.py,
-test_doctor.py and test_bench_serve.py.
+body, a redirect with one, a plain GET such as ``/metrics`` that never finishes). Shared by
+test_bounds.py, test_doctor.py and test_bench_serve.py.
 """
 
 from __future__ import annotations
@@ -193,6 +193,37 @@ class FaultServer:
             def fault_error_trickle(self, stream: bool) -> None:
                 """HTTP 503 whose body comes a byte every 1.2 s."""
                 self._trickle(503, json.dumps({"error": {"message": "overloaded"}}).encode())
+
+            def _redirect_head(self, **headers: str) -> None:
+                self.send_response(307)  # keeps the method and body: the request goes again
+                self.send_header("Location", self.path)  # to the same path: then "ok"
+                self.send_header("Content-Type", "text/html")
+                for name, value in headers.items():
+                    self.send_header(name.replace("_", "-"), value)
+                self.end_headers()
+
+            def fault_redirect_huge(self, stream: bool) -> None:
+                """A redirect with a 400 MB body, declared: httpx reads a redirect's body whole
+                before it follows."""
+                size = 400 * 2**20
+                self._redirect_head(Content_Length=str(size))
+                block = b"r" * 65536
+                for _ in range(size // len(block)):
+                    self.wfile.write(block)
+                    owner.sent += len(block)
+
+            def fault_redirect_endless(self, stream: bool) -> None:
+                """A redirect whose body never ends (chunked, no length)."""
+                self._redirect_head(Transfer_Encoding="chunked")
+                block = b"r" * 65536
+                while True:
+                    self._chunk(block)
+
+            def fault_redirect_small(self, stream: bool) -> None:
+                """A redirect with a short page, as servers send: followed as before."""
+                page = b"<html><body>Moved</body></html>"
+                self._redirect_head(Content_Length=str(len(page)))
+                self.wfile.write(page)
 
             def _chunked_json_head(self, status: int = 200) -> None:
                 self.send_response(status)

@@ -242,6 +242,42 @@ def test_error_reply_with_an_endless_body_is_cut(face: str, stream: bool, faults
 
 
 @pytest.mark.parametrize("face", FACES)
+@pytest.mark.parametrize("fault", ["redirect_huge", "redirect_endless"])
+def test_redirect_with_a_huge_or_endless_body_is_refused(face: str, fault: str,
+                                                         faults) -> None:
+    """httpx reads a redirect's body whole before it follows the redirect (openai's client
+    follows them): a 400 MB or endless one is refused after 64 KiB at most, as an error
+    reply's body is, and the connection dropped."""
+    srv = faults(fault)
+    t0 = time.monotonic()
+    with pytest.raises(ReplyTooLarge, match=r"redirect \(HTTP 307\)") as exc:
+        call(face, srv.url, max_retries=0, timeout=10, deadline=20)
+    assert time.monotonic() - t0 < 3
+    assert exc.value.limit == 64 * 2**10
+    time.sleep(0.3)
+    assert srv.requests == 1 and srv.hung_up == 1 and srv.sent < 32 * 2**20
+
+
+@pytest.mark.parametrize("library", ["httpx", "httpx2"])
+def test_the_redirect_bound_speaks_either_http_library(library: str) -> None:
+    """openai's client is httpx, or httpx2 in newer releases; each checks a response's stream
+    against its own classes, so the bound is made as a stream of the library at hand."""
+    lib = pytest.importorskip(library)
+    from glyph_render.client.core import RedirectBody, _redirect_body_class
+
+    cls = _redirect_body_class(library)
+    assert issubclass(cls, (RedirectBody)) and issubclass(cls, lib.SyncByteStream)
+    assert issubclass(cls, lib.AsyncByteStream)
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_redirect_with_a_short_body_is_followed(face: str, faults) -> None:
+    srv = faults("redirect_small")
+    assert call(face, srv.url).text == "all good"
+    assert srv.requests == 2  # the redirect, then the request again at its location
+
+
+@pytest.mark.parametrize("face", FACES)
 def test_error_reply_trickling_meets_the_deadline(face: str, faults) -> None:
     srv = faults("error_trickle")
     sent: list[float] = []

@@ -251,8 +251,9 @@ class AsyncGlyphClient(ClientCore):
 
     async def _error_reply(self, response: Any) -> None:
         """See :meth:`GlyphClient._error_reply` (the deadline: :meth:`_response`'s
-        ``_within`` cancels this read with the rest of the opening)."""
+        ``_within`` cancels this read with the rest of the opening, a redirect's body too)."""
         if response.status_code < 400:
+            self._bound_redirect(response, None)
             return
         limit = self._error_body_limit()
         data = bytearray()

@@ -38,14 +38,16 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import glob
+import importlib
 import json
 import os
 import re
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -289,6 +291,65 @@ def normalise_base_url(url: str) -> str:
         path = "/v1"  # vLLM and SGLang serve the OpenAI API under /v1
     return urlunsplit(parts._replace(path=path))
 
+
+
+class RedirectBody:
+    """A redirect's body, held to ``limit`` bytes and the call's deadline.
+
+    httpx reads a redirect's body whole before it follows the redirect (openai's HTTP client
+    follows them), so a 3xx with a 400 MB or endless body would be read into memory with no
+    bound. The faces' response hooks put this in place of the response's stream: a body that
+    passes ``limit`` raises :class:`ReplyTooLarge` (an error reply's body is held to the same
+    limit), one still arriving past the deadline raises the deadline's error.
+    """
+
+    def __init__(self, response: Any, limit: int, url: str, bound: Deadline | None,
+                 past_deadline: Callable[[], Exception]) -> None:
+        self._stream = response.stream
+        self._what = f"the redirect (HTTP {response.status_code}) from {url}"
+        self._url, self._limit, self._bound = url, limit, bound
+        self._past_deadline = past_deadline
+        self._size = 0
+        declared = response.headers.get("content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+            raise self._too_large(int(declared), "declared by its Content-Length")
+
+    def _too_large(self, size: int, how: str) -> ReplyTooLarge:
+        return ReplyTooLarge(
+            f"{self._what} carries a body over {self._limit:,} bytes ({size:,} bytes {how}); "
+            "refused unread (a redirect's body is discarded: point the client at the URL it "
+            "redirects to)", url=self._url, limit=self._limit, size=size)
+
+    def _take(self, chunk: bytes) -> bytes:
+        self._size += len(chunk)
+        if self._size > self._limit:
+            raise self._too_large(self._size, "arrived before reading stopped")
+        if self._bound is not None and self._bound.expired():
+            raise self._past_deadline()
+        return chunk
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._stream:
+            yield self._take(chunk)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield self._take(chunk)
+
+    def close(self) -> None:
+        self._stream.close()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+@functools.cache
+def _redirect_body_class(library: str) -> type[RedirectBody]:
+    """:class:`RedirectBody` as a byte stream of the HTTP library that made the response
+    (openai's client is httpx, or its successor httpx2 in newer openai releases): the
+    library checks a response's stream against its own stream classes."""
+    lib = importlib.import_module(library)
+    return type("RedirectBody", (RedirectBody, lib.SyncByteStream, lib.AsyncByteStream), {})
 
 
 class ReplyBody:
@@ -768,6 +829,15 @@ class ClientCore:
         """A reader of one reply's body within this client's size limit and ``bound``."""
         return ReplyBody(self.url, self.max_reply_bytes, headers,
                          lambda: self._past_deadline(bound, acc), bound)
+
+    def _bound_redirect(self, response: Any, bound: Deadline | None) -> None:
+        """For the faces' response hooks: a redirect's body (which httpx reads whole before
+        following it) held to :meth:`_error_body_limit` bytes and ``bound``."""
+        if 300 <= response.status_code < 400 and response.has_redirect_location:
+            cls = _redirect_body_class(type(response).__module__.partition(".")[0])
+            response.stream = cls(
+                response, self._error_body_limit(), self.url, bound,
+                functools.partial(self._past_deadline, bound))  # called only with a bound
 
     def _error_body_limit(self) -> int:
         """How much of a non-2xx reply's body the faces' response hooks read before they

@@ -355,8 +355,9 @@ def classify(exc: BaseException, url: str, timeout: float | None,
              overflow_budget: Callable[[Overflow], int | None] | None = None, *,
              streaming: bool = False) -> ClientError | None:
     """Any openai/httpx exception as one of ours; None when it is not a transport/API error."""
-    if isinstance(exc, ClientError):
-        return exc
+    for e in _chain(exc):  # ours, raised in a response hook and wrapped by openai/httpx
+        if isinstance(e, ClientError):
+            return e
     found = _status_exception(exc)
     if found is not None:
         exc = found

@@ -271,10 +271,12 @@ class GlyphClient(ClientCore):
         :meth:`_error_body_limit` bytes and within the call's deadline (the watchdog cuts a
         trickle), then the connection closed, where openai would read the body whole before
         raising (a 400 MB error page held in memory). Raises :class:`ErrorReply`, which
-        :meth:`_translated` turns into the status's error."""
-        if response.status_code < 400:
-            return
+        :meth:`_translated` turns into the status's error. A redirect's body is bounded the
+        same way (:class:`~glyph_render.client.core.RedirectBody`)."""
         bound = _BOUND.get()
+        if response.status_code < 400:
+            self._bound_redirect(response, bound)
+            return
         limit = self._error_body_limit()
         data = bytearray()
         try:
