@@ -283,6 +283,22 @@ class _Handler(BaseHTTPRequestHandler):
         outcome.completion_tokens = generation.completion_tokens
         outcome.ocr_seconds = generation.ocr_seconds
         reason = generation.finish_reason
+
+        def count() -> None:
+            app.metrics.finished(
+                prompt_tokens=generation.prompt_tokens,
+                generation_tokens=generation.completion_tokens,
+                reason=reason,
+                seconds=time.perf_counter() - started,
+            )
+
+        # A whole reply is counted before it is written, as vLLM's engine counts a request when
+        # it finishes: a client reading /metrics as soon as it has the reply sees it counted (a
+        # count after the write raced that read). A stream, or a reply cut by a fault, is
+        # counted when its end is known.
+        counted = not request.stream and decision.kind != "drop_stream"
+        if counted:
+            count()
         try:
             if request.stream:
                 self._stream(request.include_usage, generation, decision, outcome)
@@ -292,12 +308,8 @@ class _Handler(BaseHTTPRequestHandler):
             reason = "abort"
             raise
         finally:
-            app.metrics.finished(
-                prompt_tokens=generation.prompt_tokens,
-                generation_tokens=generation.completion_tokens,
-                reason=reason,
-                seconds=time.perf_counter() - started,
-            )
+            if not counted:
+                count()
 
     def _inject(self, decision: FaultDecision, outcome: _Outcome) -> bool:
         """Answer with the request's injected fault, if it has one that precedes generation."""
