@@ -293,65 +293,6 @@ def normalise_base_url(url: str) -> str:
 
 
 
-class RedirectBody:
-    """A redirect's body, held to ``limit`` bytes and the call's deadline.
-
-    httpx reads a redirect's body whole before it follows the redirect (openai's HTTP client
-    follows them), so a 3xx with a 400 MB or endless body would be read into memory with no
-    bound. The faces' response hooks put this in place of the response's stream: a body that
-    passes ``limit`` raises :class:`ReplyTooLarge` (an error reply's body is held to the same
-    limit), one still arriving past the deadline raises the deadline's error.
-    """
-
-    def __init__(self, response: Any, limit: int, url: str, bound: Deadline | None,
-                 past_deadline: Callable[[], Exception]) -> None:
-        self._stream = response.stream
-        self._what = f"the redirect (HTTP {response.status_code}) from {url}"
-        self._url, self._limit, self._bound = url, limit, bound
-        self._past_deadline = past_deadline
-        self._size = 0
-        declared = response.headers.get("content-length")
-        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
-            raise self._too_large(int(declared), "declared by its Content-Length")
-
-    def _too_large(self, size: int, how: str) -> ReplyTooLarge:
-        return ReplyTooLarge(
-            f"{self._what} carries a body over {self._limit:,} bytes ({size:,} bytes {how}); "
-            "refused unread (a redirect's body is discarded: point the client at the URL it "
-            "redirects to)", url=self._url, limit=self._limit, size=size)
-
-    def _take(self, chunk: bytes) -> bytes:
-        self._size += len(chunk)
-        if self._size > self._limit:
-            raise self._too_large(self._size, "arrived before reading stopped")
-        if self._bound is not None and self._bound.expired():
-            raise self._past_deadline()
-        return chunk
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._stream:
-            yield self._take(chunk)
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._stream:
-            yield self._take(chunk)
-
-    def close(self) -> None:
-        self._stream.close()
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
-
-
-@functools.cache
-def _redirect_body_class(library: str) -> type[RedirectBody]:
-    """:class:`RedirectBody` as a byte stream of the HTTP library that made the response
-    (openai's client is httpx, or its successor httpx2 in newer openai releases): the
-    library checks a response's stream against its own stream classes."""
-    lib = importlib.import_module(library)
-    return type("RedirectBody", (RedirectBody, lib.SyncByteStream, lib.AsyncByteStream), {})
-
-
 class ReplyBody:
     """A reply's bytes as they arrive, held within ``limit`` bytes and the call's deadline.
 
@@ -410,6 +351,54 @@ class ReplyBody:
         """The last line of a stream that ended without a line break."""
         tail, self._buf = bytes(self._buf), bytearray()
         return [tail.decode("utf-8", "replace")] if tail else []
+
+
+class RedirectBody(ReplyBody):
+    """A redirect's body, held to ``limit`` bytes and the call's deadline.
+
+    httpx reads a redirect's body whole before it follows the redirect (openai's HTTP client
+    follows them), so a 3xx with a 400 MB or endless body would be read into memory with no
+    bound. The faces' response hooks put this in place of the response's stream: the same
+    checks as any reply's body (:class:`ReplyBody`: its Content-Length, then the bytes as they
+    arrive, and the deadline), at an error reply's limit, in the stream httpx reads.
+    """
+
+    def __init__(self, response: Any, limit: int, url: str, bound: Deadline | None,
+                 past_deadline: Callable[[], Exception]) -> None:
+        self._stream = response.stream
+        self._what = f"the redirect (HTTP {response.status_code}) from {url}"
+        super().__init__(url, limit, response.headers, past_deadline, bound)
+
+    def _too_large(self, size: int, how: str) -> ReplyTooLarge:
+        return ReplyTooLarge(
+            f"{self._what} carries a body over {self.limit:,} bytes ({size:,} bytes {how}); "
+            "refused unread (a redirect's body is discarded: point the client at the URL it "
+            "redirects to)", url=self.url, limit=self.limit, size=size)
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._stream:
+            self.feed(chunk)
+            yield chunk
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            self.feed(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+@functools.cache
+def _redirect_body_class(library: str) -> type[RedirectBody]:
+    """:class:`RedirectBody` as a byte stream of the HTTP library that made the response
+    (openai's client is httpx, or its successor httpx2 in newer openai releases): the
+    library checks a response's stream against its own stream classes."""
+    lib = importlib.import_module(library)
+    return type("RedirectBody", (RedirectBody, lib.SyncByteStream, lib.AsyncByteStream), {})
 
 
 def first_page(answer: Answer) -> int:
